@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Builds every control-plane binary skyfleet's tests and demo use, from pinned Go modules,
+# into per-component cache directories keyed by version (hack/versions.sh), and links them
+# into one directory. Built components are reused, so a fresh clone on a warm machine builds
+# nothing, and bumping one component rebuilds only that one. Prints the binary directory last.
+set -euo pipefail
+source "$(dirname "$0")/versions.sh"
+export CGO_ENABLED=0
+log() { printf '[build-bins] %s\n' "$*" >&2; }
+
+k8s_ldflags() {
+  # A module-proxy build has no git metadata: without these, servers report v0.0.0-master.
+  local v=$K8S_VERSION maj min now ldf="-s -w -buildid="
+  maj=${v#v}; maj=${maj%%.*}; min=${v#v*.}; min=${min%%.*}
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf+=" -X $p.gitVersion=$v -X $p.gitMajor=$maj -X $p.gitMinor=$min -X $p.gitTreeState=clean -X $p.buildDate=$now"
+  done
+  printf '%s' "$ldf"
+}
+
+# Each binary is written under a temporary name and renamed, so an interrupted build never
+# leaves a half-written binary that looks complete.
+mkdir -p "$K8S_DIR"
+for c in kube-apiserver kube-controller-manager kube-scheduler; do
+  [ -x "$K8S_DIR/$c" ] && continue
+  log "building $c $K8S_VERSION"
+  (cd "$SKYFLEET_HACK_DIR/k8s" && go build -trimpath -tags selinux,notest,grpcnotrace \
+    -ldflags "$(k8s_ldflags)" -o "$K8S_DIR/$c.tmp" "k8s.io/kubernetes/cmd/$c")
+  mv "$K8S_DIR/$c.tmp" "$K8S_DIR/$c"
+done
+if [ ! -x "$K8S_DIR/etcd" ]; then
+  log "building etcd (the version k8s.io/apiserver pins, from the same module)"
+  (cd "$SKYFLEET_HACK_DIR/k8s" && go build -trimpath -ldflags "-s -w" -o "$K8S_DIR/etcd.tmp" go.etcd.io/etcd/server/v3)
+  mv "$K8S_DIR/etcd.tmp" "$K8S_DIR/etcd"
+fi
+
+go_install() { # dir name package@version ldflags
+  local dir=$1 name=$2 pkg=$3 ldf=$4 tmp
+  [ -x "$dir/$name" ] && return 0
+  mkdir -p "$dir"; tmp=$(mktemp -d)
+  log "building $name from $pkg"
+  GOBIN="$tmp" go install -trimpath -ldflags "$ldf" "$pkg"
+  mv "$tmp/$name" "$dir/$name"; rm -rf "$tmp"
+}
+go_install "$KWOK_DIR" kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "-s -w"
+go_install "$METRICS_SERVER_DIR" metrics-server "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" \
+  "-s -w -X sigs.k8s.io/metrics-server/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
+# helm v3 assumes Kubernetes 1.20 in `helm template`/`lint` unless told otherwise.
+hv="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+k8s_minor=${K8S_VERSION#v1.}; k8s_minor=${k8s_minor%%.*}
+for p in pkg/chartutil pkg/lint/rules; do hv+=" -X helm.sh/helm/v3/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/$p.k8sVersionMinor=$k8s_minor"; done
+go_install "$HELM_DIR" helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "${hv}"
+
+# kwok ships its stages and metric emulation as YAML inside its module; keep the ones the
+# clusters use beside the binary, so starting a cluster needs no Go.
+if [ ! -s "$KWOK_DIR/kwok-config.yaml" ]; then
+  src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\([^"]*\)".*/\1/p')
+  for f in kustomize/stage/node/fast/node-initialize.yaml \
+           kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           kustomize/stage/pod/fast/pod-ready.yaml \
+           kustomize/stage/pod/fast/pod-complete.yaml \
+           kustomize/stage/pod/fast/pod-delete.yaml \
+           kustomize/metrics/resource/metrics-resource.yaml; do
+    printf -- '---\n'; cat "$src/$f"
+  done > "$KWOK_DIR/kwok-config.yaml.tmp"
+  mkdir -p "$KWOK_DIR/crds"
+  cp "$src"/kustomize/crd/bases/kwok.x-k8s.io_*.yaml "$KWOK_DIR/crds/"
+  chmod -R u+w "$KWOK_DIR/crds"
+  mv "$KWOK_DIR/kwok-config.yaml.tmp" "$KWOK_DIR/kwok-config.yaml"
+fi
+
+mkdir -p "$SKYFLEET_BIN"
+for f in "$K8S_DIR"/{kube-apiserver,kube-controller-manager,kube-scheduler,etcd} "$KWOK_DIR/kwok" \
+         "$KWOK_DIR/kwok-config.yaml" "$KWOK_DIR/crds" "$METRICS_SERVER_DIR/metrics-server" "$HELM_DIR/helm"; do
+  ln -sfn "$f" "$SKYFLEET_BIN/$(basename "$f")"
+done
+log "binaries ready in $SKYFLEET_BIN"
+echo "$SKYFLEET_BIN"

@@ -1,0 +1,364 @@
+//! `MultiCloudWorkload`: one service to run across pools, sized ahead of demand.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One service to run across CloudPools: its pods, how many, how to size them from demand,
+/// and where they may go.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "skyfleet.io",
+    version = "v1alpha1",
+    kind = "MultiCloudWorkload",
+    namespaced,
+    shortname = "mcw",
+    category = "skyfleet",
+    status = "MultiCloudWorkloadStatus",
+    derive = "PartialEq",
+    doc = "A service skyfleet runs across CloudPools: replicas sized from a demand forecast and placed at the lowest cost that still survives losing whole pools, regions or providers.",
+    printcolumn(name = "Min", type_ = "integer", json_path = ".spec.replicas.min"),
+    printcolumn(name = "Max", type_ = "integer", json_path = ".spec.replicas.max"),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".status.desiredReplicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Pools", type_ = "integer", json_path = ".status.poolsInUse"),
+    printcolumn(name = "Cost/h", type_ = "number", json_path = ".status.costPerHour"),
+    printcolumn(name = "Redundant", type_ = "string", json_path = ".status.conditions[?(@.type==\"RedundancySatisfied\")].status"),
+    printcolumn(name = "Forecast", type_ = "string", json_path = ".status.demand.model", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.selector) || (has(self.template.metadata) && has(self.template.metadata.labels) && size(self.template.metadata.labels) > 0)",
+        "message": "template.metadata.labels must not be empty: the selector defaults to them"
+    },
+    {
+        "rule": "!has(self.selector) || !has(self.selector.matchLabels) || (has(self.template.metadata) && has(self.template.metadata.labels) && self.selector.matchLabels.all(k, k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k]))",
+        "message": "selector.matchLabels must match template.metadata.labels, or the Deployments would not own their pods"
+    },
+    {
+        "rule": "!has(self.placement.pools) || self.placement.pools.all(p, !has(p.minReplicas) || p.minReplicas <= self.replicas.max)",
+        "message": "placement.pools[].minReplicas must not exceed replicas.max"
+    }
+]))]
+pub struct MultiCloudWorkloadSpec {
+    /// Total replicas across all pools: never fewer than `min`, never more than `max`.
+    pub replicas: ReplicaRange,
+    /// Which pods the per-pool Deployments own. Defaults to the template's labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    /// The pods to run. Every container must request cpu and memory: sizing and cost are
+    /// computed from the requests.
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "has(self.spec) && self.spec.containers.all(c, has(c.resources) && has(c.resources.requests) && 'cpu' in c.resources.requests && 'memory' in c.resources.requests)",
+        "message": "every container in template.spec.containers must set resources.requests.cpu and resources.requests.memory: skyfleet sizes and prices replicas from them"
+    }]))]
+    pub template: PodTemplateSpec,
+    /// How replicas are sized from demand.
+    #[serde(default)]
+    pub scaling: Scaling,
+    /// Where replicas may go and what must survive.
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+/// Bounds on the total number of replicas.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.min >= 0", "message": "replicas.min must not be negative"},
+    {"rule": "self.max >= 1", "message": "replicas.max must be at least 1"},
+    {"rule": "self.min <= self.max", "message": "replicas.min must not exceed replicas.max"}
+]))]
+pub struct ReplicaRange {
+    /// Fewest replicas in total, whatever the demand.
+    pub min: i32,
+    /// Most replicas in total, whatever the demand.
+    pub max: i32,
+}
+
+/// How demand becomes a replica count.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Scaling {
+    /// CPU utilisation of the requests to aim for, in percent (1–100).
+    #[serde(rename = "targetCPUUtilizationPercentage", default = "default_target")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self >= 1 && self <= 100",
+        "message": "scaling.targetCPUUtilizationPercentage must be between 1 and 100"
+    }]))]
+    pub target_cpu_utilization_percentage: i32,
+    /// How demand is forecast.
+    #[serde(default)]
+    pub forecast: ForecastSpec,
+    /// How long demand must stay lower before replicas are removed, e.g. 5m.
+    #[serde(default = "default_stabilization")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.matches('^([0-9]+(s|m|h|d))+$')",
+        "message": "scaling.scaleDownStabilization must be a duration such as 30s, 5m or 1h"
+    }]))]
+    pub scale_down_stabilization: String,
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Self {
+            target_cpu_utilization_percentage: default_target(),
+            forecast: ForecastSpec::default(),
+            scale_down_stabilization: default_stabilization(),
+        }
+    }
+}
+
+fn default_target() -> i32 {
+    70
+}
+fn default_stabilization() -> String {
+    "5m".to_string()
+}
+
+/// Forecast settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.horizon.matches('^([0-9]+(s|m|h|d))+$')", "message": "scaling.forecast.horizon must be a duration such as 30m, 1h or 1d"},
+    {"rule": "self.season.matches('^([0-9]+(s|m|h|d))+$')", "message": "scaling.forecast.season must be a duration such as 24h or 7d"},
+    {"rule": "self.history.matches('^([0-9]+(s|m|h|d))+$')", "message": "scaling.forecast.history must be a duration such as 7d"},
+    {"rule": "self.quantile > 0.0 && self.quantile < 1.0", "message": "scaling.forecast.quantile must be strictly between 0 and 1, e.g. 0.95"}
+]))]
+pub struct ForecastSpec {
+    /// Which model forecasts demand. `Auto` picks per workload by backtest; `None` scales
+    /// on current usage only.
+    #[serde(default)]
+    pub model: ForecastModel,
+    /// How far ahead to provision, e.g. 30m.
+    #[serde(default = "default_horizon")]
+    pub horizon: String,
+    /// The length of one demand cycle, e.g. 24h.
+    #[serde(default = "default_season")]
+    pub season: String,
+    /// How much demand history to keep and fit on, e.g. 7d.
+    #[serde(default = "default_history")]
+    pub history: String,
+    /// The upper quantile of the forecast to provision for, in (0, 1).
+    #[serde(default = "default_quantile")]
+    pub quantile: f64,
+}
+
+impl Default for ForecastSpec {
+    fn default() -> Self {
+        Self {
+            model: ForecastModel::default(),
+            horizon: default_horizon(),
+            season: default_season(),
+            history: default_history(),
+            quantile: default_quantile(),
+        }
+    }
+}
+
+fn default_horizon() -> String {
+    "30m".to_string()
+}
+fn default_season() -> String {
+    "24h".to_string()
+}
+fn default_history() -> String {
+    "7d".to_string()
+}
+fn default_quantile() -> f64 {
+    0.95
+}
+
+/// The forecasting model.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ForecastModel {
+    /// Chosen per workload by rolling backtest.
+    #[default]
+    Auto,
+    /// Additive Holt-Winters, optionally damped.
+    HoltWinters,
+    /// Autoregressive least squares on the seasonally adjusted series.
+    Autoregressive,
+    /// The value one season ago.
+    SeasonalNaive,
+    /// The latest value.
+    LastValue,
+    /// No forecast: scale on current usage.
+    None,
+}
+
+/// Where replicas may go.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// Which CloudPools may be used, by their labels. Absent means all pools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_selector: Option<LabelSelector>,
+    /// The least spread across pools, providers and regions.
+    #[serde(default)]
+    pub spread: Spread,
+    /// What must survive: losing any `tolerate` domains still leaves enough replicas.
+    #[serde(default)]
+    pub redundancy: Redundancy,
+    /// Per-pool bounds, by CloudPool name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub pools: Vec<PoolBounds>,
+    /// The most replicas moved between pools in one decision (scaling up or down is not a
+    /// move). Absent means no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self >= 0", "message": "placement.maxMovesPerDecision must not be negative"
+    }]))]
+    pub max_moves_per_decision: Option<i32>,
+}
+
+/// The least spread of replicas.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.minPools >= 0 && self.minProviders >= 0 && self.minRegions >= 0", "message": "placement.spread minimums must not be negative"}
+]))]
+pub struct Spread {
+    /// At least this many pools run replicas.
+    #[serde(default)]
+    pub min_pools: i32,
+    /// At least this many providers run replicas.
+    #[serde(default)]
+    pub min_providers: i32,
+    /// At least this many regions run replicas.
+    #[serde(default)]
+    pub min_regions: i32,
+}
+
+/// What losses the placement must survive.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Redundancy {
+    /// How many failure domains may be lost while the rest still carry the forecast (0–3).
+    #[serde(default = "default_tolerate")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self >= 0 && self <= 3",
+        "message": "placement.redundancy.tolerate must be between 0 and 3"
+    }]))]
+    pub tolerate: i32,
+    /// What counts as one failure: a pool, a region (provider + region) or a provider.
+    #[serde(default)]
+    pub domain: FailureDomain,
+}
+
+impl Default for Redundancy {
+    fn default() -> Self {
+        Self { tolerate: default_tolerate(), domain: FailureDomain::default() }
+    }
+}
+
+fn default_tolerate() -> i32 {
+    1
+}
+
+/// A unit of failure.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum FailureDomain {
+    /// One CloudPool.
+    Pool,
+    /// All pools of one provider in one region.
+    Region,
+    /// All pools of one provider.
+    #[default]
+    Provider,
+}
+
+/// Bounds for one pool.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.minReplicas) || self.minReplicas >= 0", "message": "placement.pools[].minReplicas must not be negative"},
+    {"rule": "!has(self.maxReplicas) || self.maxReplicas >= 0", "message": "placement.pools[].maxReplicas must not be negative"},
+    {"rule": "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas", "message": "placement.pools[].minReplicas must not exceed maxReplicas"}
+]))]
+pub struct PoolBounds {
+    /// The CloudPool's name.
+    pub name: String,
+    /// Keep at least this many replicas in the pool when it is eligible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_replicas: Option<i32>,
+    /// Never more than this many replicas in the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas: Option<i32>,
+}
+
+/// What the operator decided and saw.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiCloudWorkloadStatus {
+    /// The generation of the spec the last decision used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Replicas planned in total.
+    #[serde(default)]
+    pub desired_replicas: i32,
+    /// Replicas ready in total.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Pools that run at least one replica.
+    #[serde(default)]
+    pub pools_in_use: i32,
+    /// Cost per hour of the planned replicas.
+    #[serde(default)]
+    pub cost_per_hour: f64,
+    /// Demand now and the forecast the plan provisions for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demand: Option<DemandStatus>,
+    /// One row per pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub pools: Vec<PoolPlacementStatus>,
+    /// `Ready`, `RedundancySatisfied` and `Degraded`, each with reason and message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// One sentence saying why the last decision was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the last decision was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision_time: Option<Time>,
+}
+
+/// Demand as the last decision saw it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DemandStatus {
+    /// CPU cores used now, summed over all pools.
+    pub current_cores: f64,
+    /// The upper-quantile forecast peak over the horizon, in cores.
+    pub forecast_peak_cores: f64,
+    /// The model that made the forecast (or `Reactive` while history is short).
+    pub model: String,
+    /// The model's backtest error (WAPE), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtest_error: Option<f64>,
+    /// Samples of demand history kept.
+    #[serde(default)]
+    pub history_samples: i32,
+}
+
+/// One pool's share of the workload.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolPlacementStatus {
+    /// The CloudPool.
+    pub name: String,
+    /// Replicas planned here.
+    pub replicas: i32,
+    /// Replicas ready here.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Cost per hour of the planned replicas here.
+    #[serde(default)]
+    pub cost_per_hour: f64,
+}

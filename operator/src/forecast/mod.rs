@@ -1,0 +1,1 @@
+//! Demand forecasting: pure functions over plain series, no I/O.

@@ -1,0 +1,1 @@
+//! Sizing and placement: pure functions over plain data, no I/O.
