@@ -45,7 +45,7 @@ go_install() { # dir name package@version ldflags
 }
 go_install "$KWOK_DIR" kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "-s -w"
 go_install "$METRICS_SERVER_DIR" metrics-server "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" \
-  "-s -w -X sigs.k8s.io/metrics-server/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
+  "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
 # helm v3 assumes Kubernetes 1.20 in `helm template`/`lint` unless told otherwise.
 hv="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 k8s_minor=${K8S_VERSION#v1.}; k8s_minor=${k8s_minor%%.*}
@@ -72,8 +72,10 @@ fi
 
 mkdir -p "$SKYFLEET_BIN"
 for f in "$K8S_DIR"/{kube-apiserver,kube-controller-manager,kube-scheduler,etcd} "$KWOK_DIR/kwok" \
-         "$KWOK_DIR/kwok-config.yaml" "$KWOK_DIR/crds" "$METRICS_SERVER_DIR/metrics-server" "$HELM_DIR/helm"; do
+         "$KWOK_DIR/kwok-config.yaml" "$METRICS_SERVER_DIR/metrics-server" "$HELM_DIR/helm"; do
   ln -sfn "$f" "$SKYFLEET_BIN/$(basename "$f")"
 done
+ln -sfn "$KWOK_DIR/crds" "$SKYFLEET_BIN/kwok-crds"
+rm -f "$SKYFLEET_BIN/crds"
 log "binaries ready in $SKYFLEET_BIN"
 echo "$SKYFLEET_BIN"

@@ -22,12 +22,38 @@ use serde::{Deserialize, Serialize};
     doc = "A place skyfleet may run replicas: a member cluster, or one node group in it, with its location, prices and capacity.",
     printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider"),
     printcolumn(name = "Region", type_ = "string", json_path = ".spec.region"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "vCPU/h", type_ = "number", json_path = ".spec.pricing.cpuPerHour"),
-    printcolumn(name = "Capacity-Type", type_ = "string", json_path = ".spec.pricing.capacityType"),
-    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.placedReplicas", priority = 1),
-    printcolumn(name = "Version", type_ = "string", json_path = ".status.kubernetesVersion", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "vCPU/h",
+        type_ = "number",
+        json_path = ".spec.pricing.cpuPerHour"
+    ),
+    printcolumn(
+        name = "Capacity-Type",
+        type_ = "string",
+        json_path = ".spec.pricing.capacityType"
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        json_path = ".status.placedReplicas",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.kubernetesVersion",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CloudPoolSpec {
@@ -138,14 +164,14 @@ pub struct PoolCapacity {
     /// CPU, e.g. "64" or "500m".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "isQuantity(string(self)) && quantity(string(self)).sign() >= 0",
+        "rule": "isQuantity(string(self)) && !string(self).startsWith('-')",
         "message": "capacity.cpu must be a non-negative quantity such as 64 or 500m"
     }]))]
     pub cpu: Option<Quantity>,
     /// Memory, e.g. "256Gi".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "isQuantity(string(self)) && quantity(string(self)).sign() >= 0",
+        "rule": "isQuantity(string(self)) && !string(self).startsWith('-')",
         "message": "capacity.memory must be a non-negative quantity such as 256Gi"
     }]))]
     pub memory: Option<Quantity>,

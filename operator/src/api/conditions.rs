@@ -47,7 +47,9 @@ pub fn set(
 
 /// Whether `kind` is present with status `True`.
 pub fn is_true(conditions: &[Condition], kind: &str) -> bool {
-    conditions.iter().any(|c| c.type_ == kind && c.status == "True")
+    conditions
+        .iter()
+        .any(|c| c.type_ == kind && c.status == "True")
 }
 
 #[cfg(test)]

@@ -31,7 +31,11 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     for ch in text.chars() {
         if let Some(d) = ch.to_digit(10) {
             let n = number.unwrap_or(0);
-            number = Some(n.checked_mul(10).and_then(|n| n.checked_add(u64::from(d))).ok_or_else(overflow)?);
+            number = Some(
+                n.checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(d)))
+                    .ok_or_else(overflow)?,
+            );
             continue;
         }
         let unit = match ch {
@@ -42,7 +46,10 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
             _ => return Err(malformed()),
         };
         let n = number.take().ok_or_else(malformed)?;
-        total = n.checked_mul(unit).and_then(|s| total.checked_add(s)).ok_or_else(overflow)?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(overflow)?;
     }
     if number.is_some() {
         return Err(malformed());
@@ -83,7 +90,10 @@ mod tests {
         for bad in ["", "5", "m", "5 m", "1.5h", "-5m", "5min", "1w", "h1"] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
-        assert!(matches!(parse("99999999999999999999d"), Err(DurationError::Overflow(_))));
+        assert!(matches!(
+            parse("99999999999999999999d"),
+            Err(DurationError::Overflow(_))
+        ));
     }
 
     #[test]
@@ -94,8 +104,14 @@ mod tests {
             "x-kubernetes-validations": [{"rule": format!("self.matches('{PATTERN}')"), "message": "bad"}]
         });
         for text in ["30s", "1h30m", "7d", "", "5", "1.5h", "5min", "-1m"] {
-            let by_cel = cel.validate(&schema, &serde_json::json!(text), None).is_ok();
-            assert_eq!(by_cel, parse(text).is_ok(), "CEL and parser disagree on {text:?}");
+            let by_cel = cel
+                .validate(&schema, &serde_json::json!(text), None)
+                .is_ok();
+            assert_eq!(
+                by_cel,
+                parse(text).is_ok(),
+                "CEL and parser disagree on {text:?}"
+            );
         }
     }
 

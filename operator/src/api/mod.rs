@@ -18,9 +18,91 @@ pub const GROUP: &str = "skyfleet.io";
 /// The one served and stored version.
 pub const VERSION: &str = "v1alpha1";
 
-/// A CEL rule with the message the API server returns when it fails.
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
+use kube::CustomResourceExt;
+
+/// Most labels a selector or template may carry; the API server needs a bound to cost CEL rules.
+pub const MAX_LABELS: i64 = 64;
+/// Most containers a template may have, for the same reason.
+pub const MAX_CONTAINERS: i64 = 64;
+
+/// Both CRDs as the API server should get them.
 ///
-/// Built as JSON so rules can be attached with `schemars(extend(...))` on any field type.
-pub(crate) fn rule(rule: &str, message: &str) -> serde_json::Value {
-    serde_json::json!({ "rule": rule, "message": message })
+/// Two adjustments to the derived schema of the embedded pod template:
+/// - its field descriptions are dropped (about 0.5 MB, as controller-gen's `maxDescLen=0`
+///   does): they break client-side `kubectl apply` (annotation limit 256 KiB) and say
+///   nothing `kubectl explain pod` does not. Structure and validation stay.
+/// - the maps and lists our CEL rules walk get bounds, without which the API server
+///   estimates the rules' cost as unbounded and refuses the CRD.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    let mut workload = MultiCloudWorkload::crd();
+    for version in &mut workload.spec.versions {
+        let Some(spec) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|root| child(root, "spec"))
+        else {
+            continue;
+        };
+        if let Some(template) = child(spec, "template") {
+            let keep = template.description.take();
+            strip_descriptions(template);
+            template.description = keep;
+            if let Some(labels) = child(template, "metadata").and_then(|m| child(m, "labels")) {
+                bound_label_map(labels);
+            }
+            if let Some(containers) = child(template, "spec").and_then(|s| child(s, "containers")) {
+                containers.max_items = Some(MAX_CONTAINERS);
+                if let Some(JSONSchemaPropsOrArray::Schema(item)) = containers.items.as_mut() {
+                    for map in ["requests", "limits"] {
+                        if let Some(m) = child(item, "resources").and_then(|r| child(r, map)) {
+                            m.max_properties = Some(16);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(labels) = child(spec, "selector").and_then(|s| child(s, "matchLabels")) {
+            bound_label_map(labels);
+        }
+    }
+    vec![CloudPool::crd(), workload]
+}
+
+fn child<'a>(schema: &'a mut JSONSchemaProps, name: &str) -> Option<&'a mut JSONSchemaProps> {
+    schema.properties.as_mut().and_then(|p| p.get_mut(name))
+}
+
+/// Label maps: at most [`MAX_LABELS`] entries, values of at most 63 characters (as Kubernetes
+/// itself allows).
+fn bound_label_map(map: &mut JSONSchemaProps) {
+    map.max_properties = Some(MAX_LABELS);
+    if let Some(JSONSchemaPropsOrBool::Schema(value)) = map.additional_properties.as_mut() {
+        value.max_length = Some(63);
+    }
+}
+
+fn strip_descriptions(schema: &mut JSONSchemaProps) {
+    schema.description = None;
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        strip_descriptions(child);
+    }
+    if let Some(items) = schema.items.as_mut() {
+        match items {
+            JSONSchemaPropsOrArray::Schema(s) => strip_descriptions(s),
+            JSONSchemaPropsOrArray::Schemas(v) => v.iter_mut().for_each(strip_descriptions),
+        }
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(s)) = schema.additional_properties.as_mut() {
+        strip_descriptions(s);
+    }
+    for list in [&mut schema.all_of, &mut schema.any_of, &mut schema.one_of]
+        .into_iter()
+        .flatten()
+    {
+        list.iter_mut().for_each(strip_descriptions);
+    }
 }

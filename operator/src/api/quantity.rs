@@ -76,7 +76,11 @@ pub const GIB: f64 = 1_073_741_824.0;
 /// Formats cores the way `kubectl` shows CPU (`250m`, `2`, `3500m`).
 pub fn format_cores(cores: f64) -> String {
     let milli = (cores * 1000.0).round() as i64;
-    if milli % 1000 == 0 { format!("{}", milli / 1000) } else { format!("{milli}m") }
+    if milli % 1000 == 0 {
+        format!("{}", milli / 1000)
+    } else {
+        format!("{milli}m")
+    }
 }
 
 /// Formats bytes as a binary quantity (`512Mi`, `4Gi`) when exact, otherwise in Ki.

@@ -21,13 +21,30 @@ use serde::{Deserialize, Serialize};
     doc = "A service skyfleet runs across CloudPools: replicas sized from a demand forecast and placed at the lowest cost that still survives losing whole pools, regions or providers.",
     printcolumn(name = "Min", type_ = "integer", json_path = ".spec.replicas.min"),
     printcolumn(name = "Max", type_ = "integer", json_path = ".spec.replicas.max"),
-    printcolumn(name = "Desired", type_ = "integer", json_path = ".status.desiredReplicas"),
+    printcolumn(
+        name = "Desired",
+        type_ = "integer",
+        json_path = ".status.desiredReplicas"
+    ),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Pools", type_ = "integer", json_path = ".status.poolsInUse"),
     printcolumn(name = "Cost/h", type_ = "number", json_path = ".status.costPerHour"),
-    printcolumn(name = "Redundant", type_ = "string", json_path = ".status.conditions[?(@.type==\"RedundancySatisfied\")].status"),
-    printcolumn(name = "Forecast", type_ = "string", json_path = ".status.demand.model", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Redundant",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"RedundancySatisfied\")].status"
+    ),
+    printcolumn(
+        name = "Forecast",
+        type_ = "string",
+        json_path = ".status.demand.model",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -205,6 +222,7 @@ pub struct Placement {
     pub redundancy: Redundancy,
     /// Per-pool bounds, by CloudPool name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub pools: Vec<PoolBounds>,
     /// The most replicas moved between pools in one decision (scaling up or down is not a
@@ -252,7 +270,10 @@ pub struct Redundancy {
 
 impl Default for Redundancy {
     fn default() -> Self {
-        Self { tolerate: default_tolerate(), domain: FailureDomain::default() }
+        Self {
+            tolerate: default_tolerate(),
+            domain: FailureDomain::default(),
+        }
     }
 }
 
@@ -282,6 +303,7 @@ pub enum FailureDomain {
 ]))]
 pub struct PoolBounds {
     /// The CloudPool's name.
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Keep at least this many replicas in the pool when it is eligible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
