@@ -1,1 +1,166 @@
-pub fn _x(){}
+//! The end-to-end harness: real control planes started by `hack/cluster.sh`, shared by every
+//! test of one test binary.
+//!
+//! The environment is brought up once per test binary, or reused when one already runs (as
+//! `hack/test.sh` arranges, so that several test binaries share one start-up); a harness that
+//! started it stops it when the binary exits. Each test works in namespaces of its own; tests
+//! that disturb shared parts (stopping an API server) take [`Env::exclusive`].
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+/// The running environment: one management cluster and the member clusters.
+pub struct Env {
+    /// The repository root.
+    pub root: PathBuf,
+    /// Cluster names, management first (`mgmt`, `aws`, `azure`, `gcp`).
+    pub clusters: Vec<String>,
+    state: PathBuf,
+    disruption: RwLock<()>,
+}
+
+static ENV: OnceLock<Env> = OnceLock::new();
+static STARTED_BY_US: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+extern "C" fn tear_down() {
+    let started = STARTED_BY_US.lock().ok().and_then(|mut g| g.take());
+    if let Some(root) = started {
+        let _ = Command::new(root.join("hack/cluster.sh")).arg("down").output();
+    }
+}
+
+impl Env {
+    /// The shared environment, started on first use.
+    ///
+    /// Panics with the script's output when the control planes cannot be started: every
+    /// end-to-end test needs them, and a clear failure beats a hang.
+    pub fn get() -> &'static Env {
+        ENV.get_or_init(|| {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            let root = root.canonicalize().unwrap_or(root);
+            let state = std::env::var_os("SKYFLEET_CLUSTER_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join(".local/cluster"));
+            let script = root.join("hack/cluster.sh");
+            let healthy = Command::new(&script).arg("healthy").status().map(|s| s.success()).unwrap_or(false);
+            if !healthy {
+                let build = Command::new(root.join("hack/build-bins.sh")).output().expect("run hack/build-bins.sh");
+                assert!(build.status.success(), "hack/build-bins.sh failed:\n{}", String::from_utf8_lossy(&build.stderr));
+                let up = Command::new(&script).arg("up").output().expect("run hack/cluster.sh up");
+                assert!(
+                    up.status.success(),
+                    "hack/cluster.sh up failed:\n{}{}",
+                    String::from_utf8_lossy(&up.stdout),
+                    String::from_utf8_lossy(&up.stderr)
+                );
+                *STARTED_BY_US.lock().expect("lock") = Some(root.clone());
+                // SAFETY: registering a plain extern "C" function with no captured state.
+                unsafe {
+                    libc::atexit(tear_down);
+                }
+            }
+            let clusters = std::fs::read_to_string(state.join("clusters"))
+                .expect("hack/cluster.sh writes the cluster list")
+                .lines()
+                .map(str::to_string)
+                .collect();
+            Env { root, clusters, state, disruption: RwLock::new(()) }
+        })
+    }
+
+    /// The member clusters (every cluster but `mgmt`).
+    pub fn members(&self) -> Vec<&str> {
+        self.clusters.iter().map(String::as_str).filter(|c| *c != "mgmt").collect()
+    }
+
+    /// The admin kubeconfig of a cluster.
+    pub fn kubeconfig(&self, cluster: &str) -> PathBuf {
+        self.state.join(cluster).join("kubeconfig")
+    }
+
+    /// A kube client for a cluster, with admin rights.
+    pub async fn client(&self, cluster: &str) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(self.kubeconfig(cluster)).expect("read kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig is usable");
+        kube::Client::try_from(config).expect("client")
+    }
+
+    /// Runs kubectl against a cluster, from the repository root, as a user would.
+    pub fn kubectl(&self, cluster: &str, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", self.kubeconfig(cluster).display()))
+            .args(args)
+            .current_dir(&self.root)
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// Runs kubectl and returns stdout, panicking with stderr when it fails.
+    pub fn kubectl_ok(&self, cluster: &str, args: &[&str]) -> String {
+        let out = self.kubectl(cluster, args);
+        assert!(out.status.success(), "kubectl {args:?} on {cluster} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `hack/cluster.sh` with the given arguments.
+    pub fn cluster_sh(&self, args: &[&str]) -> Output {
+        Command::new(self.root.join("hack/cluster.sh")).args(args).output().expect("run hack/cluster.sh")
+    }
+
+    /// Makes every pod in `namespace` of `cluster` report `cpu` (e.g. "250m") to metrics.k8s.io.
+    pub fn set_usage(&self, cluster: &str, namespace: &str, cpu: &str) {
+        let out = self.cluster_sh(&["usage", cluster, namespace, cpu]);
+        assert!(out.status.success(), "set usage: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Creates a fresh namespace with this name prefix in each of `clusters`.
+    pub fn namespace(&self, prefix: &str, clusters: &[&str]) -> String {
+        let name = format!("{prefix}-{}", unique());
+        for c in clusters {
+            self.kubectl_ok(c, &["create", "namespace", &name]);
+        }
+        name
+    }
+
+    /// Shared access: ordinary tests run side by side.
+    pub fn shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.disruption.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Exclusive access, for tests that stop API servers or otherwise disturb others.
+    pub fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.disruption.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The repository path of a file.
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.root.join(rel)
+    }
+}
+
+/// A short string unique within this test run.
+pub fn unique() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{}{}", std::process::id() % 10_000, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
