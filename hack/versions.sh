@@ -10,7 +10,7 @@ GO_VERSION=$(go env GOVERSION 2>/dev/null)
 # One cache directory per component, keyed by what determines its build, so bumping one
 # component rebuilds only that one.
 SKYFLEET_CACHE=${SKYFLEET_CACHE:-$HOME/.cache/skyfleet}
-K8S_KEY=$(printf '%s' "$K8S_VERSION $GO_VERSION $(sha256sum "$SKYFLEET_HACK_DIR/k8s/go.sum")" | sha256sum | cut -c1-12)
+K8S_KEY=$(printf '%s' "$K8S_VERSION $GO_VERSION $(sha256sum < "$SKYFLEET_HACK_DIR/k8s/go.sum")" | sha256sum | cut -c1-12)
 K8S_DIR=$SKYFLEET_CACHE/k8s/$K8S_VERSION-$K8S_KEY
 KWOK_DIR=$SKYFLEET_CACHE/kwok/$KWOK_VERSION-$GO_VERSION
 METRICS_SERVER_DIR=$SKYFLEET_CACHE/metrics-server/$METRICS_SERVER_VERSION-$GO_VERSION
