@@ -27,7 +27,9 @@ static STARTED_BY_US: Mutex<Option<PathBuf>> = Mutex::new(None);
 extern "C" fn tear_down() {
     let started = STARTED_BY_US.lock().ok().and_then(|mut g| g.take());
     if let Some(root) = started {
-        let _ = Command::new(root.join("hack/cluster.sh")).arg("down").output();
+        let _ = Command::new(root.join("hack/cluster.sh"))
+            .arg("down")
+            .output();
     }
 }
 
@@ -44,11 +46,24 @@ impl Env {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| root.join(".local/cluster"));
             let script = root.join("hack/cluster.sh");
-            let healthy = Command::new(&script).arg("healthy").status().map(|s| s.success()).unwrap_or(false);
+            let healthy = Command::new(&script)
+                .arg("healthy")
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
             if !healthy {
-                let build = Command::new(root.join("hack/build-bins.sh")).output().expect("run hack/build-bins.sh");
-                assert!(build.status.success(), "hack/build-bins.sh failed:\n{}", String::from_utf8_lossy(&build.stderr));
-                let up = Command::new(&script).arg("up").output().expect("run hack/cluster.sh up");
+                let build = Command::new(root.join("hack/build-bins.sh"))
+                    .output()
+                    .expect("run hack/build-bins.sh");
+                assert!(
+                    build.status.success(),
+                    "hack/build-bins.sh failed:\n{}",
+                    String::from_utf8_lossy(&build.stderr)
+                );
+                let up = Command::new(&script)
+                    .arg("up")
+                    .output()
+                    .expect("run hack/cluster.sh up");
                 assert!(
                     up.status.success(),
                     "hack/cluster.sh up failed:\n{}{}",
@@ -66,13 +81,22 @@ impl Env {
                 .lines()
                 .map(str::to_string)
                 .collect();
-            Env { root, clusters, state, disruption: RwLock::new(()) }
+            Env {
+                root,
+                clusters,
+                state,
+                disruption: RwLock::new(()),
+            }
         })
     }
 
     /// The member clusters (every cluster but `mgmt`).
     pub fn members(&self) -> Vec<&str> {
-        self.clusters.iter().map(String::as_str).filter(|c| *c != "mgmt").collect()
+        self.clusters
+            .iter()
+            .map(String::as_str)
+            .filter(|c| *c != "mgmt")
+            .collect()
     }
 
     /// The admin kubeconfig of a cluster.
@@ -82,17 +106,22 @@ impl Env {
 
     /// A kube client for a cluster, with admin rights.
     pub async fn client(&self, cluster: &str) -> kube::Client {
-        let kc = kube::config::Kubeconfig::read_from(self.kubeconfig(cluster)).expect("read kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig is usable");
+        let kc =
+            kube::config::Kubeconfig::read_from(self.kubeconfig(cluster)).expect("read kubeconfig");
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig is usable");
         kube::Client::try_from(config).expect("client")
     }
 
     /// Runs kubectl against a cluster, from the repository root, as a user would.
     pub fn kubectl(&self, cluster: &str, args: &[&str]) -> Output {
         Command::new("kubectl")
-            .arg(format!("--kubeconfig={}", self.kubeconfig(cluster).display()))
+            .arg(format!(
+                "--kubeconfig={}",
+                self.kubeconfig(cluster).display()
+            ))
             .args(args)
             .current_dir(&self.root)
             .output()
@@ -102,19 +131,30 @@ impl Env {
     /// Runs kubectl and returns stdout, panicking with stderr when it fails.
     pub fn kubectl_ok(&self, cluster: &str, args: &[&str]) -> String {
         let out = self.kubectl(cluster, args);
-        assert!(out.status.success(), "kubectl {args:?} on {cluster} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} on {cluster} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Runs `hack/cluster.sh` with the given arguments.
     pub fn cluster_sh(&self, args: &[&str]) -> Output {
-        Command::new(self.root.join("hack/cluster.sh")).args(args).output().expect("run hack/cluster.sh")
+        Command::new(self.root.join("hack/cluster.sh"))
+            .args(args)
+            .output()
+            .expect("run hack/cluster.sh")
     }
 
     /// Makes every pod in `namespace` of `cluster` report `cpu` (e.g. "250m") to metrics.k8s.io.
     pub fn set_usage(&self, cluster: &str, namespace: &str, cpu: &str) {
         let out = self.cluster_sh(&["usage", cluster, namespace, cpu]);
-        assert!(out.status.success(), "set usage: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "set usage: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Creates a fresh namespace with this name prefix in each of `clusters`.
@@ -146,7 +186,11 @@ impl Env {
 pub fn unique() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{}{}", std::process::id() % 10_000, N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}{}",
+        std::process::id() % 10_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
@@ -160,7 +204,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
