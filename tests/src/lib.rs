@@ -8,8 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, OnceLock};
+
 use std::time::{Duration, Instant};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The running environment: one management cluster and the member clusters.
 pub struct Env {
@@ -166,14 +168,19 @@ impl Env {
         name
     }
 
-    /// Shared access: ordinary tests run side by side.
+    /// Shared access for a synchronous test: ordinary tests run side by side.
     pub fn shared(&self) -> RwLockReadGuard<'_, ()> {
-        self.disruption.read().unwrap_or_else(|e| e.into_inner())
+        self.disruption.blocking_read()
+    }
+
+    /// Shared access for an async test.
+    pub async fn shared_async(&self) -> RwLockReadGuard<'_, ()> {
+        self.disruption.read().await
     }
 
     /// Exclusive access, for tests that stop API servers or otherwise disturb others.
-    pub fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
-        self.disruption.write().unwrap_or_else(|e| e.into_inner())
+    pub async fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.disruption.write().await
     }
 
     /// The repository path of a file.

@@ -312,7 +312,7 @@ fn pod_cpu(env: &Env, cluster: &str, ns: &str) -> Vec<f64> {
 #[tokio::test]
 async fn pods_run_on_kwok_nodes_and_metrics_follow_usage() {
     let env = Env::get();
-    let _g = env.shared();
+    let _g = env.shared_async().await;
     let cluster = "aws";
     let ns = env.namespace("e2e-metrics", &[cluster]);
     env.kubectl_ok(

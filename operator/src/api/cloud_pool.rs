@@ -10,6 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A place replicas can run: where it is, how to reach it, what it costs, and how much it may take.
+// clippy reads the repeated `type_ = ...` inside separate printcolumn(...) entries as
+// duplicated attributes; they are not.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "skyfleet.io",

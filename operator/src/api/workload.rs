@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// One service to run across CloudPools: its pods, how many, how to size them from demand,
 /// and where they may go.
+// clippy reads the repeated `type_ = ...` inside separate printcolumn(...) entries as
+// duplicated attributes; they are not.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "skyfleet.io",

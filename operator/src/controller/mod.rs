@@ -1,0 +1,5 @@
+//! The operator's shell: member clusters, reconcilers and status. It gathers state, calls the
+//! pure decision, applies it and reports; decisions themselves live in `forecast` and
+//! `placement`.
+
+pub mod kubeconfig;
