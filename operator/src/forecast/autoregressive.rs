@@ -1,0 +1,209 @@
+//! AR(p) by least squares on the seasonally adjusted series.
+//!
+//! The season is removed first (each phase's mean over the window), because an AR model
+//! would otherwise need a season's worth of lags. What remains is short-term momentum:
+//! after a burst, demand stays high for a while, which neither naive model knows. The
+//! order p is chosen by BIC, the coefficients θ = (XᵀX)⁻¹Xᵀy by a Cholesky solve with a
+//! ridge fallback, and forecasts are iterated step by step and re-seasonalised.
+
+use ndarray::{Array1, Array2, s};
+
+use super::SeriesModel;
+use super::linalg::solve_spd;
+
+/// The largest order tried. More lags rarely help once the season is removed and cost
+/// O(p²) per fit.
+const MAX_LAG: usize = 16;
+
+/// The AR model and its filter state.
+#[derive(Debug)]
+pub(crate) struct Autoregressive {
+    season_len: usize,
+    /// Seasonal offset per phase, phase 0 being the first sample of the fit window.
+    profile: Vec<f64>,
+    /// Intercept, then lag 1..=p coefficients.
+    coef: Vec<f64>,
+    /// The last p adjusted samples, oldest first in ring order from `head`.
+    lags: Vec<f64>,
+    head: usize,
+    seen: usize,
+    /// Phase of the next sample.
+    phase: usize,
+    /// A bound on believable forecasts: iterating an AR model near a unit root can drift.
+    clamp: (f64, f64),
+}
+
+impl Autoregressive {
+    /// A model for seasons of `season_len` samples (1 = no seasonal adjustment).
+    pub(crate) fn new(season_len: usize) -> Self {
+        Self {
+            season_len: season_len.max(1),
+            profile: vec![0.0],
+            coef: vec![0.0, 1.0],
+            lags: vec![0.0],
+            head: 0,
+            seen: 0,
+            phase: 0,
+            clamp: (f64::MIN, f64::MAX),
+        }
+    }
+
+    /// The chosen order p (for tests and reports).
+    #[cfg(test)]
+    pub(crate) fn order(&self) -> usize {
+        self.coef.len() - 1
+    }
+
+    /// Per-phase means minus the overall mean, over whole seasons only.
+    fn seasonal_profile(&self, y: &[f64]) -> Vec<f64> {
+        let s = self.season_len;
+        let cycles = y.len() / s;
+        if s < 2 || cycles < 2 {
+            return vec![0.0];
+        }
+        let used = &y[y.len() - cycles * s..];
+        // Phases are counted from y[0], so offset by where the used part starts.
+        let offset = y.len() - cycles * s;
+        let mut prof = vec![0.0; s];
+        for (i, v) in used.iter().enumerate() {
+            prof[(offset + i) % s] += v;
+        }
+        let mean = prof.iter().sum::<f64>() / (cycles * s) as f64;
+        prof.iter_mut().for_each(|p| *p = *p / cycles as f64 - mean);
+        prof
+    }
+}
+
+impl SeriesModel for Autoregressive {
+    fn fit(&mut self, y: &[f64]) -> Result<(), String> {
+        let n = y.len();
+        let pmax = MAX_LAG.min(n / 10);
+        if pmax < 1 {
+            return Err(format!("autoregression needs at least 10 samples, has {n}"));
+        }
+        self.profile = self.seasonal_profile(y);
+        let ps = self.profile.len();
+        let x: Vec<f64> = y
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v - self.profile[i % ps])
+            .collect();
+        // Shared design over rows t = pmax..n so every order sees the same targets.
+        let m = n - pmax;
+        let mut design = Array2::<f64>::zeros((m, pmax + 1));
+        let mut target = Array1::<f64>::zeros(m);
+        for (r, t) in (pmax..n).enumerate() {
+            design[[r, 0]] = 1.0;
+            for l in 1..=pmax {
+                design[[r, l]] = x[t - l];
+            }
+            target[r] = x[t];
+        }
+        let gram = design.t().dot(&design);
+        let xty = design.t().dot(&target);
+        let yty = target.dot(&target);
+        let mut best: Option<(f64, Vec<f64>)> = None;
+        for p in 1..=pmax {
+            let g = gram.slice(s![..=p, ..=p]);
+            let b = xty.slice(s![..=p]);
+            let Some(theta) = solve_spd(g, b) else {
+                continue;
+            };
+            // Residual sum of squares from the normal equations, floored for exact fits.
+            let rss = (yty - 2.0 * theta.dot(&b) + theta.dot(&g.dot(&theta)))
+                .max(1e-12 * yty.max(1e-300));
+            let bic = m as f64 * (rss / m as f64).ln() + (p + 1) as f64 * (m as f64).ln();
+            if bic.is_finite() && best.as_ref().is_none_or(|(b, _)| bic < *b) {
+                best = Some((bic, theta.to_vec()));
+            }
+        }
+        let Some((_, coef)) = best else {
+            return Err("autoregression: least squares failed on this window".into());
+        };
+        let (lo, hi) = y
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        let span = (hi - lo).max(hi.abs().max(lo.abs()) * 1e-6).max(1e-9);
+        self.clamp = (lo - span, hi + span);
+        let p = coef.len() - 1;
+        self.coef = coef;
+        self.lags = vec![0.0; p];
+        self.head = 0;
+        self.seen = 0;
+        self.phase = 0;
+        Ok(())
+    }
+
+    fn update(&mut self, y: f64) {
+        let ps = self.profile.len();
+        let p = self.lags.len();
+        self.lags[self.head] = y - self.profile[self.phase % ps];
+        self.head = (self.head + 1) % p;
+        self.phase = (self.phase + 1) % ps;
+        self.seen += 1;
+    }
+
+    fn predict(&self, out: &mut [f64]) -> bool {
+        let p = self.lags.len();
+        if self.seen < p {
+            return false;
+        }
+        let ps = self.profile.len();
+        // Newest first: hist[0] is lag 1.
+        let mut hist: Vec<f64> = (0..p)
+            .map(|i| self.lags[(self.head + p - 1 - i) % p])
+            .collect();
+        for (k, o) in out.iter_mut().enumerate() {
+            let mut v = self.coef[0];
+            for (c, h) in self.coef[1..].iter().zip(&hist) {
+                v += c * h;
+            }
+            hist.rotate_right(1);
+            hist[0] = v;
+            let f = v + self.profile[(self.phase + k) % ps];
+            *o = f.clamp(self.clamp.0, self.clamp.1);
+        }
+        out.iter().all(|v| v.is_finite())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovers_ar1_coefficient() {
+        // x_t = 0.8 x_{t-1} + noise (deterministic pseudo-noise).
+        let mut x = 0.0;
+        let mut seed: u64 = 42;
+        let y: Vec<f64> = (0..2000)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = ((seed >> 11) as f64 / (1u64 << 53) as f64) - 0.5;
+                x = 0.8 * x + u;
+                10.0 + x
+            })
+            .collect();
+        let mut m = Autoregressive::new(1);
+        m.fit(&y).unwrap();
+        assert!(m.order() >= 1);
+        assert!((m.coef[1] - 0.8).abs() < 0.05, "{:?}", m.coef);
+    }
+
+    #[test]
+    fn constant_series_is_fitted_without_failure() {
+        let y = vec![3.0; 100];
+        let mut m = Autoregressive::new(10);
+        m.fit(&y).unwrap();
+        for &v in &y {
+            m.update(v);
+        }
+        let mut out = [0.0; 5];
+        assert!(m.predict(&mut out));
+        assert!(out.iter().all(|v| (v - 3.0).abs() < 1e-6), "{out:?}");
+    }
+}
