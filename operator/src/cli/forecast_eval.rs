@@ -221,6 +221,7 @@ pub fn run(args: Args, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
             "coverage": report.coverage,
             "quantile": report.quantile,
             "chosen": chosen,
+            "candidates": report.candidates.iter().map(|(k, w)| (k.name().to_string(), serde_json::json!(w))).collect::<serde_json::Map<_, _>>(),
             "samples": trace.values.len(),
             "step_seconds": trace.step.as_secs_f64(),
             "season": config.season_len,
@@ -248,6 +249,14 @@ pub fn run(args: Args, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         .map(|(k, n)| format!("{k}={:.1}%", 100.0 * *n as f64 / total.max(1) as f64))
         .collect();
     writeln!(out, "chosen: {}", shares.join(" "))?;
+    if !report.candidates.is_empty() {
+        let c: Vec<String> = report
+            .candidates
+            .iter()
+            .map(|(k, w)| format!("{k}={w:.4}"))
+            .collect();
+        writeln!(out, "candidates alone (wape): {}", c.join(" "))?;
+    }
     writeln!(
         out,
         "coverage={:.4} (share of actuals at or below the {} quantile forecast)",

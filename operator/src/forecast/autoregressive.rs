@@ -54,23 +54,64 @@ impl Autoregressive {
         self.coef.len() - 1
     }
 
-    /// Per-phase means minus the overall mean, over whole seasons only.
+    /// Each phase's offset: the trimmed mean over whole seasons of the sample minus its
+    /// season's median, centred. Robust statistics, because one burst in a week of history
+    /// would otherwise come back as a phantom burst at the same time every day; a trimmed
+    /// mean rather than a median, because it wastes less of a smooth series' information.
     fn seasonal_profile(&self, y: &[f64]) -> Vec<f64> {
         let s = self.season_len;
         let cycles = y.len() / s;
         if s < 2 || cycles < 2 {
             return vec![0.0];
         }
-        let used = &y[y.len() - cycles * s..];
-        // Phases are counted from y[0], so offset by where the used part starts.
+        // Phases are counted from y[0]; use the most recent whole seasons.
         let offset = y.len() - cycles * s;
+        let mut buf: Vec<f64> = Vec::with_capacity(s.max(cycles));
+        let levels: Vec<f64> = (0..cycles)
+            .map(|c| {
+                buf.clear();
+                buf.extend_from_slice(&y[offset + c * s..offset + (c + 1) * s]);
+                median(&mut buf)
+            })
+            .collect();
         let mut prof = vec![0.0; s];
-        for (i, v) in used.iter().enumerate() {
-            prof[(offset + i) % s] += v;
+        for j in 0..s {
+            buf.clear();
+            buf.extend((0..cycles).map(|c| y[offset + c * s + j] - levels[c]));
+            prof[(offset + j) % s] = trimmed_mean(&mut buf);
         }
-        let mean = prof.iter().sum::<f64>() / (cycles * s) as f64;
-        prof.iter_mut().for_each(|p| *p = *p / cycles as f64 - mean);
+        let mean = prof.iter().sum::<f64>() / s as f64;
+        prof.iter_mut().for_each(|p| *p -= mean);
         prof
+    }
+}
+
+/// The mean of the middle half (a quarter trimmed from each end; 0 if empty), reordering
+/// the slice.
+fn trimmed_mean(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    if n == 0 {
+        return 0.0;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    let cut = n / 4;
+    let mid = &v[cut..n - cut];
+    mid.iter().sum::<f64>() / mid.len() as f64
+}
+
+/// The median of a slice (0 if empty), reordering it.
+fn median(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let (_, m, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let m = *m;
+    if n % 2 == 1 {
+        m
+    } else {
+        let lo = v[..n / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        0.5 * (lo + m)
     }
 }
 

@@ -25,6 +25,9 @@ pub struct EvalReport {
     pub origins: usize,
     /// How many origins each model made the forecast at (what `Auto` chose).
     pub chosen: BTreeMap<ModelKind, usize>,
+    /// Under `Auto`, the WAPE each candidate would have scored alone on the same origins
+    /// (only over origins where it could forecast).
+    pub candidates: BTreeMap<ModelKind, f64>,
 }
 
 /// Evaluates `config` on `series` by the rolling-origin protocol (window =
@@ -48,6 +51,7 @@ pub fn evaluate(series: &[f64], config: &ForecastConfig) -> Result<EvalReport, F
     let mut covered = 0usize;
     let mut scored = 0usize;
     let mut chosen = BTreeMap::new();
+    let mut per_model: BTreeMap<ModelKind, (f64, f64)> = BTreeMap::new();
     let last_origin = n - h - 1;
     for t in (w - 1)..=last_origin {
         let fc = f.forecast(h, config.quantile)?;
@@ -62,6 +66,19 @@ pub fn evaluate(series: &[f64], config: &ForecastConfig) -> Result<EvalReport, F
             scored += 1;
             if y <= fc.upper[k] {
                 covered += 1;
+            }
+        }
+        if config.model == ModelChoice::Auto {
+            for (kind, path) in f.candidate_paths() {
+                let Some(path) = path else { continue };
+                let e = per_model.entry(kind).or_insert((0.0, 0.0));
+                for (k, p) in path.iter().enumerate().take(h) {
+                    let y = series[t + 1 + k];
+                    if y.is_finite() {
+                        e.0 += (y - p).abs();
+                        e.1 += y.abs();
+                    }
+                }
             }
         }
         if t < last_origin {
@@ -83,5 +100,9 @@ pub fn evaluate(series: &[f64], config: &ForecastConfig) -> Result<EvalReport, F
         quantile: config.quantile,
         origins: last_origin + 2 - w,
         chosen,
+        candidates: per_model
+            .into_iter()
+            .map(|(k, (e, y))| (k, if y > 0.0 { e / y } else { f64::NAN }))
+            .collect(),
     })
 }

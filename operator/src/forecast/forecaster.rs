@@ -343,6 +343,25 @@ impl Forecaster {
         })
     }
 
+    /// Every candidate's latest point forecast (steps 1..=config.horizon), for evaluations
+    /// that score all models of an `Auto` run at once.
+    pub(crate) fn candidate_paths(&self) -> impl Iterator<Item = (ModelKind, Option<&[f64]>)> {
+        self.candidates
+            .iter()
+            .filter(|c| !c.fallback)
+            .map(|c| (c.kind, c.ready.then_some(&c.path[..])))
+    }
+
+    /// Each candidate model with its backtest WAPE over recent origins, so status and
+    /// reports can show why `Auto` chose what it chose.
+    pub fn backtests(&self) -> Vec<(ModelKind, Option<f64>)> {
+        self.candidates
+            .iter()
+            .filter(|c| !c.fallback)
+            .map(|c| (c.kind, c.track.wape()))
+            .collect()
+    }
+
     fn push(&mut self, v: f64, imputed: bool) {
         if self.history.len() == self.config.window {
             self.history.pop_front();
