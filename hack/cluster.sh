@@ -311,17 +311,20 @@ cmd_healthy() {
 }
 
 cmd_down() {
-  local name c
-  if [ -f "$STATE/clusters" ]; then
-    for name in $(cluster_names); do
-      # An APIService left registered while metrics-server is gone blocks discovery; the
-      # whole cluster is going away, so stop components from the outside in.
-      for c in metrics-server kwok kube-scheduler kube-controller-manager kube-apiserver; do
-        stop_pid "$STATE/$name/$c.pid"
-      done
+  # Every process gets SIGTERM at once, then whatever still runs after 10 s gets SIGKILL; the
+  # whole environment is going away, so nothing needs an orderly sequence.
+  local f pids=()
+  for f in "$STATE"/*/*.pid; do
+    [ -f "$f" ] && pids+=("$(cat "$f")")
+  done
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 100); do
+      kill -0 "${pids[@]}" 2>/dev/null || break
+      sleep 0.1
     done
+    kill -9 "${pids[@]}" 2>/dev/null || true
   fi
-  stop_pid "$STATE/etcd/etcd.pid"
   rm -rf "$STATE"
   log "down"
 }

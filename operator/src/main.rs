@@ -18,17 +18,21 @@ enum Command {
     Crd(cli::crd::Args),
     /// Evaluate the forecast models on a demand trace (rolling origin, WAPE).
     ForecastEval(cli::forecast_eval::Args),
+    /// Run the operator against a management cluster.
+    Operator(cli::operator::Args),
     /// Show the placement decision for manifests on disk, without applying anything.
     Plan(cli::plan::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let args = Cli::parse();
-    let mut stdout = std::io::stdout().lock();
+    // Not locked for the whole run: the operator logs from worker threads.
+    let mut stdout = std::io::stdout();
     let result = match args.command {
         Command::Crd(a) => cli::crd::run(a, &mut stdout),
         Command::ForecastEval(a) => cli::forecast_eval::run(a, &mut stdout),
         Command::Plan(a) => cli::plan::run(a, &mut stdout),
+        Command::Operator(a) => cli::operator::run(a, &mut stdout),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -25,8 +25,16 @@ pub struct Env {
 
 static ENV: OnceLock<Env> = OnceLock::new();
 static STARTED_BY_US: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// Operator processes still running, killed when the test binary exits.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 extern "C" fn tear_down() {
+    for pid in CHILDREN.lock().map(|g| g.clone()).unwrap_or_default() {
+        // SAFETY: sending a signal to a child process we started.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+    }
     let started = STARTED_BY_US.lock().ok().and_then(|mut g| g.take());
     if let Some(root) = started {
         let _ = Command::new(root.join("hack/cluster.sh"))
@@ -73,10 +81,10 @@ impl Env {
                     String::from_utf8_lossy(&up.stderr)
                 );
                 *STARTED_BY_US.lock().expect("lock") = Some(root.clone());
-                // SAFETY: registering a plain extern "C" function with no captured state.
-                unsafe {
-                    libc::atexit(tear_down);
-                }
+            }
+            // SAFETY: registering a plain extern "C" function with no captured state.
+            unsafe {
+                libc::atexit(tear_down);
             }
             let clusters = std::fs::read_to_string(state.join("clusters"))
                 .expect("hack/cluster.sh writes the cluster list")
@@ -149,6 +157,79 @@ impl Env {
             .expect("run hack/cluster.sh")
     }
 
+    /// The `skyfleet` binary, built once per test binary so tests run the current code.
+    pub fn skyfleet_bin(&self) -> PathBuf {
+        static BIN: OnceLock<PathBuf> = OnceLock::new();
+        BIN.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "skyfleet", "--bin", "skyfleet"])
+                .current_dir(&self.root)
+                .output()
+                .expect("run cargo build");
+            assert!(
+                out.status.success(),
+                "building skyfleet failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| self.root.join("target"));
+            target.join("debug/skyfleet")
+        })
+        .clone()
+    }
+
+    /// Starts `skyfleet operator` against the management cluster as a separate process, with
+    /// its log in `target/e2e-logs/`. It is killed when the returned handle is dropped, or
+    /// when the test binary exits.
+    pub fn start_operator(&self, extra_args: &[&str]) -> Operator {
+        let logs = self.root.join("target/e2e-logs");
+        std::fs::create_dir_all(&logs).expect("log dir");
+        let log_path = logs.join(format!("operator-{}.log", unique()));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(self.skyfleet_bin())
+            .arg("operator")
+            .arg(format!(
+                "--kubeconfig={}",
+                self.kubeconfig("mgmt").display()
+            ))
+            .args(extra_args)
+            .env("RUST_LOG", "info,skyfleet=debug")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start skyfleet operator");
+        CHILDREN.lock().expect("lock").push(child.id());
+        Operator {
+            child,
+            log: log_path,
+        }
+    }
+
+    /// Installs the CRDs on the management cluster as a user would (`kubectl apply -f crds/`)
+    /// and waits until they are established; once per test binary, since concurrent
+    /// client-side applies of the same new object race.
+    pub fn install_crds(&self) {
+        static DONE: Mutex<bool> = Mutex::new(false);
+        let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+        if *done {
+            return;
+        }
+        self.kubectl_ok("mgmt", &["apply", "-f", "crds/"]);
+        self.kubectl_ok(
+            "mgmt",
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/cloudpools.skyfleet.io",
+                "crd/multicloudworkloads.skyfleet.io",
+            ],
+        );
+        *done = true;
+    }
+
     /// Makes every pod in `namespace` of `cluster` report `cpu` (e.g. "250m") to metrics.k8s.io.
     pub fn set_usage(&self, cluster: &str, namespace: &str, cpu: &str) {
         let out = self.cluster_sh(&["usage", cluster, namespace, cpu]);
@@ -216,5 +297,31 @@ where
             "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A running `skyfleet operator` process.
+pub struct Operator {
+    child: std::process::Child,
+    /// Where its log goes.
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// The operator's log so far, for assertion messages.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash or node loss would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

@@ -7,25 +7,11 @@ use std::time::Duration;
 use serde_json::Value;
 use skyfleet_e2e::{Env, eventually};
 
-fn install_crds(env: &Env) {
-    env.kubectl_ok("mgmt", &["apply", "-f", "crds/"]);
-    env.kubectl_ok(
-        "mgmt",
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/cloudpools.skyfleet.io",
-            "crd/multicloudworkloads.skyfleet.io",
-        ],
-    );
-}
-
 #[test]
 fn crds_install_and_read_like_kubectl_resources() {
     let env = Env::get();
     let _g = env.shared();
-    install_crds(env);
+    env.install_crds();
     let ns = env.namespace("e2e-crd", &["mgmt"]);
     env.kubectl_ok("mgmt", &["apply", "-f", "crds/examples/cloudpools.yaml"]);
     env.kubectl_ok(
@@ -165,7 +151,7 @@ fn pool(spec: &str) -> String {
 fn bad_objects_are_rejected_by_the_api_server_with_clear_messages() {
     let env = Env::get();
     let _g = env.shared();
-    install_crds(env);
+    env.install_crds();
     let ns = env.namespace("e2e-bad", &["mgmt"]);
     let ok_requests = "{cpu: 100m, memory: 64Mi}";
     let pricing = "  pricing: {cpuPerHour: 0.04, memoryGiBPerHour: 0.004}\n";

@@ -3,4 +3,5 @@
 
 pub mod crd;
 pub mod forecast_eval;
+pub mod operator;
 pub mod plan;

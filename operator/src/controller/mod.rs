@@ -3,3 +3,6 @@
 //! `placement`.
 
 pub mod kubeconfig;
+pub mod labels;
+pub mod pool;
+pub mod registry;

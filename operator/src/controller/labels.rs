@@ -1,0 +1,15 @@
+//! Labels that tie member objects to skyfleet. Owner references cannot cross clusters, so
+//! these labels are how the operator finds, counts and cleans up what it created.
+
+/// Set on every object skyfleet creates in a member cluster.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The value of [`MANAGED_BY`].
+pub const MANAGER: &str = "skyfleet";
+/// The CloudPool a member Deployment belongs to.
+pub const POOL: &str = "skyfleet.io/pool";
+/// The namespace of the owning MultiCloudWorkload.
+pub const WORKLOAD_NAMESPACE: &str = "skyfleet.io/workload-namespace";
+/// The name of the owning MultiCloudWorkload.
+pub const WORKLOAD_NAME: &str = "skyfleet.io/workload";
+/// The field manager of every server-side apply skyfleet makes.
+pub const FIELD_MANAGER: &str = "skyfleet";

@@ -1,0 +1,587 @@
+//! The CloudPool reconciler: probe the member cluster, and say in status whether the pool can
+//! take replicas, what its nodes offer and what skyfleet already uses there.
+//!
+//! Probing is periodic (every `probe_period`), so a member that stops answering is reported
+//! `Ready=False` within one period plus the probe timeout.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Secret, Taint, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use tracing::{debug, info, warn};
+
+use super::labels;
+use super::registry::{MemberError, MemberRegistry};
+use crate::api::cloud_pool::{CloudPool, CloudPoolSpec, CloudPoolStatus, ResourceAmounts};
+use crate::api::conditions;
+use crate::api::quantity;
+
+/// What a successful probe found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeReport {
+    /// The member API server's version.
+    pub version: String,
+    /// CPU cores the pool's nodes offer.
+    pub allocatable_cpu: f64,
+    /// Memory bytes the pool's nodes offer.
+    pub allocatable_memory: f64,
+    /// CPU cores skyfleet Deployments request in the pool.
+    pub used_cpu: f64,
+    /// Memory bytes skyfleet Deployments request in the pool.
+    pub used_memory: f64,
+    /// Replicas skyfleet placed in the pool.
+    pub placed_replicas: i32,
+    /// Nodes that belong to the pool.
+    pub nodes: usize,
+}
+
+/// How often an unchanged status is rewritten just to refresh `lastProbeTime`; rewriting it
+/// on every probe would wake every watcher of CloudPools every few seconds.
+pub const PROBE_TIME_REFRESH: Duration = Duration::from_secs(60);
+
+/// The status a probe outcome leads to. Pure, so every case is unit-tested.
+pub fn pool_status(
+    spec: &CloudPoolSpec,
+    generation: Option<i64>,
+    probe: &Result<ProbeReport, MemberError>,
+    previous: &CloudPoolStatus,
+    now: jiff::Timestamp,
+) -> CloudPoolStatus {
+    let mut status = previous.clone();
+    status.observed_generation = generation;
+    match probe {
+        Ok(report) => {
+            let (ready, reason, message) = if spec.unschedulable {
+                (
+                    false,
+                    "Drained",
+                    "spec.unschedulable is true: nothing new is placed here".to_string(),
+                )
+            } else if report.nodes == 0 {
+                (
+                    false,
+                    "NoMatchingNodes",
+                    "no schedulable node matches the pool's nodeSelector and tolerations"
+                        .to_string(),
+                )
+            } else {
+                (
+                    true,
+                    "Probed",
+                    format!(
+                        "{} nodes answer; Kubernetes {}",
+                        report.nodes, report.version
+                    ),
+                )
+            };
+            conditions::set(
+                &mut status.conditions,
+                conditions::READY,
+                ready,
+                reason,
+                message,
+                generation,
+                now,
+            );
+            status.kubernetes_version = Some(report.version.clone());
+            status.allocatable = Some(amounts(report.allocatable_cpu, report.allocatable_memory));
+            status.used = Some(amounts(report.used_cpu, report.used_memory));
+            status.placed_replicas = report.placed_replicas;
+            let stale = previous
+                .last_probe_time
+                .as_ref()
+                .is_none_or(|t| now.duration_since(t.0).unsigned_abs() >= PROBE_TIME_REFRESH);
+            if stale || status_changed(previous, &status) {
+                status.last_probe_time = Some(Time(now));
+            }
+        }
+        Err(e) => {
+            conditions::set(
+                &mut status.conditions,
+                conditions::READY,
+                false,
+                e.reason(),
+                e.to_string(),
+                generation,
+                now,
+            );
+        }
+    }
+    status
+}
+
+fn status_changed(a: &CloudPoolStatus, b: &CloudPoolStatus) -> bool {
+    let strip = |s: &CloudPoolStatus| CloudPoolStatus {
+        last_probe_time: None,
+        ..s.clone()
+    };
+    strip(a) != strip(b)
+}
+
+fn amounts(cpu: f64, memory: f64) -> ResourceAmounts {
+    ResourceAmounts {
+        cpu: Quantity(quantity::format_cores(cpu)),
+        memory: Quantity(quantity::format_bytes(memory)),
+    }
+}
+
+/// Whether the pool's pods may land on `node`: labels match the nodeSelector, the node is
+/// schedulable, and every NoSchedule/NoExecute taint is tolerated.
+pub fn node_in_pool(spec: &CloudPoolSpec, node: &Node) -> bool {
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    let selected = spec
+        .node_selector
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let schedulable = !node
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
+    let tolerations = spec.tolerations.clone().unwrap_or_default();
+    let taints_ok = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .all(|t| tolerations.iter().any(|tol| tolerates(tol, t)));
+    selected && schedulable && taints_ok
+}
+
+/// Kubernetes' toleration matching rule.
+pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
+    let effect_ok = tol
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == taint.effect);
+    let exists = tol.operator.as_deref() == Some("Exists");
+    let key_ok = match tol.key.as_deref() {
+        None | Some("") => exists,
+        Some(k) => k == taint.key,
+    };
+    let value_ok =
+        exists || tol.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("");
+    effect_ok && key_ok && value_ok
+}
+
+/// CPU cores and memory bytes one replica of a Deployment requests.
+pub fn requests_per_replica(deployment: &Deployment) -> (f64, f64) {
+    let containers = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers.clone())
+        .unwrap_or_default();
+    let mut cpu = 0.0;
+    let mut memory = 0.0;
+    for c in containers {
+        let requests: BTreeMap<String, Quantity> =
+            c.resources.and_then(|r| r.requests).unwrap_or_default();
+        cpu += requests
+            .get("cpu")
+            .and_then(|q| quantity::to_f64(q).ok())
+            .unwrap_or(0.0);
+        memory += requests
+            .get("memory")
+            .and_then(|q| quantity::to_f64(q).ok())
+            .unwrap_or(0.0);
+    }
+    (cpu, memory)
+}
+
+/// Shared state of the CloudPool controller.
+pub struct PoolContext {
+    /// Member clients.
+    pub registry: MemberRegistry,
+    /// Publishes Events about pools.
+    pub recorder: Recorder,
+    /// How often each pool is probed.
+    pub probe_period: Duration,
+    /// How long one probe may take.
+    pub probe_timeout: Duration,
+}
+
+/// Errors that make the controller retry; member problems are status, not errors.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("writing CloudPool status: {0}")]
+    Status(#[source] kube::Error),
+}
+
+async fn probe(ctx: &PoolContext, pool: &CloudPool) -> Result<ProbeReport, MemberError> {
+    let client = ctx
+        .registry
+        .client(pool.spec.kubeconfig_secret_ref.as_ref())
+        .await?;
+    let work = async {
+        let version = client
+            .apiserver_version()
+            .await
+            .map_err(|e| MemberError::Unreachable(e.to_string()))?;
+        let nodes = Api::<Node>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| MemberError::Unreachable(e.to_string()))?;
+        let mut report = ProbeReport {
+            version: version.git_version,
+            allocatable_cpu: 0.0,
+            allocatable_memory: 0.0,
+            used_cpu: 0.0,
+            used_memory: 0.0,
+            placed_replicas: 0,
+            nodes: 0,
+        };
+        for node in nodes.items.iter().filter(|n| node_in_pool(&pool.spec, n)) {
+            let alloc = node
+                .status
+                .as_ref()
+                .and_then(|s| s.allocatable.clone())
+                .unwrap_or_default();
+            report.allocatable_cpu += alloc
+                .get("cpu")
+                .and_then(|q| quantity::to_f64(q).ok())
+                .unwrap_or(0.0);
+            report.allocatable_memory += alloc
+                .get("memory")
+                .and_then(|q| quantity::to_f64(q).ok())
+                .unwrap_or(0.0);
+            report.nodes += 1;
+        }
+        let selector = format!(
+            "{}={},{}={}",
+            labels::MANAGED_BY,
+            labels::MANAGER,
+            labels::POOL,
+            pool.name_any()
+        );
+        let deployments = Api::<Deployment>::all(client.clone())
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| MemberError::Unreachable(e.to_string()))?;
+        for d in &deployments.items {
+            let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            let (cpu, memory) = requests_per_replica(d);
+            report.used_cpu += cpu * f64::from(replicas);
+            report.used_memory += memory * f64::from(replicas);
+            report.placed_replicas += replicas;
+        }
+        Ok(report)
+    };
+    match tokio::time::timeout(ctx.probe_timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(MemberError::Unreachable(format!(
+            "no answer within {:?}",
+            ctx.probe_timeout
+        ))),
+    }
+}
+
+/// Probes one pool and writes its status; publishes an Event when readiness changes.
+pub async fn reconcile(pool: Arc<CloudPool>, ctx: Arc<PoolContext>) -> Result<Action, PoolError> {
+    let name = pool.name_any();
+    let previous = pool.status.clone().unwrap_or_default();
+    debug!(pool = %name, "probing");
+    let outcome = probe(&ctx, &pool).await;
+    debug!(pool = %name, ?outcome, "probed");
+    let status = pool_status(
+        &pool.spec,
+        pool.metadata.generation,
+        &outcome,
+        &previous,
+        jiff::Timestamp::now(),
+    );
+    let was_ready = conditions::is_true(&previous.conditions, conditions::READY);
+    let is_ready = conditions::is_true(&status.conditions, conditions::READY);
+    let had_ready = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == conditions::READY);
+    if status != previous {
+        let api: Api<CloudPool> = Api::all(ctx.registry.management());
+        let patch = serde_json::json!({"apiVersion": "skyfleet.io/v1alpha1", "kind": "CloudPool", "status": status});
+        api.patch_status(
+            &name,
+            &PatchParams::apply(labels::FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(PoolError::Status)?;
+    }
+    if !had_ready || was_ready != is_ready {
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == conditions::READY);
+        let (reason, note) = ready
+            .map(|c| (c.reason.clone(), c.message.clone()))
+            .unwrap_or_default();
+        if is_ready {
+            info!(pool = %name, %note, "pool ready");
+        } else {
+            warn!(pool = %name, %reason, %note, "pool not ready");
+        }
+        let event = Event {
+            type_: if is_ready {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: if is_ready {
+                "PoolReady".into()
+            } else {
+                "PoolNotReady".into()
+            },
+            note: Some(format!("{reason}: {note}")),
+            action: "Probe".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &pool.object_ref(&())).await {
+            warn!(pool = %name, error = %e, "could not publish event");
+        }
+    }
+    Ok(Action::requeue(ctx.probe_period))
+}
+
+fn error_policy(pool: Arc<CloudPool>, error: &PoolError, ctx: Arc<PoolContext>) -> Action {
+    warn!(pool = %pool.name_any(), %error, "reconcile failed");
+    Action::requeue(ctx.probe_period)
+}
+
+/// Runs the CloudPool controller until shutdown.
+pub async fn run(ctx: Arc<PoolContext>) {
+    let client = ctx.registry.management();
+    let pools: Api<CloudPool> = Api::all(client.clone());
+    let secrets: Api<Secret> = Api::namespaced(client, ctx.registry.secret_namespace());
+    let controller = Controller::new(pools, watcher::Config::default());
+    let store = controller.store();
+    controller
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: Secret| {
+                // A changed kubeconfig Secret re-probes the pools that use it.
+                let name = secret.name_any();
+                let namespace = secret.namespace().unwrap_or_default();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(move |p| {
+                        p.spec
+                            .kubeconfig_secret_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == name && r.namespace == namespace)
+                    })
+                    .map(|p| ObjectRef::from_obj(&*p))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| {
+            if let Err(e) = result {
+                warn!(error = %e, "CloudPool controller");
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> CloudPoolSpec {
+        serde_json::from_value(serde_json::json!({
+            "provider": "aws", "region": "us-east-1",
+            "pricing": {"cpuPerHour": 0.04, "memoryGiBPerHour": 0.004},
+            "nodeSelector": {"pool": "spot"},
+            "tolerations": [{"key": "spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
+        }))
+        .unwrap()
+    }
+
+    fn report() -> ProbeReport {
+        ProbeReport {
+            version: "v1.34.10".into(),
+            allocatable_cpu: 64.0,
+            allocatable_memory: 256.0 * quantity::GIB,
+            used_cpu: 1.5,
+            used_memory: 3.0 * quantity::GIB,
+            placed_replicas: 3,
+            nodes: 2,
+        }
+    }
+
+    fn t(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_good_probe_makes_the_pool_ready_with_capacity() {
+        let s = pool_status(
+            &spec(),
+            Some(2),
+            &Ok(report()),
+            &CloudPoolStatus::default(),
+            t("2026-01-01T00:00:00Z"),
+        );
+        assert!(conditions::is_true(&s.conditions, conditions::READY));
+        assert_eq!(s.kubernetes_version.as_deref(), Some("v1.34.10"));
+        assert_eq!(
+            s.allocatable,
+            Some(ResourceAmounts {
+                cpu: Quantity("64".into()),
+                memory: Quantity("256Gi".into())
+            })
+        );
+        assert_eq!(
+            s.used,
+            Some(ResourceAmounts {
+                cpu: Quantity("1500m".into()),
+                memory: Quantity("3Gi".into())
+            })
+        );
+        assert_eq!(s.placed_replicas, 3);
+        assert_eq!(s.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn unreachable_keeps_what_was_known_and_says_why() {
+        let ok = pool_status(
+            &spec(),
+            Some(1),
+            &Ok(report()),
+            &CloudPoolStatus::default(),
+            t("2026-01-01T00:00:00Z"),
+        );
+        let down = pool_status(
+            &spec(),
+            Some(1),
+            &Err(MemberError::Unreachable("connection refused".into())),
+            &ok,
+            t("2026-01-01T00:00:05Z"),
+        );
+        let ready = down
+            .conditions
+            .iter()
+            .find(|c| c.type_ == conditions::READY)
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Unreachable")
+        );
+        assert!(ready.message.contains("connection refused"));
+        assert_eq!(
+            down.allocatable, ok.allocatable,
+            "last known capacity is kept"
+        );
+        assert_eq!(
+            down.last_probe_time, ok.last_probe_time,
+            "the last successful probe time stays"
+        );
+    }
+
+    #[test]
+    fn drained_and_empty_pools_are_not_ready() {
+        let mut drained = spec();
+        drained.unschedulable = true;
+        let s = pool_status(
+            &drained,
+            None,
+            &Ok(report()),
+            &CloudPoolStatus::default(),
+            t("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(s.conditions[0].reason, "Drained");
+        let empty = ProbeReport {
+            nodes: 0,
+            ..report()
+        };
+        let s = pool_status(
+            &spec(),
+            None,
+            &Ok(empty),
+            &CloudPoolStatus::default(),
+            t("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(s.conditions[0].reason, "NoMatchingNodes");
+    }
+
+    #[test]
+    fn an_unchanged_probe_does_not_rewrite_status_until_the_refresh_interval() {
+        let t0 = t("2026-01-01T00:00:00Z");
+        let first = pool_status(
+            &spec(),
+            Some(1),
+            &Ok(report()),
+            &CloudPoolStatus::default(),
+            t0,
+        );
+        let again = pool_status(
+            &spec(),
+            Some(1),
+            &Ok(report()),
+            &first,
+            t("2026-01-01T00:00:05Z"),
+        );
+        assert_eq!(again, first, "no write five seconds later");
+        let later = pool_status(
+            &spec(),
+            Some(1),
+            &Ok(report()),
+            &first,
+            t("2026-01-01T00:01:00Z"),
+        );
+        assert_ne!(
+            later.last_probe_time, first.last_probe_time,
+            "refreshed after a minute"
+        );
+    }
+
+    fn node(labels: &[(&str, &str)], taint: Option<(&str, &str)>) -> Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n", "labels": labels.iter().cloned().collect::<BTreeMap<_, _>>()},
+            "spec": {"taints": taint.map(|(k, v)| vec![serde_json::json!({"key": k, "value": v, "effect": "NoSchedule"})]).unwrap_or_default()}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn nodes_belong_to_a_pool_by_selector_and_tolerations() {
+        let s = spec();
+        assert!(node_in_pool(
+            &s,
+            &node(&[("pool", "spot")], Some(("spot", "true")))
+        ));
+        assert!(
+            !node_in_pool(&s, &node(&[("pool", "od")], None)),
+            "selector must match"
+        );
+        assert!(
+            !node_in_pool(&s, &node(&[("pool", "spot")], Some(("gpu", "true")))),
+            "untolerated taint"
+        );
+        let mut plain = spec();
+        plain.node_selector = None;
+        plain.tolerations = None;
+        assert!(node_in_pool(&plain, &node(&[], None)));
+        assert!(
+            !node_in_pool(&plain, &node(&[], Some(("spot", "true")))),
+            "a plain pool avoids tainted nodes"
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! One client per member cluster, built from its kubeconfig Secret.
+//!
+//! Pools that share a cluster (and so a kubeconfig) share one client; a client is rebuilt only
+//! when the kubeconfig's content changes. Secrets are read only from the one namespace the
+//! operator is given, so it needs no cluster-wide Secret access.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use tokio::sync::RwLock;
+
+use super::kubeconfig::{KubeconfigError, parse_untrusted};
+use crate::api::cloud_pool::KubeconfigSecretRef;
+
+/// Why a pool's member cluster cannot be reached; shown as the pool's `Ready` reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MemberError {
+    #[error(
+        "kubeconfigSecretRef.namespace is {given:?}, but skyfleet reads member kubeconfigs only from namespace {allowed:?}"
+    )]
+    NamespaceNotAllowed { given: String, allowed: String },
+    #[error("Secret {namespace}/{name} was not found")]
+    SecretNotFound { namespace: String, name: String },
+    #[error("Secret {namespace}/{name} has no key {key:?}")]
+    KeyMissing {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("the kubeconfig in Secret {namespace}/{name} was refused: {source}")]
+    Kubeconfig {
+        namespace: String,
+        name: String,
+        source: KubeconfigError,
+    },
+    #[error("the member API server did not answer: {0}")]
+    Unreachable(String),
+    #[error("could not read Secret: {0}")]
+    Management(String),
+}
+
+impl MemberError {
+    /// A CamelCase reason for conditions and events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NamespaceNotAllowed { .. } => "SecretNamespaceNotAllowed",
+            Self::SecretNotFound { .. } => "SecretNotFound",
+            Self::KeyMissing { .. } => "SecretKeyMissing",
+            Self::Kubeconfig { .. } => "KubeconfigRejected",
+            Self::Unreachable(_) => "Unreachable",
+            Self::Management(_) => "ManagementClusterError",
+        }
+    }
+}
+
+/// Member clients by kubeconfig fingerprint.
+#[derive(Clone)]
+pub struct MemberRegistry {
+    management: kube::Client,
+    secret_namespace: String,
+    connect_timeout: Duration,
+    clients: Arc<RwLock<HashMap<u64, kube::Client>>>,
+}
+
+impl MemberRegistry {
+    /// A registry that reads kubeconfig Secrets from `secret_namespace` of the management cluster.
+    pub fn new(
+        management: kube::Client,
+        secret_namespace: String,
+        connect_timeout: Duration,
+    ) -> Self {
+        Self {
+            management,
+            secret_namespace,
+            connect_timeout,
+            clients: Arc::default(),
+        }
+    }
+
+    /// The management cluster's client, for pools without a kubeconfig Secret.
+    pub fn management(&self) -> kube::Client {
+        self.management.clone()
+    }
+
+    /// The namespace member kubeconfig Secrets are read from.
+    pub fn secret_namespace(&self) -> &str {
+        &self.secret_namespace
+    }
+
+    /// The client for a pool: the management cluster when `secret` is absent.
+    pub async fn client(
+        &self,
+        secret: Option<&KubeconfigSecretRef>,
+    ) -> Result<kube::Client, MemberError> {
+        let Some(r) = secret else {
+            return Ok(self.management.clone());
+        };
+        if r.namespace != self.secret_namespace {
+            return Err(MemberError::NamespaceNotAllowed {
+                given: r.namespace.clone(),
+                allowed: self.secret_namespace.clone(),
+            });
+        }
+        let api: Api<Secret> = Api::namespaced(self.management.clone(), &r.namespace);
+        let secret = api
+            .get_opt(&r.name)
+            .await
+            .map_err(|e| MemberError::Management(e.to_string()))?
+            .ok_or_else(|| MemberError::SecretNotFound {
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+            })?;
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&r.key))
+            .map(|b| b.0.clone())
+            .ok_or_else(|| MemberError::KeyMissing {
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                key: r.key.clone(),
+            })?;
+        let kubeconfig = parse_untrusted(&bytes).map_err(|source| MemberError::Kubeconfig {
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+            source,
+        })?;
+        if let Some(c) = self.clients.read().await.get(&kubeconfig.fingerprint) {
+            return Ok(c.clone());
+        }
+        let client = kubeconfig
+            .client(self.connect_timeout)
+            .await
+            .map_err(|source| MemberError::Kubeconfig {
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                source,
+            })?;
+        self.clients
+            .write()
+            .await
+            .insert(kubeconfig.fingerprint, client.clone());
+        Ok(client)
+    }
+}
