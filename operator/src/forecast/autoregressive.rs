@@ -86,6 +86,21 @@ impl Autoregressive {
     }
 }
 
+/// A dot product with four independent accumulators: a plain fold is one long chain of
+/// dependent additions, and this is the inner loop of every AR forecast.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0; 4];
+    let (ca, ra) = a.split_at(a.len() - a.len() % 4);
+    let (cb, rb) = b.split_at(ca.len());
+    for (x, y) in ca.chunks_exact(4).zip(cb.chunks_exact(4)) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
 /// The mean of the middle half (a quarter trimmed from each end; 0 if empty), reordering
 /// the slice.
 fn trimmed_mean(v: &mut [f64]) -> f64 {
@@ -180,9 +195,15 @@ impl SeriesModel for Autoregressive {
     fn update(&mut self, y: f64) {
         let ps = self.profile.len();
         let p = self.lags.len();
-        self.lags[self.head] = y - self.profile[self.phase % ps];
-        self.head = (self.head + 1) % p;
-        self.phase = (self.phase + 1) % ps;
+        self.lags[self.head] = y - self.profile[self.phase];
+        self.head += 1;
+        if self.head == p {
+            self.head = 0;
+        }
+        self.phase += 1;
+        if self.phase == ps {
+            self.phase = 0;
+        }
         self.seen += 1;
     }
 
@@ -192,19 +213,34 @@ impl SeriesModel for Autoregressive {
             return false;
         }
         let ps = self.profile.len();
-        // Newest first: hist[0] is lag 1.
-        let mut hist: Vec<f64> = (0..p)
-            .map(|i| self.lags[(self.head + p - 1 - i) % p])
-            .collect();
-        for (k, o) in out.iter_mut().enumerate() {
-            let mut v = self.coef[0];
-            for (c, h) in self.coef[1..].iter().zip(&hist) {
-                v += c * h;
+        let h = out.len();
+        // buf = [x_{t-p+1} .. x_t, x̂_{t+1} .. x̂_{t+h}]: each step is a dot product over
+        // the p entries before it. On the stack for the usual horizons.
+        let mut stack = [0.0; 128];
+        let mut heap = Vec::new();
+        let buf: &mut [f64] = if p + h <= stack.len() {
+            &mut stack[..p + h]
+        } else {
+            heap.resize(p + h, 0.0);
+            &mut heap
+        };
+        let (older, newer) = self.lags.split_at(self.head);
+        buf[..newer.len()].copy_from_slice(newer);
+        buf[newer.len()..p].copy_from_slice(older);
+        // Lag coefficients in time order (oldest lag first) for a forward dot product.
+        let mut rev = [0.0; MAX_LAG];
+        for (r, c) in rev[..p].iter_mut().rev().zip(&self.coef[1..]) {
+            *r = *c;
+        }
+        let mut phase = self.phase;
+        for k in 0..h {
+            let v = self.coef[0] + dot(&rev[..p], &buf[k..k + p]);
+            buf[p + k] = v;
+            out[k] = (v + self.profile[phase]).clamp(self.clamp.0, self.clamp.1);
+            phase += 1;
+            if phase == ps {
+                phase = 0;
             }
-            hist.rotate_right(1);
-            hist[0] = v;
-            let f = v + self.profile[(self.phase + k) % ps];
-            *o = f.clamp(self.clamp.0, self.clamp.1);
         }
         out.iter().all(|v| v.is_finite())
     }

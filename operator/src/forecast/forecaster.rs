@@ -247,11 +247,10 @@ impl Forecaster {
                 self.notes.push(format!("{} disabled: {reason}", c.kind));
             }
         }
-        self.choose();
-        for i in 0..self.candidates.len() {
-            self.refresh_offsets(i);
+        for c in &mut self.candidates {
+            c.offsets.clear();
         }
-        self.since_offsets = 0;
+        self.choose();
     }
 
     /// Forecasts `horizon` steps ahead with the upper `quantile`. Steps beyond the
@@ -477,6 +476,19 @@ impl Forecaster {
     /// Picks the candidate with the lowest backtest error among primaries that can
     /// forecast now; ties go to the simpler model (listed first).
     fn choose(&mut self) {
+        let before = self.winner;
+        self.pick();
+        // Intervals are only needed for the model that forecasts: compute its residual
+        // quantiles when it takes over, and every horizon's worth of samples after.
+        if let Some(w) = self.winner
+            && (before != self.winner || self.candidates[w].offsets.is_empty())
+        {
+            self.refresh_offsets(w);
+            self.since_offsets = 0;
+        }
+    }
+
+    fn pick(&mut self) {
         let mut best: Option<(usize, f64)> = None;
         for fallback in [false, true] {
             for (i, c) in self.candidates.iter().enumerate() {
@@ -547,5 +559,120 @@ fn median(v: &mut [f64]) -> f64 {
         v[n / 2]
     } else {
         0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daily(t: usize, s: usize) -> f64 {
+        50.0 + 20.0 * (t as f64 * std::f64::consts::TAU / s as f64).sin()
+    }
+
+    fn cfg(model: ModelChoice, season_len: usize, window: usize) -> ForecastConfig {
+        ForecastConfig {
+            model,
+            season_len,
+            horizon: 4,
+            window,
+            ..ForecastConfig::default()
+        }
+    }
+
+    #[test]
+    fn no_history_is_an_error_and_none_is_reactive() {
+        let f = Forecaster::new(cfg(ModelChoice::Auto, 24, 200)).unwrap();
+        assert_eq!(f.forecast(4, 0.95), Err(ForecastError::NoHistory));
+        let mut f = Forecaster::new(cfg(ModelChoice::None, 24, 200)).unwrap();
+        f.observe(3.0);
+        f.observe(5.0);
+        let fc = f.forecast(4, 0.95).unwrap();
+        assert_eq!(fc.model, ModelKind::Reactive);
+        assert_eq!(fc.peak_upper, 5.0);
+    }
+
+    #[test]
+    fn short_history_falls_back_to_non_seasonal_models_and_says_so() {
+        let mut f = Forecaster::new(cfg(ModelChoice::SeasonalNaive, 24, 200)).unwrap();
+        for t in 0..30 {
+            f.observe(daily(t, 24));
+        }
+        let fc = f.forecast(4, 0.95).unwrap();
+        assert_eq!(fc.model, ModelKind::LastValue);
+        let reason = fc.reason.unwrap();
+        assert!(reason.contains("shorter than two seasons"), "{reason}");
+        // Once two seasons are there, the season is switched on without being asked.
+        for t in 30..60 {
+            f.observe(daily(t, 24));
+        }
+        let fc = f.forecast(4, 0.95).unwrap();
+        assert_eq!(fc.model, ModelKind::SeasonalNaive, "{:?}", fc.reason);
+    }
+
+    #[test]
+    fn missing_samples_are_imputed_and_not_scored() {
+        let mut f = Forecaster::new(cfg(ModelChoice::Auto, 24, 200)).unwrap();
+        for t in 0..150 {
+            let v = if t % 10 == 3 { f64::NAN } else { daily(t, 24) };
+            f.observe(v);
+        }
+        assert_eq!(f.history_len(), 150);
+        assert!(f.history().iter().all(|v| v.is_finite()));
+        let fc = f.forecast(4, 0.95).unwrap();
+        for (k, m) in fc.mean.iter().enumerate() {
+            assert!((m - daily(150 + k, 24)).abs() < 2.0, "step {k}: {m}");
+        }
+        // A leading gap has nothing to impute from and is skipped.
+        let mut f = Forecaster::new(cfg(ModelChoice::Auto, 24, 200)).unwrap();
+        f.observe(f64::NAN);
+        assert_eq!(f.history_len(), 0);
+    }
+
+    #[test]
+    fn samples_between_refits_only_filter() {
+        let mut f = Forecaster::new(cfg(ModelChoice::Auto, 24, 200)).unwrap();
+        let y: Vec<f64> = (0..200).map(|t| daily(t, 24)).collect();
+        f.extend_from_slice(&y);
+        assert_eq!(f.since_refit, 0);
+        for t in 200..223 {
+            f.observe(daily(t, 24));
+        }
+        assert_eq!(f.since_refit, 23, "refitted before the schedule");
+        f.observe(daily(223, 24));
+        assert_eq!(f.since_refit, 0, "did not refit after one season");
+        assert_eq!(f.history_len(), 200);
+    }
+
+    #[test]
+    fn interval_covers_noise_on_a_noisy_series() {
+        let mut seed: u64 = 1;
+        let mut noise = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+        };
+        let mut f = Forecaster::new(cfg(ModelChoice::Auto, 24, 480)).unwrap();
+        let mut covered = 0;
+        let mut total = 0;
+        let mut pending: Vec<(usize, f64)> = Vec::new();
+        for t in 0..3000 {
+            let v = daily(t, 24) + 10.0 * noise();
+            for &(at, up) in &pending {
+                if at == t {
+                    total += 1;
+                    covered += usize::from(v <= up);
+                }
+            }
+            pending.retain(|&(at, _)| at > t);
+            f.observe(v);
+            if t >= 480 {
+                let fc = f.forecast(4, 0.9).unwrap();
+                pending.extend(fc.upper.iter().enumerate().map(|(k, u)| (t + 1 + k, *u)));
+            }
+        }
+        let share = covered as f64 / total as f64;
+        assert!((0.86..=0.94).contains(&share), "coverage {share}");
     }
 }

@@ -195,7 +195,7 @@ impl SeriesModel for HoltWinters {
                 (x, 120 * dims)
             }
         };
-        let (u, _) = nelder_mead(loss, &x0, 1.0, evals, 1e-7);
+        let (u, _) = nelder_mead(loss, &x0, 1.0, evals, 1e-6);
         self.params = self.map(&u);
         self.raw = Some(u);
         self.state = Some(init);

@@ -47,7 +47,7 @@ fn cholesky(a: ArrayView2<'_, f64>, ridge: f64, scale: f64) -> Option<Array2<f64
         for k in 0..j {
             d -= l[[j, k]] * l[[j, k]];
         }
-        if !(d > tiny) {
+        if d.is_nan() || d <= tiny {
             return None;
         }
         let djj = d.sqrt();

@@ -1,0 +1,148 @@
+//! The forecast engine on a real trace (NAB nyc_taxi, first 3000 half-hours; MIT licence,
+//! see tests/data/LICENSE-NAB.txt), through the same evaluation `forecast-eval` runs.
+
+use std::path::Path;
+
+use skyfleet::cli::forecast_eval::{self, Args, parse_trace};
+use skyfleet::forecast::{ForecastConfig, ModelChoice, evaluate};
+
+const TRACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/nyc_taxi_head.csv");
+
+fn taxi() -> Vec<f64> {
+    let text = std::fs::read_to_string(TRACE).unwrap();
+    let trace = parse_trace(Path::new(TRACE), &text).unwrap();
+    assert_eq!(trace.step.as_secs(), 1800);
+    trace.values
+}
+
+fn cfg(model: ModelChoice) -> ForecastConfig {
+    // Season 24h, window 7d, horizon 1h at 30-minute steps.
+    ForecastConfig {
+        model,
+        season_len: 48,
+        window: 336,
+        horizon: 2,
+        quantile: 0.95,
+        ..ForecastConfig::default()
+    }
+}
+
+/// Users rely on `auto` being at least as good as the trivial forecasts on clearly
+/// seasonal demand, and on the upper quantile covering about what it says.
+#[test]
+fn auto_beats_the_naive_forecasts_on_taxi_demand() {
+    let y = taxi();
+    let auto = evaluate(&y, &cfg(ModelChoice::Auto)).unwrap();
+    let last = evaluate(&y, &cfg(ModelChoice::LastValue)).unwrap();
+    let seasonal = evaluate(&y, &cfg(ModelChoice::SeasonalNaive)).unwrap();
+    assert_eq!(auto.origins, y.len() - 336 - 2 + 1);
+    assert!(
+        auto.wape < 0.8 * last.wape,
+        "auto {} vs last value {}",
+        auto.wape,
+        last.wape
+    );
+    assert!(
+        auto.wape < seasonal.wape,
+        "auto {} vs seasonal naive {}",
+        auto.wape,
+        seasonal.wape
+    );
+    assert!(
+        (0.92..=0.98).contains(&auto.coverage),
+        "coverage {}",
+        auto.coverage
+    );
+}
+
+/// Holt-Winters and the autoregression each learn the daily cycle: both beat last value.
+#[test]
+fn fitted_models_beat_last_value_on_taxi_demand() {
+    let y = taxi();
+    let last = evaluate(&y, &cfg(ModelChoice::LastValue)).unwrap();
+    for m in [ModelChoice::HoltWinters, ModelChoice::Autoregressive] {
+        let r = evaluate(&y, &cfg(m)).unwrap();
+        assert!(
+            r.wape < last.wape,
+            "{m:?} {} vs last value {}",
+            r.wape,
+            last.wape
+        );
+    }
+}
+
+fn args(trace: &Path, output: &str) -> Args {
+    Args {
+        trace: trace.to_path_buf(),
+        horizon: "1h".into(),
+        window: "7d".into(),
+        season: "24h".into(),
+        model: ModelChoice::Auto,
+        quantile: 0.95,
+        output: output.into(),
+    }
+}
+
+#[test]
+fn cli_prints_the_summary_line_and_json() {
+    let mut out = Vec::new();
+    forecast_eval::run(args(Path::new(TRACE), "text"), &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.starts_with("wape=") && last.contains(" model=auto origins=2663 seconds="),
+        "{text}"
+    );
+    assert!(text.contains("coverage="), "{text}");
+
+    let mut out = Vec::new();
+    forecast_eval::run(args(Path::new(TRACE), "json"), &mut out).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    for key in ["wape", "model", "origins", "seconds", "coverage"] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["origins"], 2663);
+}
+
+fn run_on(content: &str) -> anyhow::Result<String> {
+    let dir = std::env::temp_dir().join(format!("skyfleet-forecast-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("t{}.csv", content.len()));
+    std::fs::write(&path, content).unwrap();
+    let mut out = Vec::new();
+    let r = forecast_eval::run(args(&path, "text"), &mut out);
+    let _ = std::fs::remove_file(&path);
+    r.map(|()| String::from_utf8(out).unwrap())
+}
+
+#[test]
+fn bad_traces_are_refused_with_a_clear_error() {
+    let err = run_on("time,value\n2014-07-01 00:00:00,1\n").unwrap_err();
+    assert!(
+        format!("{err:#}").contains("header `timestamp,value`"),
+        "{err:#}"
+    );
+
+    let err =
+        run_on("timestamp,value\n2014-07-01 00:00:00,1\n2014-07-01 00:30:00,abc\n").unwrap_err();
+    assert!(
+        format!("{err:#}").contains(":3: value \"abc\" is not a number"),
+        "{err:#}"
+    );
+
+    let err = run_on("timestamp,value\n2014-07-01 00:00:00\n").unwrap_err();
+    assert!(format!("{err:#}").contains("expected 2 columns"), "{err:#}");
+
+    let err = run_on("timestamp,value\nyesterday,1\n").unwrap_err();
+    assert!(
+        format!("{err:#}").contains("timestamp \"yesterday\" does not parse"),
+        "{err:#}"
+    );
+
+    let mut short = String::from("timestamp,value\n");
+    for i in 0..10 {
+        short.push_str(&format!("2014-07-01 0{i}:00:00,{i}\n"));
+    }
+    let err = run_on(&short).unwrap_err();
+    assert!(format!("{err:#}").contains("too short"), "{err:#}");
+}
