@@ -2,6 +2,8 @@
 //! pure decision, applies it and reports; decisions themselves live in `forecast` and
 //! `placement`.
 
+pub mod desired;
+pub mod history;
 pub mod kubeconfig;
 pub mod labels;
 pub mod pool;
