@@ -6,5 +6,6 @@ pub mod desired;
 pub mod history;
 pub mod kubeconfig;
 pub mod labels;
+pub mod metrics_api;
 pub mod pool;
 pub mod registry;
