@@ -188,12 +188,14 @@ impl Env {
         std::fs::create_dir_all(&logs).expect("log dir");
         let log_path = logs.join(format!("operator-{}.log", unique()));
         let log = std::fs::File::create(&log_path).expect("log file");
+        let admin_port = free_port();
         let child = Command::new(self.skyfleet_bin())
             .arg("operator")
             .arg(format!(
                 "--kubeconfig={}",
                 self.kubeconfig("mgmt").display()
             ))
+            .arg(format!("--admin-address=127.0.0.1:{admin_port}"))
             .args(extra_args)
             .env("RUST_LOG", "info,skyfleet=debug")
             .stdout(log.try_clone().expect("log file"))
@@ -204,6 +206,7 @@ impl Env {
         Operator {
             child,
             log: log_path,
+            admin_port,
         }
     }
 
@@ -300,14 +303,46 @@ where
     }
 }
 
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
 /// A running `skyfleet operator` process.
 pub struct Operator {
     child: std::process::Child,
     /// Where its log goes.
     pub log: PathBuf,
+    /// The port of its /healthz, /readyz and /metrics, on 127.0.0.1.
+    pub admin_port: u16,
 }
 
 impl Operator {
+    /// GETs an admin path (`/metrics`, `/readyz`) and returns the status code and body, or
+    /// `None` when nothing answers yet.
+    pub fn admin_get(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut text = String::new();
+        conn.read_to_string(&mut text).ok()?;
+        let code = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((code, body))
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The operator's log so far, for assertion messages.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -1,10 +1,16 @@
-//! `skyfleet operator`: runs the controllers against a management cluster.
+//! `skyfleet operator`: runs the controllers against a management cluster, optionally behind a
+//! leader lease so that of several replicas exactly one acts.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kube::runtime::events::{Recorder, Reporter};
+use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
+use tracing::{error, info};
 
+use crate::controller::admin::{self, AdminState};
 use crate::controller::{pool, registry::MemberRegistry};
 
 /// Arguments of `skyfleet operator`.
@@ -26,13 +32,56 @@ pub struct Args {
     /// How long one probe may take before the member counts as unreachable.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub probe_timeout: Duration,
+    /// Where /healthz, /readyz and /metrics are served.
+    #[arg(long, env = "SKYFLEET_ADMIN_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub admin_address: SocketAddr,
+    /// Act only while holding a Lease, so that several replicas never both act.
+    #[arg(long, env = "SKYFLEET_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "skyfleet-leader")]
+    pub lease_name: String,
+    /// Namespace of the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "skyfleet-system")]
+    pub lease_namespace: String,
+    /// How long a lease holds without renewal; a crashed leader is replaced after about this.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// Margin before expiry at which the holder renews.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub lease_grace: Duration,
+    /// This instance's identity in the Lease; default: $POD_NAME, else host name and PID.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::api::duration::parse(s).map_err(|e| e.to_string())
 }
 
-/// Runs the operator until SIGTERM or Ctrl-C.
+/// Resolves when SIGTERM or Ctrl-C arrives.
+async fn signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the operator until SIGTERM or Ctrl-C, or until it loses the leader lease (then it
+/// exits non-zero and is restarted, as client-go's leader election does, so that a former
+/// leader never acts on stale state).
 pub fn run(args: Args, _out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -41,36 +90,100 @@ pub fn run(args: Args, _out: &mut dyn std::io::Write) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    if args.lease_grace >= args.lease_duration {
+        anyhow::bail!("--lease-grace must be shorter than --lease-duration");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
-        let client = match &args.kubeconfig {
-            Some(path) => {
-                let kc = kube::config::Kubeconfig::read_from(path)?;
-                let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-                kube::Client::try_from(config)?
-            }
-            None => kube::Client::try_default().await?,
-        };
-        let instance = std::env::var("POD_NAME").ok();
-        let reporter = Reporter {
-            controller: "skyfleet".into(),
-            instance,
-        };
-        let registry = MemberRegistry::new(
-            client.clone(),
-            args.member_kubeconfig_namespace,
-            args.probe_timeout,
-        );
-        let ctx = Arc::new(pool::PoolContext {
-            registry,
-            recorder: Recorder::new(client, reporter),
-            probe_period: args.probe_period,
-            probe_timeout: args.probe_timeout,
-        });
-        tracing::info!("skyfleet operator started");
-        pool::run(ctx).await;
-        anyhow::Ok(())
-    })
+    runtime.block_on(operate(args))
+}
+
+async fn operate(args: Args) -> anyhow::Result<()> {
+    let client = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)?;
+            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+            kube::Client::try_from(config)?
+        }
+        None => kube::Client::try_default().await?,
+    };
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "skyfleet".into());
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let state = AdminState::default();
+    let listener = tokio::net::TcpListener::bind(args.admin_address).await?;
+    info!(address = %listener.local_addr()?, "admin endpoints: /healthz /readyz /metrics");
+    let admin_state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = admin::serve(listener, admin_state).await {
+            error!(error = %e, "admin server stopped");
+        }
+    });
+    client.apiserver_version().await?;
+
+    let registry = MemberRegistry::new(
+        client.clone(),
+        args.member_kubeconfig_namespace.clone(),
+        args.probe_timeout,
+    );
+    let reporter = Reporter {
+        controller: "skyfleet".into(),
+        instance: Some(identity.clone()),
+    };
+    let ctx = Arc::new(pool::PoolContext {
+        registry,
+        recorder: Recorder::new(client.clone(), reporter),
+        probe_period: args.probe_period,
+        probe_timeout: args.probe_timeout,
+        metrics: state.metrics.clone(),
+    });
+
+    if !args.leader_elect {
+        state.ready.store(true, Ordering::Relaxed);
+        state.metrics.leader.set(1);
+        info!(%identity, "skyfleet operator started without leader election");
+        pool::run(ctx, signal()).await;
+        return Ok(());
+    }
+
+    let manager = LeaseManagerBuilder::new(client, &args.lease_name)
+        .with_namespace(&args.lease_namespace)
+        .with_identity(&identity)
+        .with_duration(args.lease_duration.as_secs().max(2))
+        .with_grace(args.lease_grace.as_secs().max(1))
+        .with_create_mode(LeaseCreateMode::AutoCreate)
+        .build()
+        .await?;
+    let (mut leading, _lease_task) = manager.watch().await;
+    state.ready.store(true, Ordering::Relaxed);
+    info!(%identity, lease = %args.lease_name, namespace = %args.lease_namespace, "waiting for the leader lease");
+    tokio::select! {
+        _ = signal() => return Ok(()),
+        changed = async { while !*leading.borrow_and_update() { if leading.changed().await.is_err() { return false; } } true } => {
+            if !changed { anyhow::bail!("the lease manager stopped"); }
+        }
+    }
+    info!(%identity, "became leader");
+    state.metrics.leader.set(1);
+    let mut watch_loss = leading.clone();
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lost_flag = lost.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = signal() => {}
+            _ = async {
+                while *watch_loss.borrow_and_update() {
+                    if watch_loss.changed().await.is_err() { break; }
+                }
+            } => { lost_flag.store(true, Ordering::Relaxed); }
+        }
+    };
+    pool::run(ctx, shutdown).await;
+    state.metrics.leader.set(0);
+    if lost.load(Ordering::Relaxed) {
+        anyhow::bail!("lost the leader lease; exiting so that a restart begins from fresh state");
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! pure decision, applies it and reports; decisions themselves live in `forecast` and
 //! `placement`.
 
+pub mod admin;
 pub mod desired;
 pub mod history;
 pub mod kubeconfig;

@@ -213,6 +213,8 @@ pub struct PoolContext {
     pub probe_period: Duration,
     /// How long one probe may take.
     pub probe_timeout: Duration,
+    /// Exported metrics.
+    pub metrics: Arc<super::admin::Metrics>,
 }
 
 /// Errors that make the controller retry; member problems are status, not errors.
@@ -292,10 +294,23 @@ async fn probe(ctx: &PoolContext, pool: &CloudPool) -> Result<ProbeReport, Membe
 
 /// Probes one pool and writes its status; publishes an Event when readiness changes.
 pub async fn reconcile(pool: Arc<CloudPool>, ctx: Arc<PoolContext>) -> Result<Action, PoolError> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(&pool, &ctx).await;
+    ctx.metrics
+        .observe_reconcile("cloudpool", started.elapsed(), result.is_err());
+    result
+}
+
+async fn reconcile_inner(pool: &CloudPool, ctx: &PoolContext) -> Result<Action, PoolError> {
     let name = pool.name_any();
     let previous = pool.status.clone().unwrap_or_default();
-    debug!(pool = %name, "probing");
-    let outcome = probe(&ctx, &pool).await;
+    let probe_started = std::time::Instant::now();
+    let outcome = probe(ctx, pool).await;
+    let labels = super::admin::PoolLabels { pool: name.clone() };
+    ctx.metrics
+        .pool_probe_seconds
+        .get_or_create(&labels)
+        .observe(probe_started.elapsed().as_secs_f64());
     debug!(pool = %name, ?outcome, "probed");
     let status = pool_status(
         &pool.spec,
@@ -306,6 +321,10 @@ pub async fn reconcile(pool: Arc<CloudPool>, ctx: Arc<PoolContext>) -> Result<Ac
     );
     let was_ready = conditions::is_true(&previous.conditions, conditions::READY);
     let is_ready = conditions::is_true(&status.conditions, conditions::READY);
+    ctx.metrics
+        .pool_ready
+        .get_or_create(&labels)
+        .set(i64::from(is_ready));
     let had_ready = previous
         .conditions
         .iter()
@@ -361,8 +380,11 @@ fn error_policy(pool: Arc<CloudPool>, error: &PoolError, ctx: Arc<PoolContext>) 
     Action::requeue(ctx.probe_period)
 }
 
-/// Runs the CloudPool controller until shutdown.
-pub async fn run(ctx: Arc<PoolContext>) {
+/// Runs the CloudPool controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<PoolContext>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let client = ctx.registry.management();
     let pools: Api<CloudPool> = Api::all(client.clone());
     let secrets: Api<Secret> = Api::namespaced(client, ctx.registry.secret_namespace());
@@ -389,7 +411,7 @@ pub async fn run(ctx: Arc<PoolContext>) {
                     .collect::<Vec<_>>()
             },
         )
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
             if let Err(e) = result {
