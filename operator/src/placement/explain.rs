@@ -1,0 +1,1 @@
+//! The sentence that says why a plan is what it is.
