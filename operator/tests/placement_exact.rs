@@ -88,22 +88,17 @@ fn full_bounds(p: &Problem) -> Bounds {
     }
 }
 
-/// Every assignment within the bounds, the best valid one by (cost, distance).
-fn brute_force(prep: &Prepared, b: &Bounds) -> Option<Score> {
-    let n = b.lo.len();
+/// Calls `visit` with every assignment between `b.lo` and `b.hi`; stops when it returns true.
+fn any_assignment(b: &Bounds, mut visit: impl FnMut(&[u32]) -> bool) -> bool {
     let mut x = b.lo.clone();
-    let mut best: Option<Score> = None;
     loop {
-        if prep.valid(b, &x) {
-            let s = prep.score(&x);
-            if best.is_none_or(|bs| s < bs) {
-                best = Some(s);
-            }
+        if visit(&x) {
+            return true;
         }
         let mut i = 0;
         loop {
-            if i == n {
-                return best;
+            if i == x.len() {
+                return false;
             }
             if x[i] < b.hi[i] {
                 x[i] += 1;
@@ -113,6 +108,21 @@ fn brute_force(prep: &Prepared, b: &Bounds) -> Option<Score> {
             i += 1;
         }
     }
+}
+
+/// Every assignment within the bounds, the best valid one by (cost, distance).
+fn brute_force(prep: &Prepared, b: &Bounds) -> Option<Score> {
+    let mut best: Option<Score> = None;
+    any_assignment(b, |x| {
+        if prep.valid(b, x) {
+            let s = prep.score(x);
+            if best.is_none_or(|bs| s < bs) {
+                best = Some(s);
+            }
+        }
+        false
+    });
+    best
 }
 
 proptest! {
@@ -163,27 +173,11 @@ proptest! {
         if plan.feasible {
             let prep = Prepared::new(&problem);
             let b = full_bounds(&problem);
-            let stay_possible = {
-                // Is there a valid plan that moves nothing? Then the budget must hold.
-                let mut found = false;
-                let n = b.lo.len();
-                let mut x = b.lo.clone();
-                'outer: loop {
-                    let cur: Vec<u32> = problem.pools.iter().zip(&b.hi).map(|(p, h)| p.current.min(*h)).collect();
-                    if prep.valid(&b, &x) && skyfleet::placement::stability::moves(&cur, &x) == 0 {
-                        found = true;
-                        break;
-                    }
-                    let mut i = 0;
-                    loop {
-                        if i == n { break 'outer; }
-                        if x[i] < b.hi[i] { x[i] += 1; break; }
-                        x[i] = b.lo[i];
-                        i += 1;
-                    }
-                }
-                found
-            };
+            // Is there a valid plan that moves nothing? Then the budget must hold.
+            let cur: Vec<u32> = problem.pools.iter().zip(&b.hi).map(|(p, h)| p.current.min(*h)).collect();
+            let stay_possible = any_assignment(&b, |x| {
+                prep.valid(&b, x) && skyfleet::placement::stability::moves(&cur, x) == 0
+            });
             if stay_possible {
                 prop_assert!(plan.moves <= budget, "{} moves > budget {}: {:?}", plan.moves, budget, problem);
             }

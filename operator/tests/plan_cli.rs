@@ -19,11 +19,16 @@ const EXAMPLES: [&str; 4] = [
     "crds/examples/workloads.yaml",
 ];
 
+/// `skyfleet plan` on the example manifests with `extra` arguments.
+fn plan_examples(extra: &[&str]) -> Output {
+    let mut args = EXAMPLES.to_vec();
+    args.extend_from_slice(extra);
+    plan(&args)
+}
+
 #[test]
 fn json_has_the_documented_keys_and_a_valid_plan() {
-    let mut args = EXAMPLES.to_vec();
-    args.extend(["--workload", "checkout", "--demand", "2.1", "-o", "json"]);
-    let out = plan(&args);
+    let out = plan_examples(&["--workload", "checkout", "--demand", "2.1", "-o", "json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -48,8 +53,7 @@ fn json_has_the_documented_keys_and_a_valid_plan() {
 
 #[test]
 fn the_table_reads_like_kubectl_and_honours_lost_pools() {
-    let mut args = EXAMPLES.to_vec();
-    args.extend([
+    let out = plan_examples(&[
         "--workload",
         "checkout",
         "--demand",
@@ -57,7 +61,6 @@ fn the_table_reads_like_kubectl_and_honours_lost_pools() {
         "--unavailable",
         "gcp-us-central1",
     ]);
-    let out = plan(&args);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("POOL"), "{text}");
@@ -72,9 +75,7 @@ fn the_table_reads_like_kubectl_and_honours_lost_pools() {
 
 #[test]
 fn infeasible_constraints_exit_zero_with_the_reason() {
-    let mut args = EXAMPLES.to_vec();
-    args.extend(["--workload", "checkout", "--demand", "1000", "-o", "json"]);
-    let out = plan(&args);
+    let out = plan_examples(&["--workload", "checkout", "--demand", "1000", "-o", "json"]);
     assert!(
         out.status.success(),
         "an infeasible plan is an answer, not an error"
@@ -155,9 +156,7 @@ fn bad_input_names_the_file_object_and_field() {
             "expected POOL=REPLICAS",
         ),
     ] {
-        let mut a = EXAMPLES.to_vec();
-        a.extend(args);
-        let out = plan(&a);
+        let out = plan_examples(&args);
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "want {want:?} in {err}");

@@ -184,6 +184,12 @@ impl Env {
     /// its log in `target/e2e-logs/`. It is killed when the returned handle is dropped, or
     /// when the test binary exits.
     pub fn start_operator(&self, extra_args: &[&str]) -> Operator {
+        self.start_operator_as(&self.kubeconfig("mgmt"), extra_args)
+    }
+
+    /// Starts `skyfleet operator` with the given management-cluster kubeconfig (e.g. one
+    /// holding a ServiceAccount token, to prove that its RBAC is enough).
+    pub fn start_operator_as(&self, kubeconfig: &Path, extra_args: &[&str]) -> Operator {
         let logs = self.root.join("target/e2e-logs");
         std::fs::create_dir_all(&logs).expect("log dir");
         let log_path = logs.join(format!("operator-{}.log", unique()));
@@ -191,10 +197,7 @@ impl Env {
         let admin_port = free_port();
         let child = Command::new(self.skyfleet_bin())
             .arg("operator")
-            .arg(format!(
-                "--kubeconfig={}",
-                self.kubeconfig("mgmt").display()
-            ))
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
             .arg(format!("--admin-address=127.0.0.1:{admin_port}"))
             .args(extra_args)
             .env("RUST_LOG", "info,skyfleet=debug")
@@ -220,16 +223,30 @@ impl Env {
             return;
         }
         self.kubectl_ok("mgmt", &["apply", "-f", "crds/"]);
-        self.kubectl_ok(
-            "mgmt",
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/cloudpools.skyfleet.io",
-                "crd/multicloudworkloads.skyfleet.io",
-            ],
-        );
+        // `kubectl wait` fails at once, rather than waiting, while a new CRD has no
+        // status.conditions yet ("accessor error"), so that case is retried.
+        let start = Instant::now();
+        loop {
+            let out = self.kubectl(
+                "mgmt",
+                &[
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=60s",
+                    "crd/cloudpools.skyfleet.io",
+                    "crd/multicloudworkloads.skyfleet.io",
+                ],
+            );
+            if out.status.success() {
+                break;
+            }
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(
+                err.contains("accessor error") && start.elapsed() < Duration::from_secs(60),
+                "the CRDs did not become Established: {err}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
         *done = true;
     }
 

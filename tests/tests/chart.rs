@@ -1,0 +1,473 @@
+//! The Helm chart on a real management cluster: lint and template, bad values refused by the
+//! schema, install / upgrade / uninstall, the CRDs identical to `crds/`, and RBAC that denies
+//! what the operator must not do (asserted with `kubectl auth can-i` as its ServiceAccount).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use skyfleet_e2e::{Env, unique};
+
+fn helm(env: &Env, args: &[&str]) -> Output {
+    let bin = std::env::var("SKYFLEET_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/skyfleet/bin")
+        });
+    Command::new(bin.join("helm"))
+        .arg(format!("--kubeconfig={}", env.kubeconfig("mgmt").display()))
+        .args(args)
+        .current_dir(&env.root)
+        .output()
+        .expect("run helm")
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A release installed in a namespace of its own, reading member kubeconfigs from another.
+struct Release {
+    name: String,
+    ns: String,
+    members: String,
+}
+
+fn install(env: &Env, prefix: &str, extra: &[&str]) -> Release {
+    let name = format!("sf{}", unique());
+    let ns = env.namespace(prefix, &["mgmt"]);
+    let members = env.namespace("chart-members", &["mgmt"]);
+    let member_ns = format!("memberKubeconfigNamespace={members}");
+    let mut args = vec![
+        "install",
+        &name,
+        "charts/skyfleet",
+        "-n",
+        &ns,
+        "--set",
+        &member_ns,
+    ];
+    args.extend_from_slice(extra);
+    ok(helm(env, &args), "helm install");
+    Release { name, ns, members }
+}
+
+#[test]
+fn the_chart_lints_renders_and_refuses_bad_values() {
+    let env = Env::get();
+    let _g = env.shared();
+    let lint = ok(
+        helm(env, &["lint", "charts/skyfleet", "--strict"]),
+        "helm lint",
+    );
+    assert!(lint.contains("0 chart(s) failed"), "{lint}");
+
+    let rendered = ok(
+        helm(
+            env,
+            &["template", "sf", "charts/skyfleet", "-n", "skyfleet-system"],
+        ),
+        "helm template",
+    );
+    for kind in [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+    ] {
+        assert!(
+            rendered.contains(&format!("kind: {kind}\n")),
+            "{kind} missing"
+        );
+    }
+    assert!(!rendered.contains("ServiceMonitor"), "off by default");
+    assert!(
+        rendered.contains("readOnlyRootFilesystem: true")
+            && rendered.contains("runAsNonRoot: true")
+    );
+    assert!(rendered.contains("- ALL") && rendered.contains("type: RuntimeDefault"));
+    assert!(rendered.contains("--leader-elect") && rendered.contains("replicas: 2"));
+    assert!(
+        !rendered.contains("'*'") && !rendered.contains("\"*\""),
+        "no wildcards in RBAC"
+    );
+
+    let monitored = ok(
+        helm(
+            env,
+            &[
+                "template",
+                "sf",
+                "charts/skyfleet",
+                "--set",
+                "metrics.serviceMonitor.enabled=true",
+            ],
+        ),
+        "helm template with a ServiceMonitor",
+    );
+    assert!(monitored.contains("kind: ServiceMonitor"));
+
+    for (set, message) in [
+        ("replicaCount=abc", "/replicaCount"),
+        (
+            "replicaCont=2",
+            "additional properties 'replicaCont' not allowed",
+        ),
+        ("operator.syncPeriod=soon", "'soon' does not match pattern"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("leaderElection.enabled=false", "/leaderElection/enabled"),
+    ] {
+        let out = helm(env, &["template", "sf", "charts/skyfleet", "--set", set]);
+        assert!(!out.status.success(), "{set} must be refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{set}: {err}");
+    }
+}
+
+#[test]
+fn the_chart_ships_the_generated_crds_and_the_crate_version() {
+    let env = Env::get();
+    let generated = std::fs::read_to_string(env.path("crds/skyfleet.yaml")).unwrap();
+    let shipped = std::fs::read_to_string(env.path("charts/skyfleet/crds/skyfleet.yaml")).unwrap();
+    assert!(
+        generated == shipped,
+        "charts/skyfleet/crds/skyfleet.yaml differs from crds/skyfleet.yaml: copy it"
+    );
+    let chart = std::fs::read_to_string(env.path("charts/skyfleet/Chart.yaml")).unwrap();
+    let cargo = std::fs::read_to_string(env.path("Cargo.toml")).unwrap();
+    let version = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .expect("workspace version")
+        .trim_matches('"');
+    assert!(
+        chart.contains(&format!("appVersion: \"{version}\"")),
+        "appVersion must be {version}"
+    );
+}
+
+#[test]
+fn install_upgrade_uninstall_with_least_privilege() {
+    let env = Env::get();
+    let _g = env.shared();
+    let Release {
+        name: release,
+        ns,
+        members,
+    } = install(env, "chart", &[]);
+    let sa = format!("system:serviceaccount:{ns}:{release}-skyfleet");
+    let can = |args: &[&str]| -> bool {
+        let mut a = vec!["auth", "can-i", "--as", sa.as_str()];
+        a.extend_from_slice(args);
+        let out = env.kubectl("mgmt", &a);
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    // What it needs.
+    for needed in [
+        vec!["watch", "cloudpools.skyfleet.io"],
+        vec!["patch", "cloudpools.skyfleet.io", "--subresource=status"],
+        vec!["patch", "multicloudworkloads.skyfleet.io", "-n", "shop"],
+        vec![
+            "patch",
+            "multicloudworkloads.skyfleet.io",
+            "--subresource=status",
+            "-n",
+            "shop",
+        ],
+        vec!["create", "configmaps", "-n", "shop"],
+        vec!["create", "events.events.k8s.io", "-n", "shop"],
+        vec!["get", "secrets", "-n", members.as_str()],
+        vec!["update", "leases.coordination.k8s.io", "-n", ns.as_str()],
+    ] {
+        assert!(can(&needed), "the operator needs {needed:?}");
+    }
+    // What it must not do.
+    for denied in [
+        vec!["get", "secrets", "-n", "kube-system"],
+        vec!["get", "secrets", "-n", ns.as_str()],
+        vec!["list", "secrets", "--all-namespaces"],
+        vec!["create", "deployments.apps", "-n", "shop"],
+        vec!["delete", "customresourcedefinitions.apiextensions.k8s.io"],
+        vec!["delete", "cloudpools.skyfleet.io"],
+        vec!["update", "leases.coordination.k8s.io", "-n", "kube-system"],
+        vec!["create", "clusterrolebindings.rbac.authorization.k8s.io"],
+        vec!["*", "*"],
+    ] {
+        assert!(!can(&denied), "the operator must not {denied:?}");
+    }
+
+    ok(
+        helm(
+            env,
+            &[
+                "upgrade",
+                &release,
+                "charts/skyfleet",
+                "-n",
+                &ns,
+                "--reuse-values",
+                "--set",
+                "replicaCount=3",
+            ],
+        ),
+        "helm upgrade",
+    );
+    let replicas = env.kubectl_ok(
+        "mgmt",
+        &[
+            "get",
+            "deploy",
+            &format!("{release}-skyfleet"),
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ],
+    );
+    assert_eq!(replicas, "3");
+
+    ok(
+        helm(env, &["uninstall", &release, "-n", &ns]),
+        "helm uninstall",
+    );
+    let left = env.kubectl(
+        "mgmt",
+        &["get", "clusterrole", &format!("{release}-skyfleet")],
+    );
+    assert!(
+        !left.status.success(),
+        "cluster-scoped RBAC is removed with the release"
+    );
+    // Helm never deletes CRDs from crds/: deleting them would delete every CloudPool and
+    // MultiCloudWorkload, so they stay.
+    env.kubectl_ok(
+        "mgmt",
+        &[
+            "get",
+            "crd",
+            "cloudpools.skyfleet.io",
+            "multicloudworkloads.skyfleet.io",
+        ],
+    );
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "namespace", &ns, &members, "--wait=false"],
+    );
+}
+
+/// RBAC is sufficient: the operator, run with nothing but a token of the chart's
+/// ServiceAccount (TokenRequest API), probes pools, places a workload in the members, writes
+/// status and cleans up on delete.
+#[tokio::test]
+async fn the_operator_does_its_job_with_only_the_charts_rbac() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    env.install_crds();
+    let Release {
+        name: release,
+        ns,
+        members,
+    } = install(env, "chart-op", &["--set", "replicaCount=1"]);
+    let apps = env.namespace("chart-apps", &["mgmt"]);
+    let sa = format!("{release}-skyfleet");
+    let token = env.kubectl_ok(
+        "mgmt",
+        &["create", "token", &sa, "-n", &ns, "--duration=2h"],
+    );
+    let kubeconfig = env.path(format!("target/e2e-sa-{release}.kubeconfig"));
+    std::fs::copy(env.kubeconfig("mgmt"), &kubeconfig).expect("copy kubeconfig");
+    let kc = kubeconfig.to_str().expect("path");
+    for args in [
+        vec![
+            "config",
+            "set-credentials",
+            "chart-sa",
+            &format!("--token={}", token.trim()),
+        ],
+        vec!["config", "set-context", "--current", "--user=chart-sa"],
+    ] {
+        let out = Command::new("kubectl")
+            .arg(format!("--kubeconfig={kc}"))
+            .args(&args)
+            .output()
+            .expect("kubectl config");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let whoami = Command::new("kubectl")
+        .args([
+            &format!("--kubeconfig={kc}"),
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
+        .output()
+        .expect("whoami");
+    assert_eq!(
+        String::from_utf8_lossy(&whoami.stdout),
+        format!("system:serviceaccount:{ns}:{sa}")
+    );
+
+    let mut items = Vec::new();
+    for (member, provider, region) in [
+        ("aws", "aws", "us-east-1"),
+        ("azure", "azure", "eastus"),
+        ("gcp", "gcp", "us-central1"),
+    ] {
+        let member_kc = std::fs::read_to_string(env.kubeconfig(member)).expect("member kubeconfig");
+        let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": format!("member-{member}"), "namespace": members},
+            "stringData": {"kubeconfig": member_kc}});
+        let pool = serde_json::json!({"apiVersion": "skyfleet.io/v1alpha1", "kind": "CloudPool",
+            "metadata": {"name": format!("{release}-{member}"), "labels": {"chart-test": release}},
+            "spec": {"provider": provider, "region": region,
+                     "kubeconfigSecretRef": {"name": format!("member-{member}"), "namespace": members},
+                     "pricing": {"cpuPerHour": 0.04, "memoryGiBPerHour": 0.004}}});
+        items.extend([secret, pool]);
+    }
+    let workload = serde_json::json!({"apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+        "metadata": {"name": "web", "namespace": apps},
+        "spec": {"replicas": {"min": 2, "max": 10},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "web:1", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}},
+                 "scaling": {"forecast": {"model": "None"}},
+                 "placement": {"poolSelector": {"matchLabels": {"chart-test": release}},
+                               "redundancy": {"tolerate": 1, "domain": "Provider"}}}});
+    items.push(workload);
+    let manifests =
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
+    let file = env.path(format!("target/e2e-chart-{release}.json"));
+    std::fs::write(&file, manifests).expect("write manifests");
+    env.kubectl_ok("mgmt", &["apply", "-f", file.to_str().expect("path")]);
+
+    let mut op = env.start_operator_as(
+        &kubeconfig,
+        &[
+            &format!("--member-kubeconfig-namespace={members}"),
+            "--leader-elect",
+            &format!("--lease-namespace={ns}"),
+            &format!("--lease-name={release}-skyfleet-leader"),
+            "--probe-period=2s",
+            "--sync-period=2s",
+        ],
+    );
+    let placed = skyfleet_e2e::eventually(
+        "the workload placed by the ServiceAccount-run operator",
+        std::time::Duration::from_secs(120),
+        || async {
+            let out = env.kubectl(
+                "mgmt",
+                &[
+                    "get",
+                    "mcw",
+                    "web",
+                    "-n",
+                    &apps,
+                    "-o",
+                    "jsonpath={.status.desiredReplicas} {.status.poolsInUse}",
+                ],
+            );
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let mut it = text
+                .split_whitespace()
+                .map(|v| v.parse::<u32>().unwrap_or(0));
+            match (it.next(), it.next()) {
+                (Some(d), Some(p)) if d >= 2 && p >= 2 => Some((d, p)),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    // Each pool's Deployment exists in its member with the planned replicas.
+    let mut total = 0;
+    for member in ["aws", "azure", "gcp"] {
+        let out = env.kubectl(
+            member,
+            &[
+                "get",
+                "deploy",
+                "-n",
+                &apps,
+                "-l",
+                "skyfleet.io/workload=web",
+                "-o",
+                "jsonpath={.items[*].spec.replicas}",
+            ],
+        );
+        total += String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|v| v.parse::<u32>().unwrap_or(0))
+            .sum::<u32>();
+    }
+    assert_eq!(total, placed.0, "member Deployments carry the plan");
+    let log = op.log_text();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the operator hit an RBAC denial:\n{log}"
+    );
+
+    // Deleting the workload removes its Deployments everywhere (finalizer, with this RBAC).
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", "web", "-n", &apps, "--wait=false"],
+    );
+    skyfleet_e2e::eventually(
+        "member Deployments removed",
+        std::time::Duration::from_secs(90),
+        || async {
+            let gone = ["aws", "azure", "gcp"].iter().all(|m| {
+                let out = env.kubectl(
+                    m,
+                    &[
+                        "get",
+                        "deploy",
+                        "-n",
+                        &apps,
+                        "-l",
+                        "skyfleet.io/workload=web",
+                        "-o",
+                        "name",
+                    ],
+                );
+                out.status.success() && out.stdout.is_empty()
+            });
+            let mcw = env.kubectl("mgmt", &["get", "mcw", "web", "-n", &apps]);
+            (gone && !mcw.status.success()).then_some(())
+        },
+    )
+    .await;
+    op.kill();
+    for member in ["aws", "azure", "gcp"] {
+        let _ = env.kubectl(
+            "mgmt",
+            &[
+                "delete",
+                "cpool",
+                &format!("{release}-{member}"),
+                "--wait=false",
+            ],
+        );
+    }
+    ok(
+        helm(env, &["uninstall", &release, "-n", &ns]),
+        "helm uninstall",
+    );
+    let _ = std::fs::remove_file(kubeconfig);
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "namespace", &ns, &members, &apps, "--wait=false"],
+    );
+}
