@@ -483,3 +483,47 @@ async fn a_lost_member_fails_over_after_the_grace_and_is_reconciled_when_back() 
         env.kubectl_ok("mgmt", &["delete", "cpool", p]);
     }
 }
+
+#[tokio::test]
+async fn replicas_follow_measured_demand() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("mcw", &["mgmt"]);
+    // Every pod uses 400m of its 500m request; at the 50% target one replica carries 250m,
+    // so three replicas are not enough, and the workload grows until replicas.max.
+    for (cluster, _, _, _) in MEMBERS {
+        env.set_usage(cluster, &namespace, "400m");
+    }
+    let name = format!("web-{run}");
+    apply_workload(env, &namespace, &name, &run, 6);
+    let w = eventually(
+        &format!("workload {name} scaled to 6 on demand\n{}", op.log_text()),
+        Duration::from_secs(180),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            (w["status"]["desiredReplicas"].as_i64()? == 6).then_some(w)
+        },
+    )
+    .await;
+    let current = w["status"]["demand"]["currentCores"]
+        .as_f64()
+        .expect("current demand");
+    assert!(
+        current >= 1.2 - 1e-9,
+        "at least three pods at 400m were measured: {w}"
+    );
+    assert!(
+        w["status"]["demand"]["historySamples"].as_i64() >= Some(1),
+        "{w}"
+    );
+    let placed = wait_placed(env, op, &namespace, &name, &pools).await;
+    assert_eq!(placed["status"]["desiredReplicas"], 6, "{placed}");
+
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p]);
+    }
+}

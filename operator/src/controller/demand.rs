@@ -2,6 +2,7 @@
 //! ConfigMap) and a long-lived [`Forecaster`] fed with every finished step. Pure: the caller
 //! measures and persists.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::history::{DemandHistory, HistoryError};
@@ -183,6 +184,34 @@ impl DemandTracker {
     }
 }
 
+/// Scale-down stabilisation: the demand planned for is the highest estimate of the last
+/// `window`, so replicas are removed only once demand has stayed lower that long, while a
+/// rise is acted on at once.
+#[derive(Debug, Default)]
+pub struct Stabilizer {
+    recent: VecDeque<(i64, f64)>,
+}
+
+impl Stabilizer {
+    /// Adds the estimate `cores` at unix time `at` and returns the demand to plan for.
+    pub fn apply(&mut self, at: i64, cores: f64, window: Duration) -> f64 {
+        let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        let cores = if cores.is_finite() {
+            cores.max(0.0)
+        } else {
+            0.0
+        };
+        self.recent
+            .retain(|&(t, _)| t <= at && at.saturating_sub(t) < window);
+        // Older, lower estimates can never be the maximum again.
+        while self.recent.back().is_some_and(|&(_, c)| c <= cores) {
+            self.recent.pop_back();
+        }
+        self.recent.push_back((at, cores));
+        self.recent.iter().map(|&(_, c)| c).fold(cores, f64::max)
+    }
+}
+
 /// Steps the spec's history window holds at `step`.
 fn capacity(spec: &ForecastSpec, step: Duration) -> usize {
     crate::api::duration::parse(&spec.history)
@@ -242,6 +271,19 @@ mod tests {
             later.cores > 4.0,
             "a forecast peak outweighs a dip: {later:?}"
         );
+    }
+
+    #[test]
+    fn scale_down_waits_for_the_stabilization_window_and_scale_up_does_not() {
+        let w = Duration::from_secs(300);
+        let mut s = Stabilizer::default();
+        assert_eq!(s.apply(0, 2.0, w), 2.0);
+        assert_eq!(s.apply(60, 5.0, w), 5.0, "a rise is immediate");
+        assert_eq!(s.apply(120, 1.0, w), 5.0, "a fall waits");
+        assert_eq!(s.apply(359, 1.0, w), 5.0);
+        assert_eq!(s.apply(360, 1.5, w), 1.5, "five minutes after the peak");
+        assert_eq!(s.apply(400, f64::NAN, w), 1.5);
+        assert_eq!(Stabilizer::default().apply(0, 3.0, Duration::ZERO), 3.0);
     }
 
     #[test]

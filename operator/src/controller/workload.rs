@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 
 use super::admin::{Metrics, WorkloadLabels};
 use super::decide::{self, Availability, Decision, MemberAction, PoolState, Row, Verdict};
-use super::demand::DemandTracker;
+use super::demand::{DemandTracker, Stabilizer};
 use super::registry::MemberRegistry;
 use super::{desired, labels, metrics_api, pool};
 use crate::api::cloud_pool::CloudPool;
@@ -50,6 +50,8 @@ struct Memory {
     seen: BTreeMap<String, u32>,
     /// Pools lost past the failover grace at the last reconcile.
     lost: BTreeSet<String>,
+    /// Recent demand estimates, for scale-down stabilisation.
+    stabilizer: Stabilizer,
 }
 
 /// Shared state of the MultiCloudWorkload controller.
@@ -343,6 +345,7 @@ async fn load_memory(ctx: &WorkloadContext, workload: &MultiCloudWorkload, names
         demand,
         seen: BTreeMap::new(),
         lost: BTreeSet::new(),
+        stabilizer: Stabilizer::default(),
     });
 }
 
@@ -472,7 +475,10 @@ async fn apply(
 
     // Demand: measure, record, forecast.
     let measured = measure(ctx, &workload, &namespace, &gathered).await;
-    let (estimate, to_persist) = {
+    let stabilization =
+        crate::api::duration::parse(&workload.spec.scaling.scale_down_stabilization)
+            .unwrap_or(Duration::from_secs(300));
+    let (estimate, demand, to_persist) = {
         let mut memory = ctx.memory();
         match memory.get_mut(&key) {
             Some(m) => {
@@ -483,13 +489,15 @@ async fn apply(
                     m.seen.insert(g.name.clone(), g.current);
                 }
                 let e = m.demand.estimate(&workload.spec.scaling.forecast, measured);
-                (e, m.demand.to_persist())
+                let demand = m.stabilizer.apply(now.as_second(), e.cores, stabilization);
+                (e, demand, m.demand.to_persist())
             }
-            None => (
-                DemandTracker::new(&workload.spec.scaling.forecast, ctx.history_step)
-                    .estimate(&workload.spec.scaling.forecast, measured),
-                None,
-            ),
+            None => {
+                let e = DemandTracker::new(&workload.spec.scaling.forecast, ctx.history_step)
+                    .estimate(&workload.spec.scaling.forecast, measured);
+                let demand = e.cores;
+                (e, demand, None)
+            }
         }
     };
     if let Some(text) = to_persist {
@@ -504,7 +512,7 @@ async fn apply(
             }
         }
     }
-    debug!(workload = %name, %namespace, measured = ?measured, demand = estimate.cores, model = %estimate.status.model, note = ?estimate.note, "demand");
+    debug!(workload = %name, %namespace, measured = ?measured, estimate = estimate.cores, demand, model = %estimate.status.model, note = ?estimate.note, "demand");
 
     // Decide.
     let inputs: Vec<PoolInput> = gathered
@@ -519,11 +527,9 @@ async fn apply(
             current: g.current,
         })
         .collect();
-    let decided =
-        placement::input::problem(&workload.spec, &inputs, estimate.cores).and_then(|problem| {
-            placement::plan_workload(&workload.spec, &inputs, estimate.cores)
-                .map(|plan| (problem, plan))
-        });
+    let decided = placement::input::problem(&workload.spec, &inputs, demand).and_then(|problem| {
+        placement::plan_workload(&workload.spec, &inputs, demand).map(|plan| (problem, plan))
+    });
     let (problem, plan) = match decided {
         Ok(pp) => pp,
         Err(e) => {
@@ -641,7 +647,7 @@ async fn apply(
     };
 
     let explanation = if plan.explanation.is_empty() {
-        fallback_explanation(&plan, estimate.cores, &estimate.status.model)
+        fallback_explanation(&plan, demand, &estimate.status.model)
     } else {
         plan.explanation.clone()
     };
