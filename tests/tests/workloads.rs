@@ -478,7 +478,81 @@ async fn a_lost_member_fails_over_after_the_grace_and_is_reconciled_when_back() 
     )
     .await;
 
-    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    // Deleted while a member is down: the finalizer holds until that member's Deployment is
+    // gone too, so nothing is left behind.
+    let out = env.cluster_sh(&["stop-apiserver", "azure"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--wait=false"],
+    );
+    let pending = eventually(
+        &format!("a CleanupPending event\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let out = env.kubectl_ok(
+                "mgmt",
+                &[
+                    "get",
+                    "events",
+                    "-n",
+                    &namespace,
+                    "--field-selector",
+                    &format!("involvedObject.name={name},reason=CleanupPending"),
+                    "-o",
+                    "jsonpath={.items[*].message}",
+                ],
+            );
+            (!out.trim().is_empty()).then_some(out)
+        },
+    )
+    .await;
+    assert!(pending.contains(&azure), "{pending}");
+    let held = workload(env, &namespace, &name).expect("the workload waits for its cleanup");
+    assert_eq!(
+        held["metadata"]["finalizers"],
+        json!(["skyfleet.io/cleanup"])
+    );
+    for cluster in ["aws", "gcp"] {
+        let left = get_json(
+            env,
+            cluster,
+            &[
+                "deployments",
+                "-n",
+                &namespace,
+                "-l",
+                &format!("skyfleet.io/workload={name}"),
+            ],
+        )
+        .and_then(|v| v["items"].as_array().map(Vec::len))
+        .unwrap_or(0);
+        assert_eq!(
+            left, 0,
+            "members that answer are cleaned up at once ({cluster})"
+        );
+    }
+    let out = env.cluster_sh(&["start-apiserver", "azure"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(
+        &format!("workload {name} gone once azure answers\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async { workload(env, &namespace, &name).is_none().then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        member_replicas(env, "azure", &namespace, &name, &azure),
+        None,
+        "the Deployment in the member that was down is gone too"
+    );
     for p in &pools {
         env.kubectl_ok("mgmt", &["delete", "cpool", p]);
     }
