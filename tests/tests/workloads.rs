@@ -83,7 +83,7 @@ fn apply_pools(env: &Env, run: &str) -> Vec<String> {
     names
 }
 
-fn apply_workload(env: &Env, namespace: &str, name: &str, run: &str, max: i32) {
+fn apply_workload(env: &Env, namespace: &str, name: &str, run: &str, max: i32, cpu: &str) {
     apply_json(
         env,
         &json!({
@@ -95,7 +95,7 @@ fn apply_workload(env: &Env, namespace: &str, name: &str, run: &str, max: i32) {
                     "metadata": {"labels": {"app": name}},
                     "spec": {"containers": [{
                         "name": "app", "image": "registry.example/web:1",
-                        "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}
+                        "resources": {"requests": {"cpu": cpu, "memory": "256Mi"}}
                     }]}
                 },
                 "scaling": {"targetCPUUtilizationPercentage": 50},
@@ -236,7 +236,7 @@ async fn a_workload_is_placed_repaired_and_cleaned_up_across_members() {
     let pools = apply_pools(env, &run);
     let namespace = env.namespace("mcw", &["mgmt"]);
     let name = format!("web-{run}");
-    apply_workload(env, &namespace, &name, &run, 6);
+    apply_workload(env, &namespace, &name, &run, 6, "500m");
 
     // (a) Deployments appear in the members as status says, and their pods run.
     let w = wait_placed(env, op, &namespace, &name, &pools).await;
@@ -393,7 +393,7 @@ async fn a_lost_member_fails_over_after_the_grace_and_is_reconciled_when_back() 
     let pools = apply_pools(env, &run);
     let namespace = env.namespace("mcw", &["mgmt"]);
     let name = format!("web-{run}");
-    apply_workload(env, &namespace, &name, &run, 6);
+    apply_workload(env, &namespace, &name, &run, 6, "500m");
     let w = wait_placed(env, op, &namespace, &name, &pools).await;
     let azure = format!("azure-{run}");
     let before = status_pools(&w);
@@ -572,7 +572,7 @@ async fn replicas_follow_measured_demand() {
         env.set_usage(cluster, &namespace, "400m");
     }
     let name = format!("web-{run}");
-    apply_workload(env, &namespace, &name, &run, 6);
+    apply_workload(env, &namespace, &name, &run, 6, "500m");
     let w = eventually(
         &format!("workload {name} scaled to 6 on demand\n{}", op.log_text()),
         Duration::from_secs(180),
@@ -595,6 +595,82 @@ async fn replicas_follow_measured_demand() {
     );
     let placed = wait_placed(env, op, &namespace, &name, &pools).await;
     assert_eq!(placed["status"]["desiredReplicas"], 6, "{placed}");
+
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p]);
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_reported_and_changes_nothing_until_fixed() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("mcw", &["mgmt"]);
+    let name = format!("web-{run}");
+    // A CPU request of 0 passes the schema, but nothing can be sized from it.
+    apply_workload(env, &namespace, &name, &run, 6, "0");
+    let w = eventually(
+        &format!("Ready=False InvalidSpec\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            let generation = w["metadata"]["generation"].as_i64()?;
+            let (status, reason, _) = condition(&w, "Ready")?;
+            (w["status"]["observedGeneration"].as_i64() == Some(generation)
+                && status == "False"
+                && reason == "InvalidSpec")
+                .then_some(w)
+        },
+    )
+    .await;
+    let (_, _, message) = condition(&w, "Ready").expect("Ready");
+    assert!(message.contains("requests no CPU"), "{message}");
+    let events = env.kubectl_ok(
+        "mgmt",
+        &[
+            "get",
+            "events",
+            "-n",
+            &namespace,
+            "--field-selector",
+            &format!("involvedObject.name={name},reason=InvalidSpec,type=Warning"),
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
+    );
+    assert!(
+        events.contains("requests no CPU"),
+        "a Warning event: {events}"
+    );
+
+    // Fixed: placed as usual.
+    let fixed = json!({"spec": {"template": {"spec": {"containers": [{
+        "name": "app", "image": "registry.example/web:1",
+        "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}
+    }]}}}});
+    env.kubectl_ok(
+        "mgmt",
+        &[
+            "patch",
+            "mcw",
+            &name,
+            "-n",
+            &namespace,
+            "--type=merge",
+            "-p",
+            &fixed.to_string(),
+        ],
+    );
+    let placed = wait_placed(env, op, &namespace, &name, &pools).await;
+    assert_eq!(
+        condition(&placed, "Ready").map(|c| c.1),
+        Some("Placed".to_string()),
+        "{placed}"
+    );
 
     env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
     for p in &pools {
