@@ -574,11 +574,14 @@ async fn replicas_follow_measured_demand() {
     let name = format!("web-{run}");
     apply_workload(env, &namespace, &name, &run, 6, "500m");
     let w = eventually(
-        &format!("workload {name} scaled to 6 on demand\n{}", op.log_text()),
+        &format!(
+            "workload {name} scaled to replicas.max on demand\n{}",
+            op.log_text()
+        ),
         Duration::from_secs(180),
         || async {
             let w = workload(env, &namespace, &name)?;
-            (w["status"]["desiredReplicas"].as_i64()? == 6).then_some(w)
+            (w["status"]["desiredReplicas"].as_i64()? >= 6).then_some(w)
         },
     )
     .await;
@@ -594,7 +597,12 @@ async fn replicas_follow_measured_demand() {
         "{w}"
     );
     let placed = wait_placed(env, op, &namespace, &name, &pools).await;
-    assert_eq!(placed["status"]["desiredReplicas"], 6, "{placed}");
+    // At replicas.max the redundancy spare may not fit: an infeasible plan never removes
+    // what runs, so at least max replicas run.
+    assert!(
+        placed["status"]["desiredReplicas"].as_i64() >= Some(6),
+        "{placed}"
+    );
 
     env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
     for p in &pools {
