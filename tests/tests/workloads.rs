@@ -3,7 +3,7 @@
 //! Deployments everywhere; a member that stops answering loses its replicas to the others
 //! after the failover grace and is reconciled to the plan when it is back.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
@@ -19,8 +19,32 @@ const MEMBERS: [(&str, &str, &str, f64); 3] = [
     ("gcp", "gcp", "us-central1", 0.05),
 ];
 
-fn operator(env: &'static Env) -> &'static Operator {
-    static OP: OnceLock<Operator> = OnceLock::new();
+const OPERATOR_ARGS: [&str; 5] = [
+    "--probe-period=2s",
+    "--probe-timeout=2s",
+    "--sync-period=2s",
+    "--failover-grace=10s",
+    "--history-step=5s",
+];
+
+/// The operator shared by the tests of this binary; a restart test replaces it.
+struct SharedOperator(Mutex<Operator>);
+
+impl SharedOperator {
+    fn log_text(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).log_text()
+    }
+
+    /// Kills the operator (SIGKILL, as a crash would) and starts a new one.
+    fn restart(&self, env: &Env) {
+        let mut op = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        op.kill();
+        *op = env.start_operator(&OPERATOR_ARGS);
+    }
+}
+
+fn operator(env: &'static Env) -> &'static SharedOperator {
+    static OP: OnceLock<SharedOperator> = OnceLock::new();
     OP.get_or_init(|| {
         env.install_crds();
         let _ = env.kubectl("mgmt", &["create", "namespace", SECRET_NS]);
@@ -28,13 +52,7 @@ fn operator(env: &'static Env) -> &'static Operator {
             let kubeconfig = std::fs::read(env.kubeconfig(member)).expect("member kubeconfig");
             put_secret(env, &format!("member-{member}"), kubeconfig);
         }
-        env.start_operator(&[
-            "--probe-period=2s",
-            "--probe-timeout=2s",
-            "--sync-period=2s",
-            "--failover-grace=10s",
-            "--history-step=5s",
-        ])
+        SharedOperator(Mutex::new(env.start_operator(&OPERATOR_ARGS)))
     })
 }
 
@@ -194,7 +212,7 @@ fn cluster_of(pool: &str) -> &'static str {
 /// other pool has none (or 0), and the workload reports all replicas ready.
 async fn wait_placed(
     env: &Env,
-    op: &Operator,
+    op: &SharedOperator,
     namespace: &str,
     name: &str,
     pools: &[String],
@@ -678,6 +696,91 @@ async fn an_invalid_spec_is_reported_and_changes_nothing_until_fixed() {
         condition(&placed, "Ready").map(|c| c.1),
         Some("Placed".to_string()),
         "{placed}"
+    );
+
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p]);
+    }
+}
+
+#[tokio::test]
+async fn an_operator_restart_keeps_what_runs_and_the_demand_history() {
+    let env = Env::get();
+    let _g = env.exclusive().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("mcw", &["mgmt"]);
+    let name = format!("web-{run}");
+    apply_workload(env, &namespace, &name, &run, 6, "500m");
+    let placed = wait_placed(env, op, &namespace, &name, &pools).await;
+    let history = || {
+        env.kubectl(
+            "mgmt",
+            &[
+                "get",
+                "configmap",
+                &format!("{name}-skyfleet-history"),
+                "-n",
+                &namespace,
+                "-o",
+                "jsonpath={.data.history}",
+            ],
+        )
+    };
+    let samples = |text: &str| text.rsplit(' ').next().map_or(0, |v| v.split(',').count());
+    let before = eventually(
+        "a few steps of history",
+        Duration::from_secs(60),
+        || async {
+            let text = String::from_utf8_lossy(&history().stdout).into_owned();
+            (samples(&text) >= 3).then_some(text)
+        },
+    )
+    .await;
+    let uids = |w: &Value| -> Vec<(String, String)> {
+        status_pools(w)
+            .into_iter()
+            .filter_map(|(pool, _)| {
+                let d = get_json(
+                    env,
+                    cluster_of(&pool),
+                    &["deployment", &format!("{name}-{pool}"), "-n", &namespace],
+                )?;
+                Some((pool, d["metadata"]["uid"].as_str()?.to_string()))
+            })
+            .collect()
+    };
+    let uids_before = uids(&placed);
+
+    op.restart(env);
+    // The new operator resumes the stored history (same start, more samples) rather than
+    // starting afresh, and keeps the member Deployments (same objects, same replicas).
+    let start = |text: &str| text.split(' ').nth(2).map(str::to_string);
+    eventually(
+        &format!("history resumed after the restart\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let text = String::from_utf8_lossy(&history().stdout).into_owned();
+            (start(&text) == start(&before) && samples(&text) > samples(&before)).then_some(())
+        },
+    )
+    .await;
+    let after = wait_placed(env, op, &namespace, &name, &pools).await;
+    assert_eq!(
+        status_pools(&after),
+        status_pools(&placed),
+        "the same placement"
+    );
+    assert_eq!(
+        uids(&after),
+        uids_before,
+        "the member Deployments were not recreated"
+    );
+    assert!(
+        after["status"]["demand"]["historySamples"].as_i64() > Some(samples(&before) as i64 - 1),
+        "{after}"
     );
 
     env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
