@@ -1,10 +1,235 @@
-//! Placeholder until this subcommand is built.
+//! `skyfleet plan`: the operator's decision for manifests on disk, before anything is applied.
+//!
+//! It reads CloudPool and MultiCloudWorkload manifests exactly as users write them (several
+//! files, multi-document YAML), runs the same sizing and placement the operator runs, and
+//! prints the plan as a table or JSON.
 
-/// Arguments of the subcommand.
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde::de::DeserializeOwned;
+
+use crate::api::cloud_pool::CloudPoolSpec;
+use crate::api::workload::MultiCloudWorkloadSpec;
+use crate::placement::{self, PoolInput};
+
+/// Arguments of `skyfleet plan`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Manifest files with CloudPools and MultiCloudWorkloads (multi-document YAML).
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Demand in CPU cores (the forecast the plan provisions for).
+    #[arg(long, allow_negative_numbers = true)]
+    pub demand: f64,
+    /// The workload to plan, when the files hold several.
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Replicas running now, e.g. `aws-us-east-1=3,gcp-us-central1=2`: plans moving away
+    /// from it obey the churn budget and the saving rule.
+    #[arg(long, value_delimiter = ',')]
+    pub current: Vec<String>,
+    /// Pools to treat as lost (not Ready), e.g. `azure-eastus`.
+    #[arg(long, value_delimiter = ',')]
+    pub unavailable: Vec<String>,
+    /// Output format: table or json.
+    #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
+    pub output: String,
+}
 
-/// Runs the subcommand, writing its report to `out`.
-pub fn run(_args: Args, _out: &mut dyn std::io::Write) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+/// A manifest that names an object of one kind.
+struct Manifest<T> {
+    name: String,
+    labels: BTreeMap<String, String>,
+    spec: T,
+}
+
+/// Reads every CloudPool and MultiCloudWorkload in `files`; other kinds are skipped.
+#[allow(clippy::type_complexity)]
+fn read(
+    files: &[PathBuf],
+) -> anyhow::Result<(
+    Vec<Manifest<CloudPoolSpec>>,
+    Vec<Manifest<MultiCloudWorkloadSpec>>,
+)> {
+    let mut pools = Vec::new();
+    let mut workloads = Vec::new();
+    for file in files {
+        let path = file.display();
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {path}"))?;
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
+            .with_context(|| format!("{path}: not valid YAML"))?;
+        for (i, doc) in docs.into_iter().enumerate() {
+            if doc.is_null() {
+                continue;
+            }
+            let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+            let name = doc
+                .pointer("/metadata/name")
+                .and_then(|n| n.as_str())
+                .map(str::to_string);
+            let what = |kind: &str| match &name {
+                Some(n) => format!("{path}: {kind} {n:?}"),
+                None => format!("{path}: document {} ({kind})", i + 1),
+            };
+            match kind {
+                "CloudPool" => pools.push(manifest(&doc, name.clone(), &what(kind))?),
+                "MultiCloudWorkload" => workloads.push(manifest(&doc, name.clone(), &what(kind))?),
+                _ => {}
+            }
+        }
+    }
+    Ok((pools, workloads))
+}
+
+fn manifest<T: DeserializeOwned>(
+    doc: &serde_json::Value,
+    name: Option<String>,
+    what: &str,
+) -> anyhow::Result<Manifest<T>> {
+    let Some(name) = name else {
+        bail!("{what}: metadata.name is missing");
+    };
+    let Some(spec) = doc.get("spec") else {
+        bail!("{what}: spec is missing");
+    };
+    let spec: T = serde_path_to_error::deserialize(spec).map_err(|e| {
+        let field = e.path().to_string();
+        anyhow::anyhow!("{what}: spec.{field}: {}", e.into_inner())
+    })?;
+    let labels = doc
+        .pointer("/metadata/labels")
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default();
+    Ok(Manifest { name, labels, spec })
+}
+
+fn parse_current(items: &[String]) -> anyhow::Result<BTreeMap<String, u32>> {
+    let mut out = BTreeMap::new();
+    for item in items.iter().filter(|s| !s.is_empty()) {
+        let Some((pool, n)) = item.split_once('=') else {
+            bail!("--current {item:?}: expected POOL=REPLICAS, e.g. aws-us-east-1=3");
+        };
+        let n: u32 = n
+            .trim()
+            .parse()
+            .with_context(|| format!("--current {item:?}: {n:?} is not a replica count"))?;
+        out.insert(pool.trim().to_string(), n);
+    }
+    Ok(out)
+}
+
+/// Runs `skyfleet plan`, writing the plan to `out`.
+pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
+    if !args.demand.is_finite() || args.demand < 0.0 {
+        bail!(
+            "--demand must be a non-negative number of CPU cores, got {}",
+            args.demand
+        );
+    }
+    let (pools, workloads) = read(&args.files)?;
+    let workload = match (&args.workload, workloads.len()) {
+        (Some(name), _) => workloads
+            .iter()
+            .find(|w| &w.name == name)
+            .with_context(|| {
+                format!(
+                    "no MultiCloudWorkload {name:?} in the files (found: {})",
+                    names(&workloads)
+                )
+            })?,
+        (None, 1) => &workloads[0],
+        (None, 0) => bail!("the files hold no MultiCloudWorkload"),
+        (None, _) => bail!(
+            "the files hold several MultiCloudWorkloads ({}): choose one with --workload",
+            names(&workloads)
+        ),
+    };
+    if pools.is_empty() {
+        bail!("the files hold no CloudPool");
+    }
+    let current = parse_current(&args.current)?;
+    for name in current.keys().chain(&args.unavailable) {
+        if !pools.iter().any(|p| &p.name == name) {
+            bail!(
+                "unknown pool {name:?} (pools in the files: {})",
+                names(&pools)
+            );
+        }
+    }
+    let spec = &workload.spec;
+    if spec.replicas.min > spec.replicas.max {
+        bail!(
+            "MultiCloudWorkload {:?}: replicas.min must not exceed replicas.max",
+            workload.name
+        );
+    }
+    let inputs: Vec<PoolInput> = pools
+        .iter()
+        .map(|p| {
+            let lost = args.unavailable.contains(&p.name);
+            PoolInput {
+                labels: p.labels.clone(),
+                available: !lost,
+                unavailable_reason: lost.then(|| "unavailable (--unavailable)".to_string()),
+                current: current.get(&p.name).copied().unwrap_or(0),
+                ..PoolInput::new(p.name.clone(), p.spec.clone())
+            }
+        })
+        .collect();
+    let problem = placement::input::problem(spec, &inputs, args.demand)
+        .with_context(|| format!("MultiCloudWorkload {:?}", workload.name))?;
+    let plan = placement::solve(&problem);
+    if args.output == "json" {
+        serde_json::to_writer_pretty(&mut *out, &plan)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<24} {:<10} {:<16} {:>8} {:>10}  NOTE",
+        "POOL", "PROVIDER", "REGION", "REPLICAS", "COST/H"
+    )?;
+    for ((row, input), option) in plan.pools.iter().zip(&inputs).zip(&problem.pools) {
+        let note = option.ineligible_reason.as_deref().unwrap_or_default();
+        writeln!(
+            out,
+            "{:<24} {:<10} {:<16} {:>8} {:>10}  {note}",
+            row.name,
+            input.spec.provider,
+            input.spec.region,
+            row.replicas,
+            placement::explain::money(row.cost_per_hour)
+        )?;
+    }
+    writeln!(
+        out,
+        "{:<52} {:>8} {:>10}",
+        format!("TOTAL ({} required)", plan.required_replicas),
+        plan.total_replicas,
+        placement::explain::money(plan.total_cost_per_hour)
+    )?;
+    writeln!(
+        out,
+        "\nfeasible: {}",
+        if plan.feasible { "yes" } else { "no" }
+    )?;
+    if let Some(reason) = &plan.reason {
+        writeln!(out, "reason:   {reason}")?;
+    }
+    if !plan.tight.is_empty() {
+        writeln!(out, "tight:    {}", plan.tight.join("; "))?;
+    }
+    writeln!(out, "why:      {}", plan.explanation)?;
+    Ok(())
+}
+
+fn names<T>(items: &[Manifest<T>]) -> String {
+    items
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,0 +1,167 @@
+//! `skyfleet plan` as users run it: on the example manifests, in JSON and as a table, and
+//! with bad input that must name the file, the object and the field, and exit non-zero.
+
+use std::process::{Command, Output};
+
+fn plan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_skyfleet"))
+        .arg("plan")
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("run skyfleet plan")
+}
+
+const EXAMPLES: [&str; 4] = [
+    "-f",
+    "crds/examples/cloudpools.yaml",
+    "-f",
+    "crds/examples/workloads.yaml",
+];
+
+#[test]
+fn json_has_the_documented_keys_and_a_valid_plan() {
+    let mut args = EXAMPLES.to_vec();
+    args.extend(["--workload", "checkout", "--demand", "2.1", "-o", "json"]);
+    let out = plan(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["feasible"], true);
+    assert!(v["reason"].is_null());
+    assert_eq!(v["requiredReplicas"], 6);
+    let pools = v["pools"].as_array().unwrap();
+    assert_eq!(pools.len(), 4);
+    for p in pools {
+        assert!(p["name"].is_string() && p["replicas"].is_u64() && p["costPerHour"].is_f64());
+    }
+    let sum: f64 = pools
+        .iter()
+        .map(|p| p["costPerHour"].as_f64().unwrap())
+        .sum();
+    assert!((sum - v["totalCostPerHour"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(v["explanation"].as_str().unwrap().contains("required"));
+}
+
+#[test]
+fn the_table_reads_like_kubectl_and_honours_lost_pools() {
+    let mut args = EXAMPLES.to_vec();
+    args.extend([
+        "--workload",
+        "checkout",
+        "--demand",
+        "2.1",
+        "--unavailable",
+        "gcp-us-central1",
+    ]);
+    let out = plan(&args);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("POOL"), "{text}");
+    let gcp = text
+        .lines()
+        .find(|l| l.starts_with("gcp-us-central1"))
+        .unwrap();
+    assert!(gcp.contains("unavailable (--unavailable)"), "{gcp}");
+    assert!(gcp.split_whitespace().nth(3) == Some("0"), "{gcp}");
+    assert!(text.contains("feasible: yes"));
+}
+
+#[test]
+fn infeasible_constraints_exit_zero_with_the_reason() {
+    let mut args = EXAMPLES.to_vec();
+    args.extend(["--workload", "checkout", "--demand", "1000", "-o", "json"]);
+    let out = plan(&args);
+    assert!(
+        out.status.success(),
+        "an infeasible plan is an answer, not an error"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["feasible"], false);
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("above replicas.max 30")
+    );
+}
+
+#[test]
+fn bad_input_names_the_file_object_and_field() {
+    let dir = std::env::temp_dir().join(format!("skyfleet-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("pools.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: skyfleet.io/v1alpha1\nkind: CloudPool\nmetadata: {name: broken}\nspec: {provider: aws, region: x, pricing: {cpuPerHour: cheap, memoryGiBPerHour: 1}}\n",
+    )
+    .unwrap();
+    let bad = bad.to_str().unwrap();
+    let out = plan(&[
+        "-f",
+        bad,
+        "-f",
+        "crds/examples/workloads.yaml",
+        "--workload",
+        "checkout",
+        "--demand",
+        "1",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(bad)
+            && err.contains("CloudPool \"broken\"")
+            && err.contains("spec.pricing.cpuPerHour"),
+        "{err}"
+    );
+
+    for (args, want) in [
+        (
+            vec!["--demand", "1"],
+            "several MultiCloudWorkloads (checkout, search-indexer)",
+        ),
+        (
+            vec!["--workload", "nope", "--demand", "1"],
+            "no MultiCloudWorkload \"nope\"",
+        ),
+        (
+            vec!["--workload", "checkout", "--demand", "-1"],
+            "--demand must be a non-negative",
+        ),
+        (
+            vec![
+                "--workload",
+                "checkout",
+                "--demand",
+                "1",
+                "--current",
+                "mars=3",
+            ],
+            "unknown pool \"mars\"",
+        ),
+        (
+            vec![
+                "--workload",
+                "checkout",
+                "--demand",
+                "1",
+                "--current",
+                "aws-us-east-1",
+            ],
+            "expected POOL=REPLICAS",
+        ),
+    ] {
+        let mut a = EXAMPLES.to_vec();
+        a.extend(args);
+        let out = plan(&a);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "want {want:?} in {err}");
+    }
+    let out = plan(&["-f", "does/not/exist.yaml", "--demand", "1"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does/not/exist.yaml"));
+}
