@@ -40,6 +40,11 @@ pub struct Args {
     /// elsewhere.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub failover_grace: Duration,
+    /// How long one call to a member cluster may take while reconciling a workload (reads,
+    /// applies, deletes); an API server that does not answer in time is left alone until the
+    /// next sync.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub member_timeout: Duration,
     /// Step of the demand history kept per workload (and of its forecast).
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub history_step: Duration,
@@ -171,7 +176,7 @@ async fn operate(args: Args) -> anyhow::Result<()> {
         args.sync_period,
         args.failover_grace,
         args.history_step,
-        args.probe_timeout,
+        args.member_timeout,
         state.metrics.clone(),
     ));
 
