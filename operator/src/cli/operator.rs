@@ -11,7 +11,7 @@ use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
 use tracing::{error, info};
 
 use crate::controller::admin::{self, AdminState};
-use crate::controller::{pool, registry::MemberRegistry};
+use crate::controller::{pool, registry::MemberRegistry, workload};
 
 /// Arguments of `skyfleet operator`.
 #[derive(Debug, clap::Args)]
@@ -32,6 +32,22 @@ pub struct Args {
     /// How long one probe may take before the member counts as unreachable.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub probe_timeout: Duration,
+    /// Every MultiCloudWorkload is reconciled at least this often (member Deployments edited
+    /// by hand are put back, demand is measured).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub sync_period: Duration,
+    /// How long a pool that stops answering keeps its replicas before they are planned
+    /// elsewhere.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub failover_grace: Duration,
+    /// How long one call to a member cluster may take while reconciling a workload (reads,
+    /// applies, deletes); an API server that does not answer in time is left alone until the
+    /// next sync.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub member_timeout: Duration,
+    /// Step of the demand history kept per workload (and of its forecast).
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub history_step: Duration,
     /// Where /healthz, /readyz and /metrics are served.
     #[arg(long, env = "SKYFLEET_ADMIN_ADDRESS", default_value = "0.0.0.0:8080")]
     pub admin_address: SocketAddr,
@@ -99,6 +115,20 @@ pub fn run(args: Args, _out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     runtime.block_on(operate(args))
 }
 
+/// Runs the CloudPool and MultiCloudWorkload controllers side by side until `shutdown`.
+async fn run_controllers(
+    pools: Arc<pool::PoolContext>,
+    workloads: Arc<workload::WorkloadContext>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use futures::FutureExt;
+    let shutdown = shutdown.boxed().shared();
+    tokio::join!(
+        pool::run(pools, shutdown.clone()),
+        workload::run(workloads, shutdown),
+    );
+}
+
 async fn operate(args: Args) -> anyhow::Result<()> {
     let client = match &args.kubeconfig {
         Some(path) => {
@@ -132,19 +162,29 @@ async fn operate(args: Args) -> anyhow::Result<()> {
         controller: "skyfleet".into(),
         instance: Some(identity.clone()),
     };
+    let recorder = Recorder::new(client.clone(), reporter);
     let ctx = Arc::new(pool::PoolContext {
-        registry,
-        recorder: Recorder::new(client.clone(), reporter),
+        registry: registry.clone(),
+        recorder: recorder.clone(),
         probe_period: args.probe_period,
         probe_timeout: args.probe_timeout,
         metrics: state.metrics.clone(),
     });
+    let workload_ctx = Arc::new(workload::WorkloadContext::new(
+        registry,
+        recorder,
+        args.sync_period,
+        args.failover_grace,
+        args.history_step,
+        args.member_timeout,
+        state.metrics.clone(),
+    ));
 
     if !args.leader_elect {
         state.ready.store(true, Ordering::Relaxed);
         state.metrics.leader.set(1);
         info!(%identity, "skyfleet operator started without leader election");
-        pool::run(ctx, signal()).await;
+        run_controllers(ctx, workload_ctx, signal()).await;
         return Ok(());
     }
 
@@ -180,7 +220,7 @@ async fn operate(args: Args) -> anyhow::Result<()> {
             } => { lost_flag.store(true, Ordering::Relaxed); }
         }
     };
-    pool::run(ctx, shutdown).await;
+    run_controllers(ctx, workload_ctx, shutdown).await;
     state.metrics.leader.set(0);
     if lost.load(Ordering::Relaxed) {
         anyhow::bail!("lost the leader lease; exiting so that a restart begins from fresh state");

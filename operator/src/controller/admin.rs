@@ -3,7 +3,7 @@
 //! standing by) and `/metrics` in Prometheus text format.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -32,6 +32,15 @@ pub struct ControllerLabels {
     pub controller: String,
 }
 
+/// Labels of per-workload series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkloadLabels {
+    /// The MultiCloudWorkload's namespace.
+    pub namespace: String,
+    /// The MultiCloudWorkload's name.
+    pub workload: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -47,6 +56,12 @@ pub struct Metrics {
     pub reconcile_seconds: Family<ControllerLabels, Histogram>,
     /// 1 while this instance holds the leader lease (or runs without leader election).
     pub leader: Gauge,
+    /// Replicas planned for the workload in total.
+    pub workload_desired_replicas: Family<WorkloadLabels, Gauge>,
+    /// Replicas of the workload ready in total.
+    pub workload_ready_replicas: Family<WorkloadLabels, Gauge>,
+    /// Cost per hour of the workload's planned replicas.
+    pub workload_cost_per_hour: Family<WorkloadLabels, Gauge<f64, AtomicU64>>,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -66,6 +81,9 @@ impl Default for Metrics {
             seconds_histogram as fn() -> Histogram,
         );
         let leader = Gauge::default();
+        let workload_desired_replicas = Family::<WorkloadLabels, Gauge>::default();
+        let workload_ready_replicas = Family::<WorkloadLabels, Gauge>::default();
+        let workload_cost_per_hour = Family::<WorkloadLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "pool_ready",
             "Whether the pool's member answers and may take replicas",
@@ -92,6 +110,21 @@ impl Default for Metrics {
             "Whether this instance is the acting leader",
             leader.clone(),
         );
+        registry.register(
+            "workload_desired_replicas",
+            "Replicas planned for the workload across pools",
+            workload_desired_replicas.clone(),
+        );
+        registry.register(
+            "workload_ready_replicas",
+            "Replicas of the workload ready across pools",
+            workload_ready_replicas.clone(),
+        );
+        registry.register(
+            "workload_cost_per_hour",
+            "Cost per hour of the workload's planned replicas",
+            workload_cost_per_hour.clone(),
+        );
         Self {
             registry,
             pool_ready,
@@ -100,6 +133,9 @@ impl Default for Metrics {
             reconcile_errors,
             reconcile_seconds,
             leader,
+            workload_desired_replicas,
+            workload_ready_replicas,
+            workload_cost_per_hour,
         }
     }
 }
@@ -186,7 +222,25 @@ mod tests {
             .set(1);
         m.observe_reconcile("cloudpool", Duration::from_millis(20), true);
         m.leader.set(1);
+        let w = WorkloadLabels {
+            namespace: "shop".into(),
+            workload: "checkout".into(),
+        };
+        m.workload_desired_replicas.get_or_create(&w).set(3);
+        m.workload_cost_per_hour.get_or_create(&w).set(0.25);
         let text = m.encode();
+        assert!(
+            text.contains(
+                "skyfleet_workload_desired_replicas{namespace=\"shop\",workload=\"checkout\"} 3"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "skyfleet_workload_cost_per_hour{namespace=\"shop\",workload=\"checkout\"} 0.25"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("skyfleet_pool_ready{pool=\"aws\"} 1"),
             "{text}"

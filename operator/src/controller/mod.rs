@@ -3,6 +3,8 @@
 //! `placement`.
 
 pub mod admin;
+pub mod decide;
+pub mod demand;
 pub mod desired;
 pub mod history;
 pub mod kubeconfig;
@@ -10,3 +12,4 @@ pub mod labels;
 pub mod metrics_api;
 pub mod pool;
 pub mod registry;
+pub mod workload;

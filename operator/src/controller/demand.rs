@@ -1,0 +1,307 @@
+//! One workload's demand as the reconciler keeps it: the step history (persisted in a
+//! ConfigMap) and a long-lived [`Forecaster`] fed with every finished step. Pure: the caller
+//! measures and persists.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::history::{DemandHistory, HistoryError};
+use crate::api::workload::{DemandStatus, ForecastSpec};
+use crate::forecast::{ForecastConfig, Forecaster, ModelChoice, ModelKind};
+
+/// Fewest samples before a forecast is trusted over current demand: two horizons, at least
+/// a dozen, at most the window.
+pub fn min_samples(config: &ForecastConfig) -> usize {
+    (2 * config.horizon).max(12).min(config.window.max(2))
+}
+
+/// Demand the plan must carry, and what status says about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// max(current, forecast peak), in cores.
+    pub cores: f64,
+    /// For status.
+    pub status: DemandStatus,
+    /// Why a forecast was not used, or what degraded it.
+    pub note: Option<String>,
+}
+
+/// One workload's history and forecaster.
+#[derive(Debug)]
+pub struct DemandTracker {
+    history: DemandHistory,
+    forecaster: Option<Forecaster>,
+    config: Option<ForecastConfig>,
+    /// Absolute step index up to which finished steps were fed to the forecaster.
+    fed_to: i64,
+    /// Finished steps at the last persist, to persist once per step.
+    persisted_at: Option<(i64, usize)>,
+}
+
+impl DemandTracker {
+    /// Empty history with `step` and room for the spec's history window.
+    pub fn new(spec: &ForecastSpec, step: Duration) -> Self {
+        Self::with_history(DemandHistory::new(
+            step.as_secs().max(1) as i64,
+            capacity(spec, step),
+        ))
+    }
+
+    /// Resumes from what [`encode`](Self::encode) stored.
+    pub fn decode(text: &str, spec: &ForecastSpec, step: Duration) -> Result<Self, HistoryError> {
+        let mut tracker = Self::with_history(DemandHistory::decode(text, capacity(spec, step))?);
+        tracker.persisted_at = Some(tracker.finished());
+        Ok(tracker)
+    }
+
+    fn with_history(history: DemandHistory) -> Self {
+        Self {
+            history,
+            forecaster: None,
+            config: None,
+            fed_to: i64::MIN,
+            persisted_at: None,
+        }
+    }
+
+    /// Records `cores` measured at unix time `at`.
+    pub fn record(&mut self, at: i64, cores: f64) {
+        self.history.record(at, cores);
+    }
+
+    /// The history's step.
+    pub fn step(&self) -> Duration {
+        Duration::from_secs(self.history.step_secs.max(1) as u64)
+    }
+
+    fn base(&self) -> i64 {
+        self.history.start / self.history.step_secs.max(1)
+    }
+
+    fn finished(&self) -> (i64, usize) {
+        (self.history.start, self.history.values.len())
+    }
+
+    /// The text to persist, when a step finished since the last persist.
+    pub fn to_persist(&self) -> Option<String> {
+        (self.persisted_at != Some(self.finished())).then(|| self.history.encode())
+    }
+
+    /// Notes that the text from [`to_persist`](Self::to_persist) was stored.
+    pub fn persisted(&mut self) {
+        self.persisted_at = Some(self.finished());
+    }
+
+    /// The history in stored form.
+    pub fn encode(&self) -> String {
+        self.history.encode()
+    }
+
+    /// Feeds finished steps to the forecaster, rebuilding it when the spec changed.
+    fn sync(&mut self, spec: &ForecastSpec) -> Result<(), String> {
+        let config = ForecastConfig::from_spec(spec, self.step()).map_err(|e| e.to_string())?;
+        let base = self.base();
+        let end = base + self.history.values.len() as i64;
+        if self.config.as_ref() != Some(&config) || self.forecaster.is_none() {
+            let mut f = Forecaster::new(config.clone()).map_err(|e| e.to_string())?;
+            f.extend_from_slice(&self.history.values);
+            self.forecaster = Some(f);
+            self.config = Some(config);
+            self.fed_to = end;
+            return Ok(());
+        }
+        if let Some(f) = self.forecaster.as_mut() {
+            for i in self.fed_to.max(base)..end {
+                if let Some(&v) = usize::try_from(i - base)
+                    .ok()
+                    .and_then(|k| self.history.values.get(k))
+                {
+                    f.observe(v);
+                }
+            }
+        }
+        self.fed_to = end;
+        Ok(())
+    }
+
+    /// The demand to plan for. `current` is the demand measured now (None when no member
+    /// answered with metrics; the latest recorded value stands in).
+    pub fn estimate(&mut self, spec: &ForecastSpec, current: Option<f64>) -> Estimate {
+        let series = self.history.series();
+        let samples = series.iter().filter(|v| v.is_finite()).count();
+        let current = current
+            .or_else(|| series.iter().rev().find(|v| v.is_finite()).copied())
+            .unwrap_or(0.0)
+            .max(0.0);
+        let reactive = |note: String| Estimate {
+            cores: current,
+            status: DemandStatus {
+                current_cores: super::decide::round(current, 3),
+                forecast_peak_cores: super::decide::round(current, 3),
+                model: ModelKind::Reactive.name().to_string(),
+                backtest_error: None,
+                history_samples: i32::try_from(samples).unwrap_or(i32::MAX),
+            },
+            note: Some(note),
+        };
+        if let Err(e) = self.sync(spec) {
+            return reactive(format!("forecast settings unusable: {e}"));
+        }
+        let (Some(f), Some(config)) = (self.forecaster.as_ref(), self.config.as_ref()) else {
+            return reactive("no forecaster".to_string());
+        };
+        if config.model == ModelChoice::None {
+            return reactive("forecast model None: scaling on current demand".to_string());
+        }
+        let need = min_samples(config);
+        if f.history_len() < need {
+            return reactive(format!(
+                "{} of {need} history samples: scaling on current demand until there is enough to forecast",
+                f.history_len()
+            ));
+        }
+        match f.forecast(config.horizon, config.quantile) {
+            Ok(fc) => {
+                let peak = if fc.peak_upper.is_finite() {
+                    fc.peak_upper.max(0.0)
+                } else {
+                    0.0
+                };
+                Estimate {
+                    cores: current.max(peak),
+                    status: DemandStatus {
+                        current_cores: super::decide::round(current, 3),
+                        forecast_peak_cores: super::decide::round(peak, 3),
+                        model: fc.model.name().to_string(),
+                        backtest_error: fc.backtest_wape.map(|w| super::decide::round(w, 4)),
+                        history_samples: i32::try_from(samples).unwrap_or(i32::MAX),
+                    },
+                    note: fc.reason,
+                }
+            }
+            Err(e) => reactive(format!("no forecast: {e}")),
+        }
+    }
+}
+
+/// Scale-down stabilisation: the demand planned for is the highest estimate of the last
+/// `window`, so replicas are removed only once demand has stayed lower that long, while a
+/// rise is acted on at once.
+#[derive(Debug, Default)]
+pub struct Stabilizer {
+    recent: VecDeque<(i64, f64)>,
+}
+
+impl Stabilizer {
+    /// Adds the estimate `cores` at unix time `at` and returns the demand to plan for.
+    pub fn apply(&mut self, at: i64, cores: f64, window: Duration) -> f64 {
+        let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        let cores = if cores.is_finite() {
+            cores.max(0.0)
+        } else {
+            0.0
+        };
+        self.recent
+            .retain(|&(t, _)| t <= at && at.saturating_sub(t) < window);
+        // Older, lower estimates can never be the maximum again.
+        while self.recent.back().is_some_and(|&(_, c)| c <= cores) {
+            self.recent.pop_back();
+        }
+        self.recent.push_back((at, cores));
+        self.recent.iter().map(|&(_, c)| c).fold(cores, f64::max)
+    }
+}
+
+/// Steps the spec's history window holds at `step`.
+fn capacity(spec: &ForecastSpec, step: Duration) -> usize {
+    crate::api::duration::parse(&spec.history)
+        .map(|d| crate::forecast::steps(d, step))
+        .unwrap_or(10_080)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(horizon: &str) -> ForecastSpec {
+        ForecastSpec {
+            horizon: horizon.into(),
+            season: "1h".into(),
+            history: "1d".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn short_history_scales_reactively_and_says_so() {
+        let s = spec("5m");
+        let mut t = DemandTracker::new(&s, Duration::from_secs(60));
+        t.record(0, 1.0);
+        t.record(60, 1.2);
+        let e = t.estimate(&s, Some(1.5));
+        assert_eq!(e.status.model, "Reactive");
+        assert_eq!(e.cores, 1.5);
+        assert_eq!(e.status.forecast_peak_cores, 1.5);
+        assert!(e.note.unwrap().contains("of 12 history samples"));
+        assert_eq!(t.estimate(&s, None).cores, 1.2, "latest value stands in");
+    }
+
+    #[test]
+    fn enough_history_forecasts_and_never_plans_below_current() {
+        let s = spec("5m");
+        let mut t = DemandTracker::new(&s, Duration::from_secs(60));
+        // A rising ramp: the forecast peak over the horizon is above the last value.
+        for i in 0..40 {
+            t.record(i * 60, 1.0 + 0.1 * i as f64);
+        }
+        let e = t.estimate(&s, Some(4.9));
+        assert_ne!(e.status.model, "Reactive", "{e:?}");
+        assert!(e.status.forecast_peak_cores > 4.9, "{e:?}");
+        assert!(e.cores >= 4.9);
+        // New steps are fed incrementally and the answer stays sane.
+        for i in 40..45 {
+            t.record(i * 60, 1.0 + 0.1 * i as f64);
+        }
+        let later = t.estimate(&s, Some(0.2));
+        assert!(
+            later.cores >= later.status.forecast_peak_cores - 1e-9,
+            "{later:?}"
+        );
+        assert!(
+            later.cores > 4.0,
+            "a forecast peak outweighs a dip: {later:?}"
+        );
+    }
+
+    #[test]
+    fn scale_down_waits_for_the_stabilization_window_and_scale_up_does_not() {
+        let w = Duration::from_secs(300);
+        let mut s = Stabilizer::default();
+        assert_eq!(s.apply(0, 2.0, w), 2.0);
+        assert_eq!(s.apply(60, 5.0, w), 5.0, "a rise is immediate");
+        assert_eq!(s.apply(120, 1.0, w), 5.0, "a fall waits");
+        assert_eq!(s.apply(359, 1.0, w), 5.0);
+        assert_eq!(s.apply(360, 1.5, w), 1.5, "five minutes after the peak");
+        assert_eq!(s.apply(400, f64::NAN, w), 1.5);
+        assert_eq!(Stabilizer::default().apply(0, 3.0, Duration::ZERO), 3.0);
+    }
+
+    #[test]
+    fn history_is_persisted_once_per_step_and_resumes() {
+        let s = spec("5m");
+        let step = Duration::from_secs(60);
+        let mut t = DemandTracker::new(&s, step);
+        t.record(0, 1.0);
+        let first = t.to_persist();
+        assert!(first.is_some());
+        t.persisted();
+        t.record(30, 2.0);
+        assert!(t.to_persist().is_none(), "same step: no write");
+        t.record(60, 3.0);
+        let text = t.to_persist().unwrap();
+        let mut back = DemandTracker::decode(&text, &s, step).unwrap();
+        assert!(back.to_persist().is_none());
+        back.record(120, 4.0);
+        assert_eq!(back.estimate(&s, None).status.history_samples, 3);
+    }
+}

@@ -1,0 +1,806 @@
+//! A MultiCloudWorkload runs as one Deployment per pool in the member clusters, as the plan
+//! says; what is changed by hand in a member is put back; deleting the workload removes its
+//! Deployments everywhere; a member that stops answering loses its replicas to the others
+//! after the failover grace and is reconciled to the plan when it is back.
+
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use serde_json::{Value, json};
+use skyfleet_e2e::{Env, Operator, eventually, unique};
+
+const SECRET_NS: &str = "skyfleet-system";
+const MEMBERS: [(&str, &str, &str, f64); 3] = [
+    // cluster, provider, region, price per vCPU-hour: azure is cheapest, gcp dearest.
+    ("aws", "aws", "us-east-1", 0.04),
+    ("azure", "azure", "eastus", 0.03),
+    ("gcp", "gcp", "us-central1", 0.05),
+];
+
+const OPERATOR_ARGS: [&str; 5] = [
+    "--probe-period=2s",
+    "--probe-timeout=2s",
+    "--sync-period=2s",
+    "--failover-grace=10s",
+    "--history-step=5s",
+];
+
+/// The operator shared by the tests of this binary; a restart test replaces it.
+struct SharedOperator(Mutex<Operator>);
+
+impl SharedOperator {
+    fn log_text(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).log_text()
+    }
+
+    /// Kills the operator (SIGKILL, as a crash would) and starts a new one.
+    fn restart(&self, env: &Env) {
+        let mut op = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        op.kill();
+        *op = env.start_operator(&OPERATOR_ARGS);
+    }
+}
+
+fn operator(env: &'static Env) -> &'static SharedOperator {
+    static OP: OnceLock<SharedOperator> = OnceLock::new();
+    OP.get_or_init(|| {
+        env.install_crds();
+        let _ = env.kubectl("mgmt", &["create", "namespace", SECRET_NS]);
+        for member in env.members() {
+            let kubeconfig = std::fs::read(env.kubeconfig(member)).expect("member kubeconfig");
+            put_secret(env, &format!("member-{member}"), kubeconfig);
+        }
+        SharedOperator(Mutex::new(env.start_operator(&OPERATOR_ARGS)))
+    })
+}
+
+fn put_secret(env: &Env, name: &str, kubeconfig: Vec<u8>) {
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(SECRET_NS.into()),
+            ..Default::default()
+        },
+        data: Some([("kubeconfig".to_string(), ByteString(kubeconfig))].into()),
+        ..Default::default()
+    };
+    let mut doc = serde_json::to_value(&secret).expect("secret JSON");
+    doc["apiVersion"] = json!("v1");
+    doc["kind"] = json!("Secret");
+    apply_json(env, &doc);
+}
+
+fn apply_json(env: &Env, doc: &Value) {
+    let file = std::env::temp_dir().join(format!("skyfleet-e2e-{}.json", unique()));
+    std::fs::write(&file, doc.to_string()).expect("write manifest");
+    env.kubectl_ok("mgmt", &["apply", "-f", file.to_str().expect("path")]);
+    let _ = std::fs::remove_file(file);
+}
+
+/// One CloudPool per member, labelled with `run` so that only this test's workload selects them.
+fn apply_pools(env: &Env, run: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for (cluster, provider, region, price) in MEMBERS {
+        let name = format!("{cluster}-{run}");
+        apply_json(
+            env,
+            &json!({
+                "apiVersion": "skyfleet.io/v1alpha1", "kind": "CloudPool",
+                "metadata": {"name": name, "labels": {"e2e-run": run}},
+                "spec": {
+                    "provider": provider, "region": region,
+                    "kubeconfigSecretRef": {"namespace": SECRET_NS, "name": format!("member-{cluster}")},
+                    "pricing": {"cpuPerHour": price, "memoryGiBPerHour": 0.004}
+                }
+            }),
+        );
+        names.push(name);
+    }
+    names
+}
+
+fn apply_workload(env: &Env, namespace: &str, name: &str, run: &str, max: i32, cpu: &str) {
+    apply_json(
+        env,
+        &json!({
+            "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": {"min": 3, "max": max},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{
+                        "name": "app", "image": "registry.example/web:1",
+                        "resources": {"requests": {"cpu": cpu, "memory": "256Mi"}}
+                    }]}
+                },
+                "scaling": {"targetCPUUtilizationPercentage": 50},
+                "placement": {
+                    "poolSelector": {"matchLabels": {"e2e-run": run}},
+                    "redundancy": {"tolerate": 1, "domain": "Provider"}
+                }
+            }
+        }),
+    );
+}
+
+fn get_json(env: &Env, cluster: &str, args: &[&str]) -> Option<Value> {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    let out = env.kubectl(cluster, &all);
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn workload(env: &Env, namespace: &str, name: &str) -> Option<Value> {
+    get_json(env, "mgmt", &["mcw", name, "-n", namespace])
+}
+
+/// Replicas per pool as status says, pools with none left out.
+fn status_pools(w: &Value) -> Vec<(String, i64)> {
+    w["status"]["pools"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| Some((r["name"].as_str()?.to_string(), r["replicas"].as_i64()?)))
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `spec.replicas` of the workload's Deployment for `pool` in `cluster`, if it exists.
+fn member_replicas(
+    env: &Env,
+    cluster: &str,
+    namespace: &str,
+    name: &str,
+    pool: &str,
+) -> Option<i64> {
+    let d = get_json(
+        env,
+        cluster,
+        &["deployment", &format!("{name}-{pool}"), "-n", namespace],
+    )?;
+    d["spec"]["replicas"].as_i64()
+}
+
+fn condition(w: &Value, kind: &str) -> Option<(String, String, String)> {
+    let c = w["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)?;
+    Some((
+        c["status"].as_str()?.to_string(),
+        c["reason"].as_str()?.to_string(),
+        c["message"].as_str()?.to_string(),
+    ))
+}
+
+fn running_pods(env: &Env, cluster: &str, namespace: &str, name: &str) -> usize {
+    get_json(
+        env,
+        cluster,
+        &["pods", "-n", namespace, "-l", &format!("app={name}")],
+    )
+    .and_then(|v| {
+        Some(
+            v["items"]
+                .as_array()?
+                .iter()
+                .filter(|p| p["status"]["phase"] == "Running")
+                .count(),
+        )
+    })
+    .unwrap_or(0)
+}
+
+fn cluster_of(pool: &str) -> &'static str {
+    MEMBERS
+        .iter()
+        .map(|m| m.0)
+        .find(|c| pool.starts_with(&format!("{c}-")))
+        .expect("a pool of this test")
+}
+
+/// Waits until every pool in status has a member Deployment with that many replicas, every
+/// other pool has none (or 0), and the workload reports all replicas ready.
+async fn wait_placed(
+    env: &Env,
+    op: &SharedOperator,
+    namespace: &str,
+    name: &str,
+    pools: &[String],
+) -> Value {
+    eventually(
+        &format!("workload {name} placed and ready\n{}", op.log_text()),
+        Duration::from_secs(90),
+        || async {
+            let w = workload(env, namespace, name)?;
+            let desired = w["status"]["desiredReplicas"].as_i64()?;
+            let ready = w["status"]["readyReplicas"].as_i64()?;
+            if desired < 3 || ready != desired {
+                return None;
+            }
+            let rows = status_pools(&w);
+            if rows.iter().map(|r| r.1).sum::<i64>() != desired {
+                return None;
+            }
+            for pool in pools {
+                let want = rows.iter().find(|r| &r.0 == pool).map_or(0, |r| r.1);
+                let got =
+                    member_replicas(env, cluster_of(pool), namespace, name, pool).unwrap_or(0);
+                if got != want {
+                    return None;
+                }
+            }
+            Some(w)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_workload_is_placed_repaired_and_cleaned_up_across_members() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("mcw", &["mgmt"]);
+    let name = format!("web-{run}");
+    apply_workload(env, &namespace, &name, &run, 6, "500m");
+
+    // (a) Deployments appear in the members as status says, and their pods run.
+    let w = wait_placed(env, op, &namespace, &name, &pools).await;
+    let rows = status_pools(&w);
+    let desired = w["status"]["desiredReplicas"].as_i64().expect("desired");
+    assert!(desired >= 3, "replicas.min is 3: {w}");
+    // Tolerating the loss of one provider: replicas in at least two, and what is left after
+    // losing any one still carries the minimum.
+    assert!(rows.len() >= 2, "spread over providers: {rows:?}");
+    let largest = rows.iter().map(|r| r.1).max().unwrap_or(0);
+    assert!(
+        desired - largest >= 3,
+        "survives losing any provider: {rows:?}"
+    );
+    assert_eq!(
+        condition(&w, "RedundancySatisfied").map(|c| c.0),
+        Some("True".to_string()),
+        "{w}"
+    );
+    for (pool, replicas) in &rows {
+        let cluster = cluster_of(pool);
+        let pods = eventually(
+            &format!("{replicas} Running pods in {cluster}"),
+            Duration::from_secs(60),
+            || async {
+                let n = running_pods(env, cluster, &namespace, &name);
+                (n as i64 == *replicas).then_some(n)
+            },
+        )
+        .await;
+        assert_eq!(pods as i64, *replicas);
+    }
+    assert_eq!(
+        w["metadata"]["finalizers"],
+        json!(["skyfleet.io/cleanup"]),
+        "the finalizer is in place: {w}"
+    );
+    assert_eq!(
+        w["status"]["observedGeneration"], w["metadata"]["generation"],
+        "status describes the current spec"
+    );
+    let cost = w["status"]["costPerHour"].as_f64().expect("cost");
+    assert!(cost > 0.0, "a cost is reported: {w}");
+    assert!(
+        w["status"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "the decision is explained: {w}"
+    );
+    assert_eq!(
+        condition(&w, "Ready").map(|c| c.0),
+        Some("True".to_string()),
+        "{w}"
+    );
+    assert_eq!(w["status"]["demand"]["model"], "Reactive", "{w}");
+    let history = env.kubectl_ok(
+        "mgmt",
+        &[
+            "get",
+            "configmap",
+            &format!("{name}-skyfleet-history"),
+            "-n",
+            &namespace,
+            "-o",
+            "jsonpath={.data.history}",
+        ],
+    );
+    assert!(
+        history.starts_with("v1 5 "),
+        "demand history is persisted: {history}"
+    );
+
+    // `kubectl get mcw` reads like `kubectl get deploy`, with cost.
+    let table = env.kubectl_ok("mgmt", &["get", "mcw", &name, "-n", &namespace]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
+    let row: Vec<&str> = lines.next().expect("row").split_whitespace().collect();
+    let col = |h: &str| {
+        header
+            .iter()
+            .position(|c| *c == h)
+            .and_then(|i| row.get(i).copied())
+            .unwrap_or_else(|| panic!("column {h} in\n{table}"))
+    };
+    assert_eq!(col("DESIRED"), desired.to_string(), "{table}");
+    assert_eq!(col("READY"), desired.to_string(), "{table}");
+    assert_eq!(col("POOLS"), rows.len().to_string(), "{table}");
+    assert_eq!(col("REDUNDANT"), "True", "{table}");
+    let shown: f64 = col("COST/H").parse().expect("a number");
+    assert!((shown - cost).abs() < 1e-6, "{table}");
+
+    // (b) A member Deployment deleted or scaled by hand is put back.
+    let (pool, replicas) = rows.first().cloned().expect("a pool in use");
+    let cluster = cluster_of(&pool);
+    let deployment = format!("{name}-{pool}");
+    env.kubectl_ok(
+        cluster,
+        &["delete", "deployment", &deployment, "-n", &namespace],
+    );
+    eventually(
+        &format!("{deployment} back in {cluster}\n{}", op.log_text()),
+        Duration::from_secs(30),
+        || async {
+            (member_replicas(env, cluster, &namespace, &name, &pool) == Some(replicas))
+                .then_some(())
+        },
+    )
+    .await;
+    env.kubectl_ok(
+        cluster,
+        &[
+            "scale",
+            "deployment",
+            &deployment,
+            "-n",
+            &namespace,
+            "--replicas=9",
+        ],
+    );
+    eventually(
+        &format!("{deployment} scaled back to {replicas}"),
+        Duration::from_secs(30),
+        || async {
+            (member_replicas(env, cluster, &namespace, &name, &pool) == Some(replicas))
+                .then_some(())
+        },
+    )
+    .await;
+
+    // (c) Deleting the workload removes its Deployments from every member, then the workload.
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--wait=false"],
+    );
+    eventually(
+        &format!("workload {name} gone\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async { workload(env, &namespace, &name).is_none().then_some(()) },
+    )
+    .await;
+    for (cluster, _, _, _) in MEMBERS {
+        let left = get_json(
+            env,
+            cluster,
+            &[
+                "deployments",
+                "-n",
+                &namespace,
+                "-l",
+                &format!("skyfleet.io/workload={name}"),
+            ],
+        )
+        .and_then(|v| v["items"].as_array().map(Vec::len))
+        .unwrap_or(0);
+        assert_eq!(left, 0, "no Deployment of {name} is left in {cluster}");
+    }
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p]);
+    }
+}
+
+#[tokio::test]
+async fn a_lost_member_fails_over_after_the_grace_and_is_reconciled_when_back() {
+    let env = Env::get();
+    let _g = env.exclusive().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("mcw", &["mgmt"]);
+    let name = format!("web-{run}");
+    apply_workload(env, &namespace, &name, &run, 6, "500m");
+    let w = wait_placed(env, op, &namespace, &name, &pools).await;
+    let azure = format!("azure-{run}");
+    let before = status_pools(&w);
+    assert!(
+        before.iter().any(|(p, _)| *p == azure),
+        "the cheapest provider is used: {before:?}"
+    );
+
+    let out = env.cluster_sh(&["stop-apiserver", "azure"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lost = eventually(
+        &format!("replicas planned off {azure}\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            let rows = status_pools(&w);
+            let elsewhere: i64 = rows.iter().filter(|r| r.0 != azure).map(|r| r.1).sum();
+            (!rows.iter().any(|r| r.0 == azure) && elsewhere >= 3).then_some(w)
+        },
+    )
+    .await;
+    let (status, reason, message) = condition(&lost, "Degraded").expect("Degraded");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "PoolLost"),
+        "{message}"
+    );
+    assert!(message.contains(&azure), "{message}");
+    // The surviving members run what the plan now says.
+    for (pool, replicas) in status_pools(&lost) {
+        let cluster = cluster_of(&pool);
+        eventually(
+            &format!("{pool} runs {replicas}"),
+            Duration::from_secs(30),
+            || async {
+                (member_replicas(env, cluster, &namespace, &name, &pool) == Some(replicas))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    let events = env.kubectl_ok(
+        "mgmt",
+        &[
+            "get",
+            "events",
+            "-n",
+            &namespace,
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+            "-o",
+            "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}",
+        ],
+    );
+    assert!(
+        events.lines().any(|r| r == "Failover"),
+        "a Failover event: {events}"
+    );
+
+    let out = env.cluster_sh(&["start-apiserver", "azure"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Back: what azure still runs is reconciled to the plan.
+    eventually(
+        &format!("{azure} reconciled to the plan\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            let want = status_pools(&w)
+                .into_iter()
+                .find(|r| r.0 == azure)
+                .map_or(0, |r| r.1);
+            (member_replicas(env, "azure", &namespace, &name, &azure) == Some(want)).then_some(())
+        },
+    )
+    .await;
+
+    // Deleted while a member is down: the finalizer holds until that member's Deployment is
+    // gone too, so nothing is left behind.
+    let out = env.cluster_sh(&["stop-apiserver", "azure"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--wait=false"],
+    );
+    let pending = eventually(
+        &format!("a CleanupPending event\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let out = env.kubectl_ok(
+                "mgmt",
+                &[
+                    "get",
+                    "events",
+                    "-n",
+                    &namespace,
+                    "--field-selector",
+                    &format!("involvedObject.name={name},reason=CleanupPending"),
+                    "-o",
+                    "jsonpath={.items[*].message}",
+                ],
+            );
+            (!out.trim().is_empty()).then_some(out)
+        },
+    )
+    .await;
+    assert!(pending.contains(&azure), "{pending}");
+    let held = workload(env, &namespace, &name).expect("the workload waits for its cleanup");
+    assert_eq!(
+        held["metadata"]["finalizers"],
+        json!(["skyfleet.io/cleanup"])
+    );
+    for cluster in ["aws", "gcp"] {
+        let left = get_json(
+            env,
+            cluster,
+            &[
+                "deployments",
+                "-n",
+                &namespace,
+                "-l",
+                &format!("skyfleet.io/workload={name}"),
+            ],
+        )
+        .and_then(|v| v["items"].as_array().map(Vec::len))
+        .unwrap_or(0);
+        assert_eq!(
+            left, 0,
+            "members that answer are cleaned up at once ({cluster})"
+        );
+    }
+    let out = env.cluster_sh(&["start-apiserver", "azure"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(
+        &format!("workload {name} gone once azure answers\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async { workload(env, &namespace, &name).is_none().then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        member_replicas(env, "azure", &namespace, &name, &azure),
+        None,
+        "the Deployment in the member that was down is gone too"
+    );
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p]);
+    }
+}
+
+#[tokio::test]
+async fn replicas_follow_measured_demand() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("mcw", &["mgmt"]);
+    // Every pod uses 400m of its 500m request; at the 50% target one replica carries 250m,
+    // so three replicas are not enough, and the workload grows until replicas.max.
+    for (cluster, _, _, _) in MEMBERS {
+        env.set_usage(cluster, &namespace, "400m");
+    }
+    let name = format!("web-{run}");
+    apply_workload(env, &namespace, &name, &run, 6, "500m");
+    let w = eventually(
+        &format!(
+            "workload {name} scaled to replicas.max on demand\n{}",
+            op.log_text()
+        ),
+        Duration::from_secs(180),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            (w["status"]["desiredReplicas"].as_i64()? >= 6).then_some(w)
+        },
+    )
+    .await;
+    let current = w["status"]["demand"]["currentCores"]
+        .as_f64()
+        .expect("current demand");
+    // Without demand, three replicas that survive losing a provider need five; more than
+    // that is the measured demand at work.
+    assert!(
+        current >= 0.4 - 1e-9,
+        "pods using 400m each were measured: {w}"
+    );
+    assert!(
+        w["status"]["demand"]["historySamples"].as_i64() >= Some(1),
+        "{w}"
+    );
+    let placed = wait_placed(env, op, &namespace, &name, &pools).await;
+    // At replicas.max the redundancy spare may not fit: an infeasible plan never removes
+    // what runs, so at least max replicas run.
+    assert!(
+        placed["status"]["desiredReplicas"].as_i64() >= Some(6),
+        "{placed}"
+    );
+
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p]);
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_reported_and_changes_nothing_until_fixed() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("mcw", &["mgmt"]);
+    let name = format!("web-{run}");
+    // A CPU request of 0 passes the schema, but nothing can be sized from it.
+    apply_workload(env, &namespace, &name, &run, 6, "0");
+    let w = eventually(
+        &format!("Ready=False InvalidSpec\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            let generation = w["metadata"]["generation"].as_i64()?;
+            let (status, reason, _) = condition(&w, "Ready")?;
+            (w["status"]["observedGeneration"].as_i64() == Some(generation)
+                && status == "False"
+                && reason == "InvalidSpec")
+                .then_some(w)
+        },
+    )
+    .await;
+    let (_, _, message) = condition(&w, "Ready").expect("Ready");
+    assert!(message.contains("requests no CPU"), "{message}");
+    let events = env.kubectl_ok(
+        "mgmt",
+        &[
+            "get",
+            "events",
+            "-n",
+            &namespace,
+            "--field-selector",
+            &format!("involvedObject.name={name},reason=InvalidSpec,type=Warning"),
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
+    );
+    assert!(
+        events.contains("requests no CPU"),
+        "a Warning event: {events}"
+    );
+
+    // Fixed: placed as usual.
+    let fixed = json!({"spec": {"template": {"spec": {"containers": [{
+        "name": "app", "image": "registry.example/web:1",
+        "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}
+    }]}}}});
+    env.kubectl_ok(
+        "mgmt",
+        &[
+            "patch",
+            "mcw",
+            &name,
+            "-n",
+            &namespace,
+            "--type=merge",
+            "-p",
+            &fixed.to_string(),
+        ],
+    );
+    let placed = wait_placed(env, op, &namespace, &name, &pools).await;
+    assert_eq!(
+        condition(&placed, "Ready").map(|c| c.1),
+        Some("Placed".to_string()),
+        "{placed}"
+    );
+
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p]);
+    }
+}
+
+#[tokio::test]
+async fn an_operator_restart_keeps_what_runs_and_the_demand_history() {
+    let env = Env::get();
+    let _g = env.exclusive().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("mcw", &["mgmt"]);
+    let name = format!("web-{run}");
+    apply_workload(env, &namespace, &name, &run, 6, "500m");
+    let placed = wait_placed(env, op, &namespace, &name, &pools).await;
+    let history = || {
+        env.kubectl(
+            "mgmt",
+            &[
+                "get",
+                "configmap",
+                &format!("{name}-skyfleet-history"),
+                "-n",
+                &namespace,
+                "-o",
+                "jsonpath={.data.history}",
+            ],
+        )
+    };
+    let samples = |text: &str| text.rsplit(' ').next().map_or(0, |v| v.split(',').count());
+    let before = eventually(
+        "a few steps of history",
+        Duration::from_secs(60),
+        || async {
+            let text = String::from_utf8_lossy(&history().stdout).into_owned();
+            (samples(&text) >= 3).then_some(text)
+        },
+    )
+    .await;
+    let uids = |w: &Value| -> Vec<(String, String)> {
+        status_pools(w)
+            .into_iter()
+            .filter_map(|(pool, _)| {
+                let d = get_json(
+                    env,
+                    cluster_of(&pool),
+                    &["deployment", &format!("{name}-{pool}"), "-n", &namespace],
+                )?;
+                Some((pool, d["metadata"]["uid"].as_str()?.to_string()))
+            })
+            .collect()
+    };
+    let uids_before = uids(&placed);
+
+    op.restart(env);
+    // The new operator resumes the stored history (same start, more samples) rather than
+    // starting afresh, and keeps the member Deployments (same objects, same replicas).
+    let start = |text: &str| text.split(' ').nth(2).map(str::to_string);
+    eventually(
+        &format!("history resumed after the restart\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let text = String::from_utf8_lossy(&history().stdout).into_owned();
+            (start(&text) == start(&before) && samples(&text) > samples(&before)).then_some(())
+        },
+    )
+    .await;
+    let after = wait_placed(env, op, &namespace, &name, &pools).await;
+    assert_eq!(
+        status_pools(&after),
+        status_pools(&placed),
+        "the same placement"
+    );
+    assert_eq!(
+        uids(&after),
+        uids_before,
+        "the member Deployments were not recreated"
+    );
+    assert!(
+        after["status"]["demand"]["historySamples"].as_i64() > Some(samples(&before) as i64 - 1),
+        "{after}"
+    );
+
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p]);
+    }
+}
