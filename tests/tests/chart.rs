@@ -365,7 +365,7 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
         ],
     );
     let placed = skyfleet_e2e::eventually(
-        "the workload placed by the ServiceAccount-run operator",
+        "the workload placed by the ServiceAccount-run operator, members carrying status.desiredReplicas",
         std::time::Duration::from_secs(120),
         || async {
             let out = env.kubectl(
@@ -384,35 +384,38 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
             let mut it = text
                 .split_whitespace()
                 .map(|v| v.parse::<u32>().unwrap_or(0));
-            match (it.next(), it.next()) {
-                (Some(d), Some(p)) if d >= 2 && p >= 2 => Some((d, p)),
-                _ => None,
-            }
+            let (Some(desired), Some(pools)) = (it.next(), it.next()) else {
+                return None;
+            };
+            // Each pool's Deployment exists in its member with the planned replicas: the
+            // members carry what status says (read together, since the plan may still move).
+            let total: u32 = ["aws", "azure", "gcp"]
+                .iter()
+                .map(|member| {
+                    let out = env.kubectl(
+                        member,
+                        &[
+                            "get",
+                            "deploy",
+                            "-n",
+                            &apps,
+                            "-l",
+                            "skyfleet.io/workload=web",
+                            "-o",
+                            "jsonpath={.items[*].spec.replicas}",
+                        ],
+                    );
+                    String::from_utf8_lossy(&out.stdout)
+                        .split_whitespace()
+                        .map(|v| v.parse::<u32>().unwrap_or(0))
+                        .sum::<u32>()
+                })
+                .sum();
+            (desired >= 2 && pools >= 2 && total == desired).then_some((desired, pools))
         },
     )
     .await;
-    // Each pool's Deployment exists in its member with the planned replicas.
-    let mut total = 0;
-    for member in ["aws", "azure", "gcp"] {
-        let out = env.kubectl(
-            member,
-            &[
-                "get",
-                "deploy",
-                "-n",
-                &apps,
-                "-l",
-                "skyfleet.io/workload=web",
-                "-o",
-                "jsonpath={.items[*].spec.replicas}",
-            ],
-        );
-        total += String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(|v| v.parse::<u32>().unwrap_or(0))
-            .sum::<u32>();
-    }
-    assert_eq!(total, placed.0, "member Deployments carry the plan");
+    assert!(placed.1 >= 2, "spread over at least two pools");
     let log = op.log_text();
     assert!(
         !log.to_lowercase().contains("forbidden"),
