@@ -9,3 +9,4 @@ pub mod cli;
 pub mod controller;
 pub mod forecast;
 pub mod placement;
+pub mod simulate;

@@ -22,6 +22,8 @@ enum Command {
     Operator(cli::operator::Args),
     /// Show the placement decision for manifests on disk, without applying anything.
     Plan(cli::plan::Args),
+    /// Replay a demand trace through the operator's decision beside baselines.
+    Simulate(cli::simulate::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -32,6 +34,7 @@ fn main() -> std::process::ExitCode {
         Command::Crd(a) => cli::crd::run(a, &mut stdout),
         Command::ForecastEval(a) => cli::forecast_eval::run(a, &mut stdout),
         Command::Plan(a) => cli::plan::run(a, &mut stdout),
+        Command::Simulate(a) => cli::simulate::run(a, &mut stdout),
         Command::Operator(a) => cli::operator::run(a, &mut stdout),
     };
     match result {

@@ -5,3 +5,4 @@ pub mod crd;
 pub mod forecast_eval;
 pub mod operator;
 pub mod plan;
+pub mod simulate;

@@ -40,15 +40,15 @@ pub struct Args {
 }
 
 /// A manifest that names an object of one kind.
-struct Manifest<T> {
-    name: String,
-    labels: BTreeMap<String, String>,
-    spec: T,
+pub(crate) struct Manifest<T> {
+    pub(crate) name: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) spec: T,
 }
 
 /// Reads every CloudPool and MultiCloudWorkload in `files`; other kinds are skipped.
 #[allow(clippy::type_complexity)]
-fn read(
+pub(crate) fn read(
     files: &[PathBuf],
 ) -> anyhow::Result<(
     Vec<Manifest<CloudPoolSpec>>,
@@ -226,7 +226,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn names<T>(items: &[Manifest<T>]) -> String {
+pub(crate) fn names<T>(items: &[Manifest<T>]) -> String {
     items
         .iter()
         .map(|m| m.name.as_str())

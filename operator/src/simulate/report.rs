@@ -1,0 +1,175 @@
+//! What a run measured, per strategy, and the table people read.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::strategy::Strategy;
+
+/// One strategy's totals over the trace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Money for every replica that existed, starting ones included.
+    pub cost: f64,
+    /// Replica-hours, starting ones included.
+    pub replica_hours: f64,
+    /// Cores used over cores requested by ready replicas (demand capped at their capacity).
+    pub utilization: f64,
+    /// Core-hours of demand above what ready replicas could serve (their CPU requests).
+    pub unmet_core_hours: f64,
+    /// Unmet over total demand core-hours.
+    pub unmet_share: f64,
+    /// Share of steps with no unmet demand.
+    pub availability: f64,
+    /// Replicas moved between pools: min(Σ decreases, Σ increases) per step, summed.
+    pub moves: u64,
+}
+
+/// Sums one strategy's steps into a [`Summary`].
+#[derive(Debug, Clone, Default)]
+pub struct Meter {
+    cost: f64,
+    replica_hours: f64,
+    used_core_hours: f64,
+    capacity_core_hours: f64,
+    demand_core_hours: f64,
+    unmet_core_hours: f64,
+    steps: u64,
+    met_steps: u64,
+    moves: u64,
+}
+
+impl Meter {
+    /// One step of `hours`: `replicas` existing at `cost_per_hour`, `capacity` cores of ready
+    /// replicas' requests, `demand` cores, and `moves` replicas moved.
+    pub fn step(
+        &mut self,
+        hours: f64,
+        replicas: u32,
+        cost_per_hour: f64,
+        capacity: f64,
+        demand: f64,
+        moves: u32,
+    ) {
+        let served = demand.min(capacity);
+        let unmet = (demand - capacity).max(0.0);
+        self.cost += cost_per_hour * hours;
+        self.replica_hours += f64::from(replicas) * hours;
+        self.used_core_hours += served * hours;
+        self.capacity_core_hours += capacity * hours;
+        self.demand_core_hours += demand * hours;
+        self.unmet_core_hours += unmet * hours;
+        self.steps += 1;
+        // A relative tolerance so float noise at exactly full capacity is not an outage.
+        if unmet <= 1e-9 * demand.max(1.0) {
+            self.met_steps += 1;
+        }
+        self.moves += u64::from(moves);
+    }
+
+    /// The totals.
+    pub fn summary(&self) -> Summary {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        Summary {
+            cost: self.cost,
+            replica_hours: self.replica_hours,
+            utilization: ratio(self.used_core_hours, self.capacity_core_hours),
+            unmet_core_hours: self.unmet_core_hours,
+            unmet_share: ratio(self.unmet_core_hours, self.demand_core_hours),
+            availability: if self.steps > 0 {
+                self.met_steps as f64 / self.steps as f64
+            } else {
+                1.0
+            },
+            moves: self.moves,
+        }
+    }
+}
+
+/// Every strategy's summary, keyed by its name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// `skyfleet`, `static-peak`, `reactive`, `oracle`.
+    pub strategies: BTreeMap<&'static str, Summary>,
+}
+
+impl Report {
+    /// The summary of `s`.
+    pub fn get(&self, s: Strategy) -> Option<&Summary> {
+        self.strategies.get(s.name())
+    }
+
+    /// The table for people: one row per strategy, then skyfleet against the baselines.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<12} {:>12} {:>13} {:>11} {:>12} {:>11} {:>13} {:>7}\n",
+            "STRATEGY",
+            "COST",
+            "REPLICA-H",
+            "UTIL",
+            "UNMET-CORE-H",
+            "UNMET",
+            "AVAILABILITY",
+            "MOVES"
+        );
+        for s in Strategy::ALL {
+            let Some(r) = self.get(s) else { continue };
+            out += &format!(
+                "{:<12} {:>12.2} {:>13.1} {:>10.1}% {:>12.2} {:>10.3}% {:>12.2}% {:>7}\n",
+                s.name(),
+                r.cost,
+                r.replica_hours,
+                100.0 * r.utilization,
+                r.unmet_core_hours,
+                100.0 * r.unmet_share,
+                100.0 * r.availability,
+                r.moves
+            );
+        }
+        if let (Some(sky), Some(peak), Some(oracle)) = (
+            self.get(Strategy::Skyfleet),
+            self.get(Strategy::StaticPeak),
+            self.get(Strategy::Oracle),
+        ) {
+            if peak.cost > 0.0 {
+                out += &format!(
+                    "\nskyfleet saves {:.1}% of static-peak's cost\n",
+                    100.0 * (1.0 - sky.cost / peak.cost)
+                );
+            }
+            if oracle.cost > 0.0 {
+                out += &format!(
+                    "skyfleet costs {:.3}× the oracle's\n",
+                    sky.cost / oracle.cost
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_meter_counts_unmet_demand_utilisation_and_availability() {
+        let mut m = Meter::default();
+        // Half an hour: 4 replicas at $2/h, 2 cores of capacity, 1 core of demand.
+        m.step(0.5, 4, 2.0, 2.0, 1.0, 0);
+        // Half an hour: 3 cores of demand, 2 served, 1 unmet; 1 replica moved.
+        m.step(0.5, 4, 2.0, 2.0, 3.0, 1);
+        let s = m.summary();
+        assert!((s.cost - 2.0).abs() < 1e-12);
+        assert!((s.replica_hours - 4.0).abs() < 1e-12);
+        assert!(
+            (s.utilization - 0.75).abs() < 1e-12,
+            "3 of 4 core-hours used"
+        );
+        assert!((s.unmet_core_hours - 0.5).abs() < 1e-12);
+        assert!((s.unmet_share - 0.25).abs() < 1e-12);
+        assert!((s.availability - 0.5).abs() < 1e-12);
+        assert_eq!(s.moves, 1);
+    }
+}

@@ -1,0 +1,240 @@
+//! `skyfleet simulate` as users run it: a real trace (NAB's ec2_cpu_utilization_825cc2, a
+//! copy in tests/data) through the example manifests, in JSON and as a table, with a lost
+//! provider, and with bad input that must say what is wrong and exit non-zero.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const TRACE: &str = "operator/tests/data/ec2_cpu_utilization_825cc2.csv";
+const STRATEGIES: [&str; 4] = ["skyfleet", "static-peak", "reactive", "oracle"];
+const KEYS: [&str; 7] = [
+    "cost",
+    "replicaHours",
+    "utilization",
+    "unmetCoreHours",
+    "unmetShare",
+    "availability",
+    "moves",
+];
+
+fn simulate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_skyfleet"))
+        .arg("simulate")
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("run skyfleet simulate")
+}
+
+/// The example manifests and `checkout` on `trace` at 6 cores peak, with `extra` arguments.
+fn checkout(trace: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--trace",
+        trace,
+        "--peak-cores",
+        "6",
+        "-f",
+        "crds/examples/cloudpools.yaml",
+        "-f",
+        "crds/examples/workloads.yaml",
+        "--workload",
+        "checkout",
+    ];
+    args.extend_from_slice(extra);
+    simulate(&args)
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+fn num(v: &serde_json::Value, strategy: &str, key: &str) -> f64 {
+    v["strategies"][strategy][key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{strategy}.{key} missing in {v}"))
+}
+
+fn failing(out: &Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "stderr should mention {expected:?}: {stderr}"
+    );
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("simulate-{name}"));
+    std::fs::write(&path, text).expect("write temp file");
+    path
+}
+
+#[test]
+fn json_reports_every_strategy_and_skyfleet_beats_static_peak_without_losing_demand() {
+    let v = json(&checkout(TRACE, &["-o", "json"]));
+    let strategies = v["strategies"].as_object().expect("strategies object");
+    assert_eq!(strategies.len(), 4, "{v}");
+    for s in STRATEGIES {
+        for k in KEYS {
+            assert!(v["strategies"][s][k].is_number(), "{s}.{k} in {v}");
+        }
+        assert!(num(&v, s, "cost") > 0.0, "{s} costs something");
+        assert!(num(&v, s, "replicaHours") > 0.0);
+        let u = num(&v, s, "utilization");
+        assert!((0.0..=1.0).contains(&u), "{s} utilization {u}");
+    }
+    let sky = num(&v, "skyfleet", "cost");
+    assert!(
+        num(&v, "oracle", "cost") <= sky,
+        "the oracle is a lower bound: {v}"
+    );
+    assert!(sky < num(&v, "static-peak", "cost"), "{v}");
+    assert_eq!(
+        num(&v, "static-peak", "availability"),
+        1.0,
+        "peak provisioning never runs short: {v}"
+    );
+    assert_eq!(num(&v, "oracle", "unmetShare"), 0.0, "{v}");
+    assert!(num(&v, "skyfleet", "unmetShare") < 0.01, "{v}");
+    assert!(num(&v, "skyfleet", "availability") > 0.99, "{v}");
+}
+
+#[test]
+fn losing_a_provider_moves_replicas_and_skyfleet_still_carries_demand() {
+    let calm = json(&checkout(TRACE, &["-o", "json"]));
+    let v = json(&checkout(
+        TRACE,
+        &[
+            "-o",
+            "json",
+            "--fail",
+            "aws-us-east-1@3d+6h",
+            "--failover-grace",
+            "1m",
+        ],
+    ));
+    assert!(
+        num(&v, "skyfleet", "moves") > 0.0,
+        "replicas leave the lost pool: {v}"
+    );
+    assert!(num(&v, "skyfleet", "unmetShare") < 0.01, "{v}");
+    assert_eq!(
+        num(&v, "static-peak", "availability"),
+        1.0,
+        "redundancy covers the loss: {v}"
+    );
+    assert!(
+        num(&v, "static-peak", "cost") < num(&calm, "static-peak", "cost"),
+        "lost replicas cost nothing while lost"
+    );
+}
+
+#[test]
+fn the_table_has_a_row_per_strategy_and_the_comparison() {
+    let out = checkout(TRACE, &[]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for s in STRATEGIES {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{s} "))),
+            "{s} row in {text}"
+        );
+    }
+    assert!(text.contains("of static-peak's cost"), "{text}");
+    assert!(text.contains("the oracle's"), "{text}");
+    assert!(text.contains("step=5m"), "{text}");
+}
+
+#[test]
+fn bad_traces_are_refused_with_the_reason() {
+    let cases = [
+        (
+            "cols.csv",
+            "time,cpu\n2024-01-01 00:00:00,1\n",
+            "header `timestamp,value`",
+        ),
+        (
+            "unsorted.csv",
+            "timestamp,value\n2024-01-01 00:05:00,1\n2024-01-01 00:00:00,2\n",
+            "is not after the previous one",
+        ),
+        (
+            "dup.csv",
+            "timestamp,value\n2024-01-01 00:00:00,1\n2024-01-01 00:00:00,2\n",
+            "is not after the previous one",
+        ),
+        (
+            "empty.csv",
+            "timestamp,value\n",
+            "need at least two samples",
+        ),
+        (
+            "short-row.csv",
+            "timestamp,value\n2024-01-01 00:00:00\n",
+            "expected 2 columns",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = temp_file(name, text);
+        failing(&checkout(path.to_str().unwrap(), &[]), expected);
+    }
+}
+
+#[test]
+fn bad_arguments_are_refused_with_the_reason() {
+    failing(
+        &checkout(TRACE, &["--fail", "nowhere@1h+1h"]),
+        "unknown pool \"nowhere\"",
+    );
+    failing(
+        &checkout(TRACE, &["--fail", "aws-us-east-1@1h"]),
+        "POOL@OFFSET+DURATION",
+    );
+    failing(
+        &checkout(TRACE, &["--fail", "aws-us-east-1@1x+1h"]),
+        "units s, m, h or d",
+    );
+    failing(&checkout(TRACE, &["--startup", "soon"]), "--startup");
+    for peak in ["0", "-3"] {
+        let out = simulate(&[
+            "--trace",
+            TRACE,
+            "--peak-cores",
+            peak,
+            "-f",
+            "crds/examples/cloudpools.yaml",
+            "-f",
+            "crds/examples/workloads.yaml",
+            "--workload",
+            "checkout",
+        ]);
+        failing(&out, "--peak-cores must be a positive number");
+    }
+    let out = simulate(&[
+        "--trace",
+        TRACE,
+        "--peak-cores",
+        "6",
+        "-f",
+        "crds/examples/cloudpools.yaml",
+    ]);
+    failing(&out, "no MultiCloudWorkload");
+    failing(
+        &simulate(&[
+            "--trace",
+            TRACE,
+            "--peak-cores",
+            "6",
+            "-f",
+            "crds/examples/cloudpools.yaml",
+            "-f",
+            "crds/examples/workloads.yaml",
+        ]),
+        "choose one with --workload",
+    );
+}
