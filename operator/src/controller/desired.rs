@@ -30,12 +30,14 @@ pub fn deployment_name(workload: &str, pool: &str) -> String {
     }
 }
 
-/// The selector of the member Deployment: the workload's selector plus the pool label, so
-/// Deployments of two pools in one namespace never adopt each other's pods.
-pub fn selector(workload: &MultiCloudWorkload, pool: &str) -> Result<LabelSelector, DesiredError> {
-    let mut sel = match &workload.spec.selector {
-        Some(s) => s.clone(),
-        None => LabelSelector {
+/// The workload's pod selector across all pools: `spec.selector`, or the template's labels
+/// when it is absent (as the CRD documents).
+pub fn workload_selector(workload: &MultiCloudWorkload) -> LabelSelector {
+    workload
+        .spec
+        .selector
+        .clone()
+        .unwrap_or_else(|| LabelSelector {
             match_labels: workload
                 .spec
                 .template
@@ -43,8 +45,13 @@ pub fn selector(workload: &MultiCloudWorkload, pool: &str) -> Result<LabelSelect
                 .as_ref()
                 .and_then(|m| m.labels.clone()),
             match_expressions: None,
-        },
-    };
+        })
+}
+
+/// The selector of the member Deployment: the workload's selector plus the pool label, so
+/// Deployments of two pools in one namespace never adopt each other's pods.
+pub fn selector(workload: &MultiCloudWorkload, pool: &str) -> Result<LabelSelector, DesiredError> {
+    let mut sel = workload_selector(workload);
     let mut labels = sel.match_labels.take().unwrap_or_default();
     if labels.is_empty() && sel.match_expressions.as_ref().is_none_or(Vec::is_empty) {
         return Err(DesiredError::NoSelector);

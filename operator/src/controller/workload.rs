@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::Selector;
 use kube::runtime::controller::{Action, Controller};
@@ -151,20 +151,7 @@ fn owned_selector(namespace: &str, name: &str) -> String {
 
 /// The selector of the workload's pods across pools, for metrics.
 fn pod_selector(workload: &MultiCloudWorkload) -> Option<String> {
-    let selector = workload
-        .spec
-        .selector
-        .clone()
-        .unwrap_or_else(|| LabelSelector {
-            match_labels: workload
-                .spec
-                .template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.labels.clone()),
-            match_expressions: None,
-        });
-    let s = Selector::try_from(selector).ok()?;
+    let s = Selector::try_from(desired::workload_selector(workload)).ok()?;
     (!s.selects_all()).then(|| s.to_string())
 }
 
