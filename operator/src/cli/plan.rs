@@ -106,6 +106,33 @@ fn manifest<T: DeserializeOwned>(
     Ok(Manifest { name, labels, spec })
 }
 
+/// The workload to act on: the one named, or the only one in the files; and at least one
+/// CloudPool must be there.
+pub(crate) fn choose_workload<'a>(
+    pools: &[Manifest<CloudPoolSpec>],
+    workloads: &'a [Manifest<MultiCloudWorkloadSpec>],
+    name: Option<&str>,
+) -> anyhow::Result<&'a Manifest<MultiCloudWorkloadSpec>> {
+    let workload = match (name, workloads.len()) {
+        (Some(name), _) => workloads.iter().find(|w| w.name == name).with_context(|| {
+            format!(
+                "no MultiCloudWorkload {name:?} in the files (found: {})",
+                names(workloads)
+            )
+        })?,
+        (None, 1) => &workloads[0],
+        (None, 0) => bail!("the files hold no MultiCloudWorkload"),
+        (None, _) => bail!(
+            "the files hold several MultiCloudWorkloads ({}): choose one with --workload",
+            names(workloads)
+        ),
+    };
+    if pools.is_empty() {
+        bail!("the files hold no CloudPool");
+    }
+    Ok(workload)
+}
+
 fn parse_current(items: &[String]) -> anyhow::Result<BTreeMap<String, u32>> {
     let mut out = BTreeMap::new();
     for item in items.iter().filter(|s| !s.is_empty()) {
@@ -130,26 +157,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         );
     }
     let (pools, workloads) = read(&args.files)?;
-    let workload = match (&args.workload, workloads.len()) {
-        (Some(name), _) => workloads
-            .iter()
-            .find(|w| &w.name == name)
-            .with_context(|| {
-                format!(
-                    "no MultiCloudWorkload {name:?} in the files (found: {})",
-                    names(&workloads)
-                )
-            })?,
-        (None, 1) => &workloads[0],
-        (None, 0) => bail!("the files hold no MultiCloudWorkload"),
-        (None, _) => bail!(
-            "the files hold several MultiCloudWorkloads ({}): choose one with --workload",
-            names(&workloads)
-        ),
-    };
-    if pools.is_empty() {
-        bail!("the files hold no CloudPool");
-    }
+    let workload = choose_workload(&pools, &workloads, args.workload.as_deref())?;
     let current = parse_current(&args.current)?;
     for name in current.keys().chain(&args.unavailable) {
         if !pools.iter().any(|p| &p.name == name) {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 
 use super::forecast_eval::parse_trace;
-use super::plan::{names, read};
+use super::plan::{choose_workload, names, read};
 use crate::api::duration;
 use crate::placement::PoolInput;
 use crate::simulate::{self, Failure, Scenario};
@@ -59,26 +59,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         .map(|f| Failure::parse(f))
         .collect::<Result<Vec<_>, _>>()?;
     let (pools, workloads) = read(&args.files)?;
-    let workload = match (&args.workload, workloads.len()) {
-        (Some(name), _) => workloads
-            .iter()
-            .find(|w| &w.name == name)
-            .with_context(|| {
-                format!(
-                    "no MultiCloudWorkload {name:?} in the files (found: {})",
-                    names(&workloads)
-                )
-            })?,
-        (None, 1) => &workloads[0],
-        (None, 0) => bail!("the files hold no MultiCloudWorkload"),
-        (None, _) => bail!(
-            "the files hold several MultiCloudWorkloads ({}): choose one with --workload",
-            names(&workloads)
-        ),
-    };
-    if pools.is_empty() {
-        bail!("the files hold no CloudPool");
-    }
+    let workload = choose_workload(&pools, &workloads, args.workload.as_deref())?;
     if let Some(f) = failures
         .iter()
         .find(|f| !pools.iter().any(|p| p.name == f.pool))
