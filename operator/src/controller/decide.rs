@@ -2,7 +2,6 @@
 //! (failover grace), what to do in each member once a plan is made, and the status that
 //! results. No I/O, so every rule is unit-tested.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -99,32 +98,43 @@ pub struct PoolState {
     pub planned: u32,
 }
 
-/// What to do in `pool`. A feasible plan is applied as it is; an infeasible one only where
-/// it does not reduce what runs (per pool, the larger of current and planned), so a plan
-/// that cannot meet its constraints never takes capacity away. An unreachable member is
-/// never touched, and a Deployment is deleted only when its pool is ineligible, answers,
-/// and the plan is feasible (so the replicas have somewhere else to go).
-pub fn member_action(pool: &PoolState, feasible: bool) -> MemberAction {
-    if !pool.reachable {
-        return MemberAction::Leave;
-    }
-    if !pool.eligible {
-        return if feasible && pool.has_deployment {
-            MemberAction::Delete
-        } else {
-            MemberAction::Leave
-        };
-    }
-    let target = if feasible {
-        pool.planned
-    } else {
-        pool.planned.max(pool.current)
-    };
-    if target > 0 || pool.has_deployment {
-        MemberAction::Apply(target)
-    } else {
-        MemberAction::Leave
-    }
+/// What to do in each of `pools` (same order). A feasible plan is applied as it is. An
+/// infeasible one never takes capacity away: every pool keeps what runs, and the plan's
+/// growth is added only while the total stays within `max_replicas` (or within what already
+/// runs, when that is more), so an impossible constraint neither shrinks the workload nor
+/// pushes it past the ceiling its owner set. An unreachable member is never touched, and a
+/// Deployment is deleted only when its pool is ineligible, answers, and the plan is
+/// feasible (so the replicas have somewhere else to go).
+pub fn member_actions(pools: &[PoolState], feasible: bool, max_replicas: u32) -> Vec<MemberAction> {
+    let running: u32 = pools.iter().filter(|p| p.reachable).map(|p| p.current).sum();
+    let mut room = max_replicas.saturating_sub(running);
+    pools
+        .iter()
+        .map(|pool| {
+            if !pool.reachable {
+                return MemberAction::Leave;
+            }
+            if !pool.eligible {
+                return if feasible && pool.has_deployment {
+                    MemberAction::Delete
+                } else {
+                    MemberAction::Leave
+                };
+            }
+            let target = if feasible {
+                pool.planned
+            } else {
+                let growth = pool.planned.saturating_sub(pool.current).min(room);
+                room -= growth;
+                pool.current + growth
+            };
+            if target > 0 || pool.has_deployment {
+                MemberAction::Apply(target)
+            } else {
+                MemberAction::Leave
+            }
+        })
+        .collect()
 }
 
 /// Replicas a pool is meant to run after `action`: what is applied, 0 after a delete, and
@@ -326,19 +336,6 @@ pub fn worth_writing(
         .is_none_or(|Time(t)| now.duration_since(*t).unsigned_abs() >= min_interval)
 }
 
-/// `planned` per pool, raised to `current` wherever current is higher.
-pub fn never_reduce(
-    planned: &BTreeMap<String, u32>,
-    current: &BTreeMap<String, u32>,
-) -> BTreeMap<String, u32> {
-    let mut out = planned.clone();
-    for (pool, &n) in current {
-        let e = out.entry(pool.clone()).or_insert(0);
-        *e = (*e).max(n);
-    }
-    out
-}
-
 /// `x` rounded to `digits` decimals, so status does not churn on float noise.
 pub fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
@@ -419,6 +416,11 @@ mod tests {
         }
     }
 
+    /// The action for one pool alone, with room for anything it plans.
+    fn member_action(pool: &PoolState, feasible: bool) -> MemberAction {
+        member_actions(std::slice::from_ref(pool), feasible, u32::MAX)[0]
+    }
+
     #[test]
     fn feasible_plans_are_applied_as_planned() {
         assert_eq!(
@@ -474,15 +476,40 @@ mod tests {
             MemberAction::Leave,
             "nothing is deleted on an infeasible plan"
         );
-        let planned = BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 3)]);
-        let current = BTreeMap::from([("a".to_string(), 2), ("c".to_string(), 1)]);
+    }
+
+    #[test]
+    fn infeasible_plans_grow_only_up_to_replicas_max() {
+        // 4 + 2 run; the partial plan moves towards a different split of 6. Keeping what runs
+        // and adding all the plan's growth would give 4 + 2 + 3 = 9 > 6.
+        let pools = [
+            state(true, true, true, 4, 1),
+            state(true, true, true, 2, 2),
+            state(true, true, false, 0, 3),
+        ];
+        let actions = member_actions(&pools, false, 6);
         assert_eq!(
-            never_reduce(&planned, &current),
-            BTreeMap::from([
-                ("a".to_string(), 2),
-                ("b".to_string(), 3),
-                ("c".to_string(), 1)
-            ])
+            actions,
+            vec![
+                MemberAction::Apply(4),
+                MemberAction::Apply(2),
+                MemberAction::Leave
+            ]
+        );
+        // With room for two more, two of the planned three are added.
+        let actions = member_actions(&pools, false, 8);
+        assert_eq!(actions[2], MemberAction::Apply(2));
+        // An unreachable member's replicas do not use room: they may be lost.
+        let pools = [state(true, false, true, 5, 0), state(true, true, true, 1, 4)];
+        assert_eq!(
+            member_actions(&pools, false, 6),
+            vec![MemberAction::Leave, MemberAction::Apply(4)]
+        );
+        // A workload already above its ceiling (replicas.max lowered) is not reduced either.
+        let pools = [state(true, true, true, 9, 2), state(true, true, false, 0, 4)];
+        assert_eq!(
+            member_actions(&pools, false, 6),
+            vec![MemberAction::Apply(9), MemberAction::Leave]
         );
     }
 

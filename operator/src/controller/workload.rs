@@ -560,16 +560,25 @@ async fn apply(
     let mut rows = Vec::with_capacity(gathered.len());
     let mut changes = Vec::new();
     let mut failures = Vec::new();
-    for (g, option) in gathered.iter().zip(&problem.pools) {
-        let state = PoolState {
+    let states: Vec<PoolState> = gathered
+        .iter()
+        .zip(&problem.pools)
+        .map(|(g, option)| PoolState {
             name: g.name.clone(),
             eligible: option.eligible,
             reachable: g.reachable,
             has_deployment: g.deployment.is_some(),
             current: g.current,
             planned: plan.replicas_for(&g.name),
-        };
-        let action = decide::member_action(&state, feasible);
+        })
+        .collect();
+    let actions = decide::member_actions(&states, feasible, problem.max_total);
+    for (((g, option), state), &action) in gathered
+        .iter()
+        .zip(&problem.pools)
+        .zip(&states)
+        .zip(&actions)
+    {
         let done = match (action, &g.client) {
             (MemberAction::Apply(n), Some(client)) => {
                 apply_member(ctx, &workload, &namespace, g, client.clone(), n).await
@@ -586,7 +595,7 @@ async fn apply(
             }
             _ => Ok(()),
         };
-        let intended = decide::intended(&state, action);
+        let intended = decide::intended(state, action);
         match done {
             Ok(()) => {
                 if g.reachable && intended != g.current {
