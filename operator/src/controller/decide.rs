@@ -106,7 +106,11 @@ pub struct PoolState {
 /// Deployment is deleted only when its pool is ineligible, answers, and the plan is
 /// feasible (so the replicas have somewhere else to go).
 pub fn member_actions(pools: &[PoolState], feasible: bool, max_replicas: u32) -> Vec<MemberAction> {
-    let running: u32 = pools.iter().filter(|p| p.reachable).map(|p| p.current).sum();
+    let running: u32 = pools
+        .iter()
+        .filter(|p| p.reachable)
+        .map(|p| p.current)
+        .sum();
     let mut room = max_replicas.saturating_sub(running);
     pools
         .iter()
@@ -500,13 +504,19 @@ mod tests {
         let actions = member_actions(&pools, false, 8);
         assert_eq!(actions[2], MemberAction::Apply(2));
         // An unreachable member's replicas do not use room: they may be lost.
-        let pools = [state(true, false, true, 5, 0), state(true, true, true, 1, 4)];
+        let pools = [
+            state(true, false, true, 5, 0),
+            state(true, true, true, 1, 4),
+        ];
         assert_eq!(
             member_actions(&pools, false, 6),
             vec![MemberAction::Leave, MemberAction::Apply(4)]
         );
         // A workload already above its ceiling (replicas.max lowered) is not reduced either.
-        let pools = [state(true, true, true, 9, 2), state(true, true, false, 0, 4)];
+        let pools = [
+            state(true, true, true, 9, 2),
+            state(true, true, false, 0, 4),
+        ];
         assert_eq!(
             member_actions(&pools, false, 6),
             vec![MemberAction::Apply(9), MemberAction::Leave]
