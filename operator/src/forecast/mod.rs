@@ -237,15 +237,24 @@ impl ForecastConfig {
         }
     }
 
-    /// How many origins the backtest remembers.
+    /// How many origins the backtest remembers: the whole window, unless that would keep
+    /// more than [`MAX_BACKTEST_CELLS`] errors per model (origins × horizon). Every origin
+    /// keeps a row of `horizon` errors, so a long window with a fine step and a long horizon
+    /// (7 days of 5 s steps, 30 min ahead: 44 million errors, 350 MB per model) would make one
+    /// workload cost gigabytes; the most recent origins are plenty to choose a model and to
+    /// estimate its error quantiles.
     pub(crate) fn backtest_origins(&self) -> usize {
         if self.backtest_len > 0 {
-            self.backtest_len
-        } else {
-            self.window.max(self.horizon + 1)
+            return self.backtest_len;
         }
+        let within_budget = (MAX_BACKTEST_CELLS / self.horizon.max(1)).max(self.horizon + 1);
+        self.window.max(self.horizon + 1).min(within_budget)
     }
 }
+
+/// Most backtest errors one model keeps (origins × horizon): 200 KB of memory. The NAB
+/// traces at 5 min steps with a 7 day window and a 1 h horizon (2016 × 12) fit whole.
+pub const MAX_BACKTEST_CELLS: usize = 25_000;
 
 /// Rounds a duration to a whole number of steps (at least one).
 pub fn steps(d: Duration, step: Duration) -> usize {
@@ -323,4 +332,39 @@ pub fn forecast(history: &[f64], config: &ForecastConfig) -> Result<Forecast, Fo
     let mut f = Forecaster::new(config.clone())?;
     f.extend_from_slice(history);
     f.forecast(config.horizon, config.quantile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::workload::ForecastSpec;
+
+    fn config(step_secs: u64, horizon: &str) -> ForecastConfig {
+        let spec = ForecastSpec {
+            horizon: horizon.to_string(),
+            ..ForecastSpec::default()
+        };
+        ForecastConfig::from_spec(&spec, Duration::from_secs(step_secs)).expect("valid")
+    }
+
+    #[test]
+    fn the_backtest_keeps_the_whole_window_only_while_it_is_small() {
+        // 7 days of 5 min steps, 1 h ahead: the whole window fits.
+        let small = config(300, "1h");
+        assert_eq!(small.backtest_origins(), small.window);
+        // 7 days of 5 s steps, 30 min ahead: bounded, yet more origins than one horizon.
+        let fine = config(5, "30m");
+        let origins = fine.backtest_origins();
+        assert!(origins > fine.horizon, "{origins}");
+        assert!(
+            origins * fine.horizon <= MAX_BACKTEST_CELLS.max((fine.horizon + 1) * fine.horizon)
+        );
+        // The operator's default: 1 min steps, 7 days, 30 min ahead.
+        let default = config(60, "30m");
+        assert!(default.backtest_origins() * default.horizon <= MAX_BACKTEST_CELLS);
+        assert!(
+            default.backtest_origins() >= 12 * 60,
+            "at least half a day of origins"
+        );
+    }
 }
