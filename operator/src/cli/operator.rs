@@ -48,6 +48,13 @@ pub struct Args {
     /// Step of the demand history kept per workload (and of its forecast).
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub history_step: Duration,
+    /// Reconcile only the MultiCloudWorkloads of this namespace (CloudPools are
+    /// cluster-scoped and always watched); default: every namespace.
+    #[arg(long, env = "SKYFLEET_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Most MultiCloudWorkloads reconciled at the same time; 0 means no bound.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u16,
     /// Where /healthz, /readyz and /metrics are served.
     #[arg(long, env = "SKYFLEET_ADMIN_ADDRESS", default_value = "0.0.0.0:8080")]
     pub admin_address: SocketAddr,
@@ -170,15 +177,21 @@ async fn operate(args: Args) -> anyhow::Result<()> {
         probe_timeout: args.probe_timeout,
         metrics: state.metrics.clone(),
     });
-    let workload_ctx = Arc::new(workload::WorkloadContext::new(
-        registry,
-        recorder,
-        args.sync_period,
-        args.failover_grace,
-        args.history_step,
-        args.member_timeout,
-        state.metrics.clone(),
-    ));
+    let workload_ctx = Arc::new(
+        workload::WorkloadContext::new(
+            registry,
+            recorder,
+            args.sync_period,
+            args.failover_grace,
+            args.history_step,
+            args.member_timeout,
+            state.metrics.clone(),
+        )
+        .with_scope(workload::Scope {
+            namespace: args.namespace.clone(),
+            concurrency: args.concurrency,
+        }),
+    );
 
     if !args.leader_elect {
         state.ready.store(true, Ordering::Relaxed);

@@ -70,7 +70,20 @@ pub struct WorkloadContext {
     pub member_timeout: Duration,
     /// Exported metrics.
     pub metrics: Arc<Metrics>,
+    /// Which workloads this instance reconciles, and how many at once.
+    pub scope: Scope,
     memory: Mutex<HashMap<String, Memory>>,
+}
+
+/// Which MultiCloudWorkloads an operator instance reconciles, and how many at once: one
+/// namespace lets a team run its own operator; a concurrency bound keeps a burst of
+/// workloads from opening hundreds of member calls together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Only workloads in this namespace; all namespaces when None.
+    pub namespace: Option<String>,
+    /// Most workloads reconciled at once; 0 means no bound.
+    pub concurrency: u16,
 }
 
 impl WorkloadContext {
@@ -92,8 +105,15 @@ impl WorkloadContext {
             history_step,
             member_timeout,
             metrics,
+            scope: Scope::default(),
             memory: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same context limited to `scope`.
+    pub fn with_scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
     }
 
     fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Memory>> {
@@ -972,9 +992,14 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.registry.management();
-    let workloads: Api<MultiCloudWorkload> = Api::all(client.clone());
+    let workloads: Api<MultiCloudWorkload> = match &ctx.scope.namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
     let pools: Api<CloudPool> = Api::all(client);
-    let controller = Controller::new(workloads, watcher::Config::default());
+    let controller = Controller::new(workloads, watcher::Config::default()).with_config(
+        kube::runtime::controller::Config::default().concurrency(ctx.scope.concurrency),
+    );
     let store = controller.store();
     controller
         .watches(
