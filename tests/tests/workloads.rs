@@ -632,10 +632,11 @@ async fn replicas_follow_measured_demand() {
         "{w}"
     );
     let placed = wait_placed(env, op, &namespace, &name, &pools).await;
-    // At replicas.max the redundancy spare may not fit: an infeasible plan never removes
-    // what runs, so at least max replicas run.
-    assert!(
-        placed["status"]["desiredReplicas"].as_i64() >= Some(6),
+    // At replicas.max the redundancy spare does not fit: the plan is infeasible, keeps what
+    // runs and grows only up to replicas.max.
+    assert_eq!(
+        placed["status"]["desiredReplicas"].as_i64(),
+        Some(6),
         "{placed}"
     );
 
@@ -798,6 +799,311 @@ async fn an_operator_restart_keeps_what_runs_and_the_demand_history() {
     assert!(
         after["status"]["demand"]["historySamples"].as_i64() > Some(samples(&before) as i64 - 1),
         "{after}"
+    );
+
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p]);
+    }
+}
+
+/// Messages of the workload's Events with `reason`, one per line.
+fn events(env: &Env, namespace: &str, name: &str, reason: &str) -> String {
+    env.kubectl_ok(
+        "mgmt",
+        &[
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "--field-selector",
+            &format!("involvedObject.name={name},reason={reason}"),
+            "-o",
+            "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+        ],
+    )
+}
+
+/// Replicas of the workload's Deployment in each of `pools`, as the members say.
+fn running_replicas(env: &Env, namespace: &str, name: &str, pools: &[String]) -> Vec<i64> {
+    pools
+        .iter()
+        .map(|p| member_replicas(env, cluster_of(p), namespace, name, p).unwrap_or(0))
+        .collect()
+}
+
+fn patch_workload(env: &Env, namespace: &str, name: &str, patch: &Value) {
+    env.kubectl_ok(
+        "mgmt",
+        &[
+            "patch",
+            "mcw",
+            name,
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ],
+    );
+}
+
+/// Waits for `Degraded=True` with `reason` on the current generation.
+async fn wait_degraded(
+    env: &Env,
+    op: &SharedOperator,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) -> Value {
+    eventually(
+        &format!("Degraded={reason} on {name}\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let w = workload(env, namespace, name)?;
+            let generation = w["metadata"]["generation"].as_i64()?;
+            let (status, why, _) = condition(&w, "Degraded")?;
+            (w["status"]["observedGeneration"].as_i64() == Some(generation)
+                && status == "True"
+                && why == reason)
+                .then_some(w)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn constraints_that_cannot_hold_are_reported_and_reduce_nothing() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("mcw", &["mgmt"]);
+    let name = format!("web-{run}");
+    apply_workload(env, &namespace, &name, &run, 6, "500m");
+    wait_placed(env, op, &namespace, &name, &pools).await;
+    let before = running_replicas(env, &namespace, &name, &pools);
+
+    // Surviving the loss of any 3 providers needs 4 of them; there are 3.
+    patch_workload(
+        env,
+        &namespace,
+        &name,
+        &json!({"spec": {"placement": {"redundancy": {"tolerate": 3}}}}),
+    );
+    let w = wait_degraded(env, op, &namespace, &name, "Infeasible").await;
+    let (_, _, message) = condition(&w, "Degraded").expect("Degraded");
+    assert!(
+        message.contains("needs at least 4 providers") && message.contains("there are 3"),
+        "the message says why: {message}"
+    );
+    assert_eq!(
+        condition(&w, "RedundancySatisfied").map(|c| (c.0, c.1)),
+        Some(("False".to_string(), "Infeasible".to_string())),
+        "{w}"
+    );
+    let warned = eventually(
+        "a PlacementInfeasible event",
+        Duration::from_secs(30),
+        || async {
+            let e = events(env, &namespace, &name, "PlacementInfeasible");
+            (!e.trim().is_empty()).then_some(e)
+        },
+    )
+    .await;
+    assert!(warned.contains("needs at least 4 providers"), "{warned}");
+    // A few syncs later nothing that ran was reduced, and replicas.max still holds.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let infeasible = running_replicas(env, &namespace, &name, &pools);
+    for (i, pool) in pools.iter().enumerate() {
+        assert!(
+            infeasible[i] >= before[i],
+            "{pool}: {} running before, {} now",
+            before[i],
+            infeasible[i]
+        );
+    }
+    assert!(
+        infeasible.iter().sum::<i64>() <= 6,
+        "replicas.max 6 holds: {infeasible:?}"
+    );
+
+    // A pool selector that matches no pool: nothing may take replicas, nothing is removed.
+    patch_workload(
+        env,
+        &namespace,
+        &name,
+        &json!({"spec": {"placement": {
+            "redundancy": {"tolerate": 1},
+            "poolSelector": {"matchLabels": {"e2e-run": format!("none-{run}")}}
+        }}}),
+    );
+    let w = wait_degraded(env, op, &namespace, &name, "NoEligiblePools").await;
+    let (ready, reason, message) = condition(&w, "Ready").expect("Ready");
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "NoEligiblePools")
+    );
+    assert!(message.contains("no pool may take replicas"), "{message}");
+    let warned = eventually(
+        "a NoEligiblePools event",
+        Duration::from_secs(30),
+        || async {
+            let e = events(env, &namespace, &name, "NoEligiblePools");
+            (!e.trim().is_empty()).then_some(e)
+        },
+    )
+    .await;
+    assert!(warned.contains("no pool may take replicas"), "{warned}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        running_replicas(env, &namespace, &name, &pools),
+        infeasible,
+        "what runs is kept while no pool matches"
+    );
+
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p]);
+    }
+}
+
+/// One observation of the forecast test: seconds into the demand cycle, the demand the test
+/// drives, and what status said.
+#[derive(Debug, Clone)]
+struct Sample {
+    cycle: u64,
+    phase: u64,
+    driven: f64,
+    measured: f64,
+    forecast: f64,
+    model: String,
+    desired: i64,
+}
+
+#[tokio::test]
+async fn replicas_rise_ahead_of_a_recurring_peak_and_fall_after_the_stabilisation_window() {
+    // A demand cycle of 100 s: 0.5 cores for 75 s, then 2.5 cores for 25 s. One replica
+    // carries 250m (500m at the 50% target), so the trough needs 2 replicas and the peak 10.
+    // The workload forecasts 30 s ahead with a 100 s season; after a couple of cycles of
+    // measured history it must add replicas while usage is still low, ahead of the peak, and
+    // remove them again once the peak has passed and the 15 s stabilisation window is over.
+    const SEASON: u64 = 100;
+    const PEAK_FROM: u64 = 75;
+    const LOW: f64 = 0.5;
+    const HIGH: f64 = 2.5;
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("mcw", &["mgmt"]);
+    let name = format!("web-{run}");
+    apply_json(
+        env,
+        &json!({
+            "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": {"min": 2, "max": 20},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{
+                        "name": "app", "image": "registry.example/web:1",
+                        "resources": {"requests": {"cpu": "500m", "memory": "128Mi"}}
+                    }]}
+                },
+                "scaling": {
+                    "targetCPUUtilizationPercentage": 50,
+                    "scaleDownStabilization": "15s",
+                    "forecast": {"model": "Auto", "horizon": "30s", "season": format!("{SEASON}s"),
+                                 "history": "30m", "quantile": 0.9}
+                },
+                "placement": {
+                    "poolSelector": {"matchLabels": {"e2e-run": run}},
+                    "redundancy": {"tolerate": 0, "domain": "Provider"}
+                }
+            }
+        }),
+    );
+    // Drive the cycle: every pod reports total demand / running pods, so the total is what the
+    // cycle says whatever the replica count. Watch status as it goes.
+    let start = std::time::Instant::now();
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut last_usage = String::new();
+    let outcome = loop {
+        let elapsed = start.elapsed().as_secs();
+        let (cycle, phase) = (elapsed / SEASON, elapsed % SEASON);
+        let driven = if phase >= PEAK_FROM { HIGH } else { LOW };
+        let pods: usize = MEMBERS
+            .iter()
+            .map(|m| running_pods(env, m.0, &namespace, &name))
+            .sum();
+        let per_pod = format!("{}m", (driven * 1000.0 / pods.max(1) as f64).round());
+        if per_pod != last_usage {
+            for (cluster, _, _, _) in MEMBERS {
+                env.set_usage(cluster, &namespace, &per_pod);
+            }
+            last_usage = per_pod;
+        }
+        if let Some(w) = workload(env, &namespace, &name) {
+            let d = &w["status"]["demand"];
+            samples.push(Sample {
+                cycle,
+                phase,
+                driven,
+                measured: d["currentCores"].as_f64().unwrap_or(0.0),
+                forecast: d["forecastPeakCores"].as_f64().unwrap_or(0.0),
+                model: d["model"].as_str().unwrap_or("").to_string(),
+                desired: w["status"]["desiredReplicas"].as_i64().unwrap_or(0),
+            });
+        }
+        // Judge each finished cycle after the first two (the history the forecast learns from).
+        if phase < 5 && cycle >= 3 {
+            let prev = cycle - 1;
+            let of = |c: u64, lo: u64, hi: u64| {
+                samples
+                    .iter()
+                    .filter(move |s| s.cycle == c && (lo..hi).contains(&s.phase))
+            };
+            // The trough after the previous peak, once the stabilisation window has passed.
+            let trough = of(prev, 30, 45)
+                .map(|s| s.desired)
+                .min()
+                .unwrap_or(i64::MAX);
+            // Shortly before the peak: usage is still low, as measured.
+            let ahead: Vec<&Sample> = of(prev, 60, PEAK_FROM)
+                .filter(|s| s.driven == LOW && s.measured < 1.0 && s.model != "Reactive")
+                .collect();
+            let risen = ahead.iter().find(|s| s.desired >= 8 && s.forecast >= 2.0);
+            if trough <= 4
+                && let Some(r) = risen
+            {
+                break Ok((trough, (*r).clone()));
+            }
+        }
+        if cycle >= 6 {
+            break Err(());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    let table: String = samples.iter().map(|s| format!("{s:?}\n")).collect();
+    let (trough, risen) = match outcome {
+        Ok(found) => found,
+        Err(()) => panic!(
+            "no cycle where replicas rose ahead of the peak and fell after it:\n{table}\n{}",
+            op.log_text()
+        ),
+    };
+    // The rise came from the forecast, not from measured usage.
+    assert!(risen.measured < 1.0 && risen.driven == LOW, "{risen:?}");
+    assert!(trough <= 4, "{table}");
+    // The forecast's model is named with its backtest error.
+    let w = workload(env, &namespace, &name).expect("workload");
+    assert!(
+        w["status"]["demand"]["backtestError"].as_f64().is_some(),
+        "{w}"
     );
 
     env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
