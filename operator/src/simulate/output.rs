@@ -126,6 +126,13 @@ pub fn svg(report: &Report) -> Result<String, String> {
         .max(1e-3)
         * 1.05;
     let cost_max = all().map(|s| s.cost_per_hour).fold(0.0, f64::max).max(1e-3) * 1.05;
+    let x_label = |x: &f64| {
+        if span >= 10.0 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.1}")
+        }
+    };
 
     let mut text = String::new();
     {
@@ -142,15 +149,11 @@ pub fn svg(report: &Report) -> Result<String, String> {
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
+            .x_label_formatter(&x_label)
             .x_desc("hours since the start of the trace")
             .y_desc("cores")
             .draw()
             .map_err(|e| err(&e))?;
-        chart
-            .draw_series(LineSeries::new(demand, BLACK.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label("demand")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
         for (s, steps) in &series {
             let c = colour(*s);
             chart
@@ -162,6 +165,12 @@ pub fn svg(report: &Report) -> Result<String, String> {
                 .label(format!("{} capacity", s.name()))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
         }
+        // Demand last, so no capacity line hides it.
+        chart
+            .draw_series(LineSeries::new(demand, BLACK.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label("demand")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -179,6 +188,7 @@ pub fn svg(report: &Report) -> Result<String, String> {
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
+            .x_label_formatter(&x_label)
             .x_desc("hours since the start of the trace")
             .y_desc("cost per hour")
             .draw()
