@@ -238,3 +238,156 @@ fn bad_arguments_are_refused_with_the_reason() {
         "choose one with --workload",
     );
 }
+
+/// A short trace: 5-minute steps over 12 hours, a slow swell and a sharp rise.
+fn short_trace() -> PathBuf {
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..144 {
+        let h = i / 12;
+        let m = (i % 12) * 5;
+        let v = if (60..70).contains(&i) {
+            90.0
+        } else {
+            20.0 + f64::from(i % 24)
+        };
+        text += &format!("2024-01-01 {h:02}:{m:02}:00,{v}\n");
+    }
+    temp_file("short.csv", &text)
+}
+
+#[test]
+fn out_writes_a_csv_per_strategy_whose_columns_add_up_and_an_svg_plot() {
+    let trace = short_trace();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("simulate-out/nested");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = checkout(
+        trace.to_str().unwrap(),
+        &[
+            "--out",
+            dir.to_str().unwrap(),
+            "--fail",
+            "aws-us-east-1@2h+1h",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wrote 5 files"));
+    let pools = [
+        "aws-us-east-1",
+        "aws-us-east-1-spot",
+        "azure-eastus",
+        "gcp-us-central1",
+    ];
+    for s in STRATEGIES {
+        let path = dir.join(format!("{s}.csv"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+        let col = |name: &str| {
+            header
+                .iter()
+                .position(|h| *h == name)
+                .unwrap_or_else(|| panic!("{s}: column {name} in {header:?}"))
+        };
+        let (demand, capacity, ready, replicas, cost, unmet) = (
+            col("demand_cores"),
+            col("capacity_cores"),
+            col("ready_replicas"),
+            col("replicas"),
+            col("cost_per_hour"),
+            col("unmet_cores"),
+        );
+        assert_eq!(col("offset_s"), 0);
+        let pool_cols: Vec<usize> = header
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.starts_with("replicas_"))
+            .map(|(i, _)| i)
+            .collect();
+        for p in pools {
+            assert!(
+                header.contains(&format!("replicas_{p}").as_str()),
+                "{header:?}"
+            );
+        }
+        let rows: Vec<Vec<f64>> = lines
+            .map(|l| {
+                l.split(',')
+                    .map(|f| {
+                        if f.is_empty() {
+                            f64::NAN
+                        } else {
+                            f.parse().unwrap()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(rows.len(), 144, "{s}: one row per step");
+        let mut lost_seen = false;
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(r.len(), header.len(), "{s} row {i}");
+            assert_eq!(r[0], (i * 300) as f64, "{s}: offsets step by 5m");
+            let per_pool: f64 = pool_cols.iter().map(|&c| r[c]).sum();
+            assert_eq!(
+                per_pool, r[replicas],
+                "{s} row {i}: pools add up to replicas"
+            );
+            assert!(r[ready] <= r[replicas], "{s} row {i}");
+            assert!(
+                (r[capacity] - 0.5 * r[ready]).abs() < 1e-3,
+                "{s} row {i}: capacity is ready replicas × 500m"
+            );
+            let short = (r[demand] - r[capacity]).max(0.0);
+            assert!((r[unmet] - short).abs() < 1e-3, "{s} row {i}: unmet");
+            assert!(r[cost] > 0.0 || r[replicas] == 0.0, "{s} row {i}");
+            // Offsets 2h..3h: the failed pool holds nothing.
+            if (24..36).contains(&i) {
+                assert_eq!(r[col("replicas_aws-us-east-1")], 0.0, "{s} row {i}");
+                lost_seen = true;
+            }
+        }
+        assert!(lost_seen);
+        if s == "static-peak" {
+            let first = rows[0][replicas];
+            assert!(rows[..24].iter().all(|r| r[replicas] == first), "fixed");
+        }
+    }
+    let svg = std::fs::read_to_string(dir.join("simulate.svg")).expect("simulate.svg");
+    assert!(svg.starts_with("<svg") && svg.contains("xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(svg.trim_end().ends_with("</svg>"), "complete document");
+    assert_eq!(svg.matches("<svg").count(), svg.matches("</svg>").count());
+    // Demand and four capacities on top, four costs below, each drawn as one polyline
+    // longer than a legend sample.
+    let long_lines = svg
+        .split("<polyline")
+        .skip(1)
+        .filter(|p| {
+            p.split("points=\"")
+                .nth(1)
+                .is_some_and(|pts| pts.split(' ').count() > 50)
+        })
+        .count();
+    assert!(long_lines >= 9, "{long_lines} long polylines");
+    for label in [
+        "demand",
+        "skyfleet capacity",
+        "static-peak capacity",
+        "Cost per hour",
+    ] {
+        assert!(svg.contains(label), "{label} in the SVG");
+    }
+}
+
+#[test]
+fn out_into_a_path_that_is_a_file_is_refused_with_the_path() {
+    let file = temp_file("not-a-dir", "x");
+    let path = file.to_str().unwrap();
+    failing(
+        &checkout(TRACE, &["--out", path]),
+        &format!("--out: cannot write {path}"),
+    );
+}

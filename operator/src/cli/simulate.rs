@@ -11,6 +11,7 @@ use super::forecast_eval::parse_trace;
 use super::plan::{choose_workload, names, read};
 use crate::api::duration;
 use crate::placement::PoolInput;
+use crate::placement::sizing::ReplicaShape;
 use crate::simulate::{self, Failure, Scenario};
 
 /// Arguments of `skyfleet simulate`.
@@ -38,6 +39,10 @@ pub struct Args {
     /// its replicas elsewhere.
     #[arg(long, default_value = "30s")]
     pub failover_grace: String,
+    /// A directory (created if missing) for `<strategy>.csv`, one row per step, and
+    /// `simulate.svg`, demand, capacity and cost over time.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Output format: table or json.
     #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
     pub output: String,
@@ -102,6 +107,13 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     };
     let report = simulate::run(&scenario)
         .with_context(|| format!("MultiCloudWorkload {:?}", workload.name))?;
+    let written = match &args.out {
+        Some(dir) => {
+            let cpu = ReplicaShape::of(&spec.template)?.cpu;
+            simulate::output::write_all(dir, &report, cpu)?
+        }
+        None => Vec::new(),
+    };
     if args.output == "json" {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;
@@ -126,5 +138,14 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     )?;
     write!(out, "{}", report.table())?;
+    if let Some(dir) = &args.out {
+        writeln!(
+            out,
+            "\nwrote {} files to {}: one CSV per strategy and {}",
+            written.len(),
+            dir.display(),
+            simulate::output::PLOT
+        )?;
+    }
     Ok(())
 }

@@ -7,9 +7,11 @@
 //! - [`fleet`]: replicas per pool with their ready time; moves between pools.
 //! - [`strategy`]: the strategies, the even split and the HPA-like rule.
 //! - [`report`]: what is measured, and the table.
+//! - [`output`]: `--out`: the steps as CSV and an SVG plot (the only part that writes files).
 
 pub mod failure;
 pub mod fleet;
+pub mod output;
 pub mod report;
 pub mod strategy;
 pub mod trace;
@@ -25,7 +27,7 @@ use crate::placement::{PlanInputError, PoolInput, plan_workload};
 
 pub use failure::Failure;
 use fleet::Fleet;
-pub use report::{Report, Summary};
+pub use report::{Report, Step, Summary};
 pub use strategy::Strategy;
 use strategy::{Reactive, even_split};
 
@@ -78,11 +80,14 @@ pub fn run(s: &Scenario) -> Result<Report, SimulateError> {
     {
         return Err(SimulateError::UnknownPool(f.pool.clone()));
     }
-    let mut report = Report::default();
+    let mut report = Report {
+        pools: s.pools.iter().map(|p| p.name.clone()).collect(),
+        ..Report::default()
+    };
     for strategy in Strategy::ALL {
-        report
-            .strategies
-            .insert(strategy.name(), replay(s, strategy)?);
+        let (summary, steps) = replay_steps(s, strategy)?;
+        report.strategies.insert(strategy.name(), summary);
+        report.steps.insert(strategy.name(), steps);
     }
     Ok(report)
 }
@@ -103,6 +108,14 @@ enum State {
 
 /// Replays the scenario under one strategy.
 pub fn replay(s: &Scenario, strategy: Strategy) -> Result<Summary, SimulateError> {
+    Ok(replay_steps(s, strategy)?.0)
+}
+
+/// Replays the scenario under one strategy, keeping every step as well as the totals.
+pub fn replay_steps(
+    s: &Scenario,
+    strategy: Strategy,
+) -> Result<(Summary, Vec<Step>), SimulateError> {
     let w = s.workload;
     let shape = ReplicaShape::of(&w.template)?;
     let base = problem(w, s.pools, 0.0)?;
@@ -141,6 +154,7 @@ pub fn replay(s: &Scenario, strategy: Strategy) -> Result<Summary, SimulateError
     let mut fleet = Fleet::new(s.pools.len());
     let mut targets = vec![0u32; s.pools.len()];
     let mut meter = report::Meter::default();
+    let mut steps = Vec::with_capacity(s.demand.len());
     for (i, &demand) in s.demand.iter().enumerate() {
         let t = i as u64 * step_s;
         let down: Vec<Option<u64>> = s
@@ -168,6 +182,7 @@ pub fn replay(s: &Scenario, strategy: Strategy) -> Result<Summary, SimulateError
                 ..p.clone()
             })
             .collect();
+        let mut sized_for = None;
         let next = match &mut state {
             State::Skyfleet {
                 tracker,
@@ -177,9 +192,13 @@ pub fn replay(s: &Scenario, strategy: Strategy) -> Result<Summary, SimulateError
                 tracker.record(t as i64, demand);
                 let estimate = tracker.estimate(&w.scaling.forecast, Some(demand));
                 let cores = stabilizer.apply(t as i64, estimate.cores, *window);
+                sized_for = Some(cores);
                 plan_replicas(w, &inputs, cores)?
             }
-            State::StaticPeak(fixed) => fixed.clone(),
+            State::StaticPeak(fixed) => {
+                sized_for = Some(peak);
+                fixed.clone()
+            }
             State::Reactive(hpa) => {
                 if i % reactive_every == 0 {
                     let current: u32 = targets.iter().sum();
@@ -196,12 +215,14 @@ pub fn replay(s: &Scenario, strategy: Strategy) -> Result<Summary, SimulateError
                 }
             }
             State::Oracle { ahead } => {
-                plan_replicas(w, &inputs, trace::max_ahead(s.demand, i, *ahead))?
+                let cores = trace::max_ahead(s.demand, i, *ahead);
+                sized_for = Some(cores);
+                plan_replicas(w, &inputs, cores)?
             }
         };
         let moves = fleet::moves(&targets, &next);
         targets = next;
-        let mut replicas = 0;
+        let mut per_pool = Vec::with_capacity(targets.len());
         let mut cost_per_hour = 0.0;
         let mut ready = 0;
         for (p, (&target, d)) in targets.iter().zip(&down).enumerate() {
@@ -210,14 +231,25 @@ pub fn replay(s: &Scenario, strategy: Strategy) -> Result<Summary, SimulateError
                 fleet.set(p, target, t, if i == 0 { 0 } else { startup });
             }
             let n = fleet.total(p);
-            replicas += n;
+            per_pool.push(n);
             cost_per_hour += f64::from(n) * costs[p];
             ready += fleet.ready(p, t);
         }
         let capacity = f64::from(ready) * shape.cpu;
-        meter.step(hours, replicas, cost_per_hour, capacity, demand, moves);
+        let replicas = per_pool.iter().sum();
+        let unmet = meter.step(hours, replicas, cost_per_hour, capacity, demand, moves);
+        steps.push(Step {
+            offset: t,
+            demand,
+            sized_for,
+            capacity,
+            replicas: per_pool,
+            cost_per_hour,
+            unmet,
+            moves,
+        });
     }
-    Ok(meter.summary())
+    Ok((meter.summary(), steps))
 }
 
 /// Replicas per pool that the operator's decision plans for `cores` of demand.

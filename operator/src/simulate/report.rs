@@ -26,6 +26,37 @@ pub struct Summary {
     pub moves: u64,
 }
 
+/// One step of one strategy, as the CSV and the plot show it, so a surprising total can be
+/// traced to the steps that made it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Step {
+    /// Seconds after the start of the trace (the time `--fail` offsets count from).
+    pub offset: u64,
+    /// Demand in cores.
+    pub demand: f64,
+    /// Cores the strategy sized for (skyfleet: its estimate after stabilisation; oracle: the
+    /// highest demand until new replicas are ready; static-peak: the peak), when it sizes for
+    /// a demand at all (the reactive baseline scales on utilisation instead).
+    pub sized_for: Option<f64>,
+    /// CPU requests of the ready replicas: what can be served.
+    pub capacity: f64,
+    /// Replicas per pool, starting ones included, in the order of the pools given.
+    pub replicas: Vec<u32>,
+    /// Cost per hour of every replica that exists.
+    pub cost_per_hour: f64,
+    /// Demand above capacity, in cores.
+    pub unmet: f64,
+    /// Replicas moved between pools at this step.
+    pub moves: u32,
+}
+
+impl Step {
+    /// Replicas in all pools.
+    pub fn total_replicas(&self) -> u32 {
+        self.replicas.iter().sum()
+    }
+}
+
 /// Sums one strategy's steps into a [`Summary`].
 #[derive(Debug, Clone, Default)]
 pub struct Meter {
@@ -42,7 +73,7 @@ pub struct Meter {
 
 impl Meter {
     /// One step of `hours`: `replicas` existing at `cost_per_hour`, `capacity` cores of ready
-    /// replicas' requests, `demand` cores, and `moves` replicas moved.
+    /// replicas' requests, `demand` cores, and `moves` replicas moved. Returns the unmet cores.
     pub fn step(
         &mut self,
         hours: f64,
@@ -51,7 +82,7 @@ impl Meter {
         capacity: f64,
         demand: f64,
         moves: u32,
-    ) {
+    ) -> f64 {
         let served = demand.min(capacity);
         let unmet = (demand - capacity).max(0.0);
         self.cost += cost_per_hour * hours;
@@ -66,6 +97,7 @@ impl Meter {
             self.met_steps += 1;
         }
         self.moves += u64::from(moves);
+        unmet
     }
 
     /// The totals.
@@ -92,6 +124,12 @@ impl Meter {
 pub struct Report {
     /// `skyfleet`, `static-peak`, `reactive`, `oracle`.
     pub strategies: BTreeMap<&'static str, Summary>,
+    /// Every strategy's steps, for `--out` (not in the JSON: it would be one object per step).
+    #[serde(skip)]
+    pub steps: BTreeMap<&'static str, Vec<Step>>,
+    /// The pools' names, in the order of [`Step::replicas`].
+    #[serde(skip)]
+    pub pools: Vec<String>,
 }
 
 impl Report {
