@@ -43,7 +43,8 @@ HISTORY_STEP=5
 TRACE=nyc_taxi PEAK=4 DAYS=2 SPEED=720 TICK=2.5 FAIL=aws SHOW_EVERY=4
 
 t0=$SECONDS
-step() { printf '\n\033[1m==> %s\033[0m  (%ss)\n' "$*" "$((SECONDS - t0))"; }
+if [ -t 1 ]; then B=$'\033[1m' R=$'\033[0m'; else B='' R=''; fi
+step() { printf '\n%s==> %s%s  (%ss)\n' "$B" "$*" "$R" "$((SECONDS - t0))"; }
 say() { printf '    %s\n' "$*"; }
 die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
 usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
@@ -131,6 +132,7 @@ clusters_up() {
 }
 
 install() {
+  stop_operator   # from an earlier run: it would write its history and plans while we set up
   step "installing the CRDs (kubectl apply -f crds/)"
   mgmt apply -f crds/ >/dev/null
   local crd
@@ -174,15 +176,24 @@ EOF
       --dry-run=client -o yaml | mgmt apply -f - | sed 's/^/    /'
   done
 
-  step "applying the example CloudPools (crds/examples/cloudpools.yaml) and the workload (hack/demo/checkout.yaml)"
+  step "applying the example CloudPools (crds/examples/cloudpools.yaml)"
   mgmt apply -f crds/examples/cloudpools.yaml | sed 's/^/    /'
-  mgmt apply -f hack/demo/checkout.yaml | sed 's/^/    /'
-  local season=$((86400 / SPEED)) history=$((7 * 86400 / SPEED))
-  mgmt -n "$NS" patch mcw "$WORKLOAD" --type=merge \
-    -p "{\"spec\":{\"scaling\":{\"forecast\":{\"season\":\"${season}s\",\"history\":\"${history}s\"}}}}" >/dev/null
-  say "forecast season ${season}s (one trace day at --speed $SPEED), history ${history}s, horizon 15s, step ${HISTORY_STEP}s"
   # A previous run's demand history would be stale: the trace starts again.
   mgmt -n "$NS" delete configmap "$WORKLOAD-skyfleet-history" --ignore-not-found >/dev/null
+}
+
+apply_workload() {
+  step "applying the workload (hack/demo/checkout.yaml: crds/examples' checkout on the demo's clock)"
+  local season=$((86400 / SPEED)) history=$((7 * 86400 / SPEED)) desired=''
+  sed -e "s/^      season: 2m\$/      season: ${season}s/" -e "s/^      history: 14m\$/      history: ${history}s/" \
+    hack/demo/checkout.yaml | mgmt apply -f - | sed 's/^/    /'
+  say "forecast season ${season}s (one trace day at --speed $SPEED), history ${history}s, horizon 15s, step ${HISTORY_STEP}s"
+  for _ in $(seq 60); do
+    desired=$(mgmt -n "$NS" get mcw "$WORKLOAD" -o jsonpath='{.status.desiredReplicas}' 2>/dev/null || true)
+    [ -n "$desired" ] && [ "$desired" != 0 ] && break
+    sleep 0.5
+  done
+  say "placed: ${desired:-nothing yet} replicas"
 }
 
 start_operator() {
@@ -227,6 +238,7 @@ load_trace() {
   per_tick=$(awk -v s="$SPEED" -v t="$TICK" -v d="$step_secs" 'BEGIN { n = int(s * t / d + 0.5); print (n < 1 ? 1 : n) }')
   ticks=$(awk -v days="$DAYS" -v d="$step_secs" -v k="$per_tick" 'BEGIN { print int(days * 86400 / d / k) }')
   mapfile -t TICKS < <(awk -F, -v peak="$PEAK" -v k="$per_tick" -v max_ticks="$ticks" '
+    BEGIN { n = 0; hi = 0 }
     NR > 1 && $2 != "" { ts[n] = $1; v[n] = $2 + 0; if (v[n] > hi) hi = v[n]; n++ }
     END {
       if (hi <= 0) exit 1
@@ -275,8 +287,9 @@ cores() { awk -v m="$1" 'BEGIN { printf "%.2f", m / 1000 }'; }
 
 show() { # tick label demand
   local m
-  printf '\n\033[1m--- %s  demand %s cores over %s pods (%sm each)  tick %s/%s  %ss ---\033[0m\n' \
-    "${2//_/ }" "$(cores "$3")" "${SERVING:-0}" "${PER_POD:-0}" "$1" "${#TICKS[@]}" "$((SECONDS - t0))"
+  SHOWN=$1
+  printf '\n%s--- %s  demand %s cores over %s pods (%sm each)  tick %s/%s  %ss ---%s\n' \
+    "$B" "${2//_/ }" "$(cores "$3")" "${SERVING:-0}" "${PER_POD:-0}" "$1" "${#TICKS[@]}" "$((SECONDS - t0))" "$R"
   mgmt get cpool,mcw -n "$NS" 2>&1 | sed 's/^/  /'
   mgmt get mcw "$WORKLOAD" -n "$NS" -o jsonpath='  demand {.status.demand.currentCores} cores now, forecast peak {.status.demand.forecastPeakCores} ({.status.demand.model}, {.status.demand.historySamples} samples){"\n"}  why: {.status.message}{"\n"}' 2>&1 || true
   for m in "${MEMBERS[@]}"; do
@@ -297,15 +310,15 @@ planned() { # pool
 }
 
 events() {
-  printf '  recent events of the workload and pools:\n'
-  mgmt get events -A --sort-by=.lastTimestamp \
-    -o custom-columns='LAST:.lastTimestamp,OBJECT:.regarding.name,REASON:.reason,MESSAGE:.note' 2>/dev/null \
-    | tail -8 | cut -c1-200 | sed 's/^/    /' || true
+  printf '  the latest skyfleet events (kubectl get events -A --field-selector involvedObject.apiVersion=skyfleet.io/v1alpha1):\n'
+  mgmt get events -A --field-selector involvedObject.apiVersion=skyfleet.io/v1alpha1 --sort-by=.eventTime \
+    -o custom-columns='TIME:.eventTime,KIND:.involvedObject.kind,NAME:.involvedObject.name,REASON:.reason,MESSAGE:.message' \
+    2>/dev/null | tail -6 | cut -c1-220 | sed 's/^/    /' || true
 }
 
 # What the outage looks like from the management cluster, each stage announced once:
 # down -> Ready=False -> replicas planned elsewhere; up -> Ready=True and back in the plan.
-PHASE='' SINCE=0 POOL=''
+PHASE='' SINCE=0 POOL='' SHOWN=''
 watch_failover() { # tick label demand
   [ -n "$POOL" ] || return 0
   local ready planned
@@ -358,20 +371,22 @@ replay() {
     if [ "$i" = "$stop_at" ]; then
       show "$i" "$label" "$demand"
       step "OUTAGE: stopping the API server of $FAIL (hack/cluster.sh stop-apiserver $FAIL); pool $POOL has $(planned "$POOL") replicas planned"
+      SINCE=$SECONDS
       cluster stop-apiserver "$FAIL"
-      DOWN=$FAIL; PHASE=down; SINCE=$SECONDS
+      DOWN=$FAIL; PHASE=down
       say "the operator marks the pool Ready=False within seconds, keeps its share for --failover-grace=20s, then plans around it"
     fi
     if [ "$i" = "$back_at" ]; then
       show "$i" "$label" "$demand"
       step "RECOVERY: starting the API server of $FAIL again (hack/cluster.sh start-apiserver $FAIL)"
+      SINCE=$SECONDS
       cluster start-apiserver "$FAIL"
-      DOWN=; LAST_USAGE=(); PHASE=up; SINCE=$SECONDS
+      DOWN=; LAST_USAGE=(); PHASE=up
     fi
     drive "$demand"
     watch_failover "$i" "$label" "$demand"
-    [ $((i % SHOW_EVERY)) = 0 ] && show "$i" "$label" "$demand"
-    next=$(awk -v s="$start" -v t="$TICK" -v i="$i" 'BEGIN { print s + (i + 1) * t }')
+    if [ $((i % SHOW_EVERY)) = 0 ] && [ "$SHOWN" != "$i" ]; then show "$i" "$label" "$demand"; fi
+    next=$(awk -v s="$start" -v t="$TICK" -v i="$i" 'BEGIN { printf "%.3f", s + (i + 1) * t }')
     sleep "$(awk -v n="$next" -v now="$(date +%s.%N)" 'BEGIN { d = n - now; printf "%.2f", (d > 0 ? d : 0) }')"
   done
   show "$n" "$label" "$demand"
@@ -404,6 +419,7 @@ case ${1:-} in
     clusters_up
     install
     start_operator
+    apply_workload
     step "reading the trace"
     load_trace
     replay
