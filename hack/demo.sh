@@ -25,6 +25,7 @@
 set -euo pipefail
 HACK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HACK")
+CALLER_PWD=$PWD   # --trace FILE is relative to where the demo was started
 cd "$ROOT"
 # shellcheck source=hack/versions.sh
 source "$HACK/versions.sh"
@@ -95,8 +96,8 @@ parse() {
   if [ -n "$FAIL" ]; then
     [[ " ${MEMBERS[*]} " == *" $FAIL "* ]] || die "--fail must be one of: ${MEMBERS[*]}"
   fi
-  if [ -f "$TRACE" ]; then TRACE_FILE=$TRACE
-  elif [ -f "$ROOT/../shared/traces/$TRACE.csv" ]; then TRACE_FILE=$ROOT/../shared/traces/$TRACE.csv
+  if (cd "$CALLER_PWD" && [ -f "$TRACE" ]); then TRACE_FILE=$(cd "$CALLER_PWD" && realpath "$TRACE")
+  elif [ -f "$ROOT/../shared/traces/$TRACE.csv" ]; then TRACE_FILE=$(realpath "$ROOT/../shared/traces/$TRACE.csv")
   else
     local have=() f
     for f in "$ROOT"/../shared/traces/*.csv; do [ -f "$f" ] && have+=("$(basename "$f" .csv)"); done
@@ -347,6 +348,7 @@ watch_failover() { # tick label demand
   esac
 }
 
+# shellcheck disable=SC2317  # called from a trap
 restore() {
   if [ -n "$DOWN" ]; then
     say "starting the API server of $DOWN again"
@@ -426,3 +428,6 @@ case ${1:-} in
     finish
     ;;
 esac
+# Bash reads a script as it runs: stop here, so that editing this file during a demo cannot
+# make the running one execute whatever now sits past this point.
+exit 0
