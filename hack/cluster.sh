@@ -369,7 +369,14 @@ case ${1:-} in
   start-apiserver)
     i=$(cluster_index "${2:?cluster name}")
     alive "$STATE/$2/kube-apiserver.pid" || respawn "$STATE/$2" kube-apiserver
-    wait_for "kube-apiserver of $2" 120 apiserver_ready "$2"; log "started the API server of $2" ;;
+    wait_for "kube-apiserver of $2" 120 apiserver_ready "$2"
+    # metrics-server's node cache can come back from the outage without node addresses
+    # ("no address matched types [InternalIP]") and stop scraping for minutes; a fresh one
+    # reads the nodes anew, as a restarted kubelet scrape target would be in a real cluster.
+    if [ -f "$STATE/$2/metrics-server.cmd" ]; then
+      stop_pid "$STATE/$2/metrics-server.pid"; respawn "$STATE/$2" metrics-server
+    fi
+    log "started the API server of $2" ;;
   usage) shift; cmd_usage "$@" ;;
   kubeconfig) cluster_index "${2:?cluster name}" >/dev/null; echo "$STATE/$2/kubeconfig" ;;
   *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;

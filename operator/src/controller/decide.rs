@@ -13,6 +13,22 @@ use crate::api::workload::{DemandStatus, MultiCloudWorkloadStatus, PoolPlacement
 /// The `Ready` reason the CloudPool controller writes when a member does not answer.
 pub const UNREACHABLE: &str = "Unreachable";
 
+/// Why a pool that the CloudPool controller has not looked at yet is not planned on.
+pub const NOT_PROBED: &str = "not probed yet";
+
+/// How long a new workload waits for the first probe of a just-created pool before it is
+/// placed without it.
+pub const FIRST_PROBE_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether a workload that runs nothing yet should wait before its first placement: a pool
+/// it selects was created `age` ago and has not been probed (`ineligible` is why the
+/// placement may not use it). Placing at once would put everything in the pools that
+/// happened to be probed first and move it again seconds later; waiting is bounded by
+/// [`FIRST_PROBE_WAIT`], so a pool the controller never reaches cannot hold it forever.
+pub fn wait_for_first_probe(ineligible: Option<&str>, age: Duration, runs_nothing: bool) -> bool {
+    runs_nothing && ineligible == Some(NOT_PROBED) && age < FIRST_PROBE_WAIT
+}
+
 /// Whether a pool may be planned on, as the workload controller sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Availability {
@@ -40,7 +56,7 @@ pub fn availability(
     let Some(ready) = ready else {
         return Availability {
             available: false,
-            reason: Some("not probed yet".to_string()),
+            reason: Some(NOT_PROBED.to_string()),
             contact: false,
         };
     };
@@ -407,6 +423,25 @@ mod tests {
         let none = availability(None, grace, now);
         assert!(!none.available && !none.contact);
         assert_eq!(none.reason.as_deref(), Some("not probed yet"));
+    }
+
+    #[test]
+    fn a_new_workload_waits_briefly_for_the_first_probe_of_a_new_pool() {
+        let young = Duration::from_secs(3);
+        assert!(wait_for_first_probe(Some(NOT_PROBED), young, true));
+        assert!(
+            !wait_for_first_probe(Some(NOT_PROBED), young, false),
+            "a workload that runs is never held"
+        );
+        assert!(
+            !wait_for_first_probe(Some(NOT_PROBED), FIRST_PROBE_WAIT, true),
+            "bounded"
+        );
+        assert!(
+            !wait_for_first_probe(Some("drained (spec.unschedulable)"), young, true),
+            "only for a pool not probed yet"
+        );
+        assert!(!wait_for_first_probe(None, young, true));
     }
 
     fn state(eligible: bool, reachable: bool, has: bool, current: u32, planned: u32) -> PoolState {

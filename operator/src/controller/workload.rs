@@ -573,6 +573,27 @@ async fn apply(
             return Ok(Action::requeue(ctx.sync_period));
         }
     };
+    let runs_nothing = gathered
+        .iter()
+        .all(|g| g.current == 0 && g.deployment.is_none());
+    let waiting: Vec<&str> = gathered
+        .iter()
+        .zip(&problem.pools)
+        .filter(|(g, option)| {
+            let age = g
+                .pool
+                .creation_timestamp()
+                .map_or(Duration::ZERO, |Time(t)| {
+                    now.duration_since(t).unsigned_abs()
+                });
+            decide::wait_for_first_probe(option.ineligible_reason.as_deref(), age, runs_nothing)
+        })
+        .map(|(g, _)| g.name.as_str())
+        .collect();
+    if !waiting.is_empty() {
+        debug!(workload = %name, %namespace, pools = %waiting.join(", "), "waiting for the first probe of new pools before the first placement");
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let no_eligible = problem.pools.iter().all(|p| !p.eligible);
     let feasible = plan.feasible && !no_eligible;
 

@@ -113,7 +113,9 @@ fn stabilise(
         return (
             opt.x,
             Some(format!(
-                "the current placement no longer meets the constraints, so {m} replicas move"
+                "the current placement no longer meets the constraints, so {} {}",
+                replicas_word(m),
+                if m == 1 { "moves" } else { "move" }
             )),
         );
     };
@@ -144,7 +146,8 @@ fn stabilise(
         (
             candidate,
             Some(format!(
-                "rebalancing {m} replicas{limited} saves {:.0}% per hour",
+                "rebalancing {}{limited} saves {:.0}% per hour",
+                replicas_word(m),
                 saving * 100.0
             )),
         )
@@ -152,11 +155,21 @@ fn stabilise(
         (
             stay.x,
             Some(format!(
-                "moving {m} replicas would save only {:.1}% per hour, below the {:.1}% that is worth the disruption, so nothing moves",
+                "moving {} would save only {:.1}% per hour, below the {:.1}% that is worth the disruption, so nothing moves",
+                replicas_word(m),
                 saving * 100.0,
                 SAVING_PER_MOVED_SHARE * moved_share * 100.0
             )),
         )
+    }
+}
+
+/// "1 replica", "3 replicas".
+fn replicas_word(n: u32) -> String {
+    if n == 1 {
+        "1 replica".to_string()
+    } else {
+        format!("{n} replicas")
     }
 }
 
