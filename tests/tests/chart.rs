@@ -115,6 +115,24 @@ fn the_chart_lints_renders_and_refuses_bad_values() {
         "helm template with a ServiceMonitor",
     );
     assert!(monitored.contains("kind: ServiceMonitor"));
+    assert!(
+        rendered.contains("--concurrency=16") && !rendered.contains("--namespace="),
+        "every namespace by default"
+    );
+    let scoped = ok(
+        helm(
+            env,
+            &[
+                "template",
+                "sf",
+                "charts/skyfleet",
+                "--set",
+                "operator.watchNamespace=team-a",
+            ],
+        ),
+        "helm template scoped to one namespace",
+    );
+    assert!(scoped.contains("- --namespace=team-a"), "{scoped}");
 
     for (set, message) in [
         ("replicaCount=abc", "/replicaCount"),
@@ -124,6 +142,8 @@ fn the_chart_lints_renders_and_refuses_bad_values() {
         ),
         ("operator.syncPeriod=soon", "'soon' does not match pattern"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("operator.watchNamespace=Team_A", "/operator/watchNamespace"),
+        ("operator.concurrency=-1", "/operator/concurrency"),
         ("leaderElection.enabled=false", "/leaderElection/enabled"),
     ] {
         let out = helm(env, &["template", "sf", "charts/skyfleet", "--set", set]);
