@@ -366,7 +366,12 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
                  "scaling": {"forecast": {"model": "None"}},
                  "placement": {"poolSelector": {"matchLabels": {"chart-test": release}},
                                "redundancy": {"tolerate": 1, "domain": "Provider"}}}});
+    // The same workload in a namespace the operator is not scoped to: left alone.
+    let other = env.namespace("chart-other", &["mgmt"]);
+    let mut outside = workload.clone();
+    outside["metadata"]["namespace"] = serde_json::json!(other);
     items.push(workload);
+    items.push(outside);
     let manifests =
         serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
     let file = env.path(format!("target/e2e-chart-{release}.json"));
@@ -382,6 +387,7 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
             &format!("--lease-name={release}-skyfleet-leader"),
             "--probe-period=2s",
             "--sync-period=2s",
+            &format!("--namespace={apps}"),
         ],
     );
     let placed = skyfleet_e2e::eventually(
@@ -436,6 +442,30 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
     )
     .await;
     assert!(placed.1 >= 2, "spread over at least two pools");
+    let untouched = env.kubectl_ok(
+        "mgmt",
+        &[
+            "get",
+            "mcw",
+            "web",
+            "-n",
+            &other,
+            "-o",
+            "jsonpath={.metadata.finalizers}|{.status}",
+        ],
+    );
+    assert_eq!(
+        untouched, "|",
+        "a workload outside --namespace gets no finalizer and no status"
+    );
+    for member in ["aws", "azure", "gcp"] {
+        let out = env.kubectl(member, &["get", "deploy", "-n", &other, "-o", "name"]);
+        assert!(
+            out.stdout.is_empty(),
+            "nothing of {other} in {member}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     let log = op.log_text();
     assert!(
         !log.to_lowercase().contains("forbidden"),
@@ -491,6 +521,14 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
     let _ = std::fs::remove_file(kubeconfig);
     env.kubectl_ok(
         "mgmt",
-        &["delete", "namespace", &ns, &members, &apps, "--wait=false"],
+        &[
+            "delete",
+            "namespace",
+            &ns,
+            &members,
+            &apps,
+            &other,
+            "--wait=false",
+        ],
     );
 }
