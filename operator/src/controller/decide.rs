@@ -39,6 +39,9 @@ pub struct Availability {
     /// Whether the member is worth contacting now: false while the probe says it does not
     /// answer, so a reconcile never waits on a dead API server.
     pub contact: bool,
+    /// When the failover grace of an unreachable pool runs out, so the workload is looked at
+    /// again right then instead of at its next periodic sync.
+    pub grace_left: Option<Duration>,
 }
 
 /// The pool's availability from its `Ready` condition at `now`.
@@ -58,6 +61,7 @@ pub fn availability(
             available: false,
             reason: Some(NOT_PROBED.to_string()),
             contact: false,
+            grace_left: None,
         };
     };
     if ready.status == "True" {
@@ -65,6 +69,7 @@ pub fn availability(
             available: true,
             reason: None,
             contact: true,
+            grace_left: None,
         };
     }
     let for_secs = now
@@ -83,6 +88,8 @@ pub fn availability(
             )
         }),
         contact: !unreachable,
+        grace_left: within_grace
+            .then(|| grace.saturating_sub(Duration::from_secs(for_secs as u64))),
     }
 }
 
@@ -396,6 +403,11 @@ mod tests {
         let blip = pool_status("False", UNREACHABLE, "2026-01-01T00:00:40Z", true);
         let a = availability(Some(&blip), grace, now);
         assert!(a.available, "20s into a 30s grace: {a:?}");
+        assert_eq!(
+            a.grace_left,
+            Some(Duration::from_secs(10)),
+            "looked at again when the grace runs out"
+        );
         assert!(
             !a.contact,
             "a member the probe cannot reach is not contacted"
@@ -404,6 +416,7 @@ mod tests {
         let lost = pool_status("False", UNREACHABLE, "2026-01-01T00:00:15Z", true);
         let a = availability(Some(&lost), grace, now);
         assert!(!a.available);
+        assert_eq!(a.grace_left, None);
         assert_eq!(
             a.reason.as_deref(),
             Some("not Ready for 45s: Unreachable: connection refused")

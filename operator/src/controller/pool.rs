@@ -233,11 +233,11 @@ async fn probe(ctx: &PoolContext, pool: &CloudPool) -> Result<ProbeReport, Membe
         let version = client
             .apiserver_version()
             .await
-            .map_err(|e| MemberError::Unreachable(e.to_string()))?;
+            .map_err(|e| MemberError::unreachable(&e))?;
         let nodes = Api::<Node>::all(client.clone())
             .list(&ListParams::default())
             .await
-            .map_err(|e| MemberError::Unreachable(e.to_string()))?;
+            .map_err(|e| MemberError::unreachable(&e))?;
         let mut report = ProbeReport {
             version: version.git_version,
             allocatable_cpu: 0.0,
@@ -273,7 +273,7 @@ async fn probe(ctx: &PoolContext, pool: &CloudPool) -> Result<ProbeReport, Membe
         let deployments = Api::<Deployment>::all(client.clone())
             .list(&ListParams::default().labels(&selector))
             .await
-            .map_err(|e| MemberError::Unreachable(e.to_string()))?;
+            .map_err(|e| MemberError::unreachable(&e))?;
         for d in &deployments.items {
             let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
             let (cpu, memory) = requests_per_replica(d);

@@ -43,6 +43,12 @@ pub enum MemberError {
 }
 
 impl MemberError {
+    /// A member call failed on the wire: the message names the innermost cause (such as
+    /// "Connection refused") rather than only the client's outer "client error (Connect)".
+    pub fn unreachable(error: &(dyn std::error::Error + 'static)) -> Self {
+        Self::Unreachable(error_chain(error))
+    }
+
     /// A CamelCase reason for conditions and events.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -144,5 +150,46 @@ impl MemberRegistry {
             .await
             .insert(kubeconfig.fingerprint, client.clone());
         Ok(client)
+    }
+}
+
+/// `error` and each of its sources, joined by ": ", leaving out a source whose text the
+/// previous one already contains.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect)")]
+    struct Connect(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("ServiceError: {0}")]
+    struct Service(#[source] Connect);
+
+    #[test]
+    fn an_unreachable_member_is_described_by_its_innermost_cause() {
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e = MemberError::unreachable(&Service(Connect(refused)));
+        assert_eq!(
+            e.to_string(),
+            "the member API server did not answer: ServiceError: client error (Connect): Connection refused"
+        );
+        assert_eq!(e.reason(), "Unreachable");
     }
 }

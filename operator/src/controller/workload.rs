@@ -813,7 +813,13 @@ async fn apply(
     if !failures.is_empty() {
         debug!(workload = %name, %namespace, failures = %failures.join("; "), "some members were not updated");
     }
-    Ok(Action::requeue(ctx.sync_period))
+    // A pool within its failover grace is re-planned the moment the grace runs out.
+    let next = gathered
+        .iter()
+        .filter_map(|g| g.availability.grace_left)
+        .map(|left| left + Duration::from_secs(1))
+        .fold(ctx.sync_period, Duration::min);
+    Ok(Action::requeue(next))
 }
 
 /// Server-side applies the workload's Deployment with `replicas` in one member.
@@ -1006,6 +1012,24 @@ fn error_policy(
     Action::requeue(ctx.sync_period)
 }
 
+/// What of a CloudPool a plan reacts to at once: its spec (prices, capacity, drain), its
+/// labels (pool selectors) and its `Ready` status and reason (failover, failback).
+fn pool_fingerprint(pool: &CloudPool) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    pool.metadata.generation.hash(&mut h);
+    pool.metadata.deletion_timestamp.is_some().hash(&mut h);
+    pool.labels().hash(&mut h);
+    if let Some(ready) = pool
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY))
+    {
+        (&ready.status, &ready.reason).hash(&mut h);
+    }
+    h.finish()
+}
+
 /// Runs the MultiCloudWorkload controller until `shutdown` resolves. A change of any
 /// CloudPool (readiness, capacity, prices) reconciles every workload.
 pub async fn run(
@@ -1018,22 +1042,28 @@ pub async fn run(
         None => Api::all(client.clone()),
     };
     let pools: Api<CloudPool> = Api::all(client);
+    let seen = Mutex::new(HashMap::<String, u64>::new());
     let controller = Controller::new(workloads, watcher::Config::default()).with_config(
         kube::runtime::controller::Config::default().concurrency(ctx.scope.concurrency),
     );
     let store = controller.store();
     controller
-        .watches(
-            pools,
-            watcher::Config::default(),
-            move |_pool: CloudPool| {
-                store
-                    .state()
-                    .into_iter()
-                    .map(|w| ObjectRef::from_obj(&*w))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches(pools, watcher::Config::default(), move |pool: CloudPool| {
+            // Only a change that can change a plan at once wakes every workload; the
+            // capacity figures a probe refreshes are picked up at the next sync (with
+            // hundreds of workloads, waking them all on each probe swamps the queue).
+            let key = pool.name_any();
+            let fingerprint = pool_fingerprint(&pool);
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.insert(key, fingerprint) == Some(fingerprint) {
+                return Vec::new();
+            }
+            store
+                .state()
+                .into_iter()
+                .map(|w| ObjectRef::from_obj(&*w))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
@@ -1114,5 +1144,35 @@ mod tests {
             cluster_key(&pool("gcp", Some("member-gcp")))
         );
         assert_eq!(cluster_key(&pool("local", None)), "management");
+    }
+
+    #[test]
+    fn only_plan_relevant_pool_changes_wake_every_workload() {
+        let pool = |ready: &str, reason: &str, used: &str, tier: &str| -> CloudPool {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "aws", "generation": 1, "labels": {"tier": tier}},
+                "spec": {"provider": "aws", "region": "r", "pricing": {"cpuPerHour": 0.1, "memoryGiBPerHour": 0.01}},
+                "status": {
+                    "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": "m",
+                                    "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                    "used": {"cpu": used, "memory": "1Gi"}
+                }
+            }))
+            .unwrap()
+        };
+        let base = pool_fingerprint(&pool("True", "Probed", "1", "a"));
+        assert_eq!(
+            base,
+            pool_fingerprint(&pool("True", "Probed", "7", "a")),
+            "capacity used by a probe: next sync"
+        );
+        assert_ne!(
+            base,
+            pool_fingerprint(&pool("False", "Unreachable", "1", "a"))
+        );
+        assert_ne!(base, pool_fingerprint(&pool("True", "Probed", "1", "b")));
+        let mut newer = pool("True", "Probed", "1", "a");
+        newer.metadata.generation = Some(2);
+        assert_ne!(base, pool_fingerprint(&newer), "a spec change");
     }
 }

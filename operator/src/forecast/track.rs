@@ -19,8 +19,11 @@ pub(crate) struct Track {
     pabsy: Vec<f64>,
     plive: Vec<bool>,
     next: usize,
-    // Completed rows: a ring of `cap` rows of `h` signed errors (NaN = actual missing).
-    errs: Vec<f64>,
+    // Completed rows: a ring of `cap` rows of `h` signed errors (NaN = actual missing),
+    // grown as origins complete, so a young history costs little. f32: the errors feed
+    // quantiles, where seven significant digits are plenty, and this is most of a
+    // workload's memory.
+    errs: Vec<f32>,
     abse: Vec<f64>,
     absy: Vec<f64>,
     steps: Vec<u32>,
@@ -46,10 +49,10 @@ impl Track {
             pabsy: vec![0.0; h],
             plive: vec![false; h],
             next: 0,
-            errs: vec![f64::NAN; cap * h],
-            abse: vec![0.0; cap],
-            absy: vec![0.0; cap],
-            steps: vec![0; cap],
+            errs: Vec::new(),
+            abse: Vec::new(),
+            absy: Vec::new(),
+            steps: Vec::new(),
             head: 0,
             len: 0,
             sum_abse: 0.0,
@@ -121,11 +124,21 @@ impl Track {
             self.len += 1;
         }
         let src = &self.perr[slot * h..(slot + 1) * h];
-        self.errs[row * h..(row + 1) * h].copy_from_slice(src);
         let steps = src.iter().filter(|e| !e.is_nan()).count() as u32;
-        self.abse[row] = self.pabse[slot];
-        self.absy[row] = self.pabsy[slot];
-        self.steps[row] = steps;
+        if self.abse.len() <= row {
+            // Still filling: rows are appended in order (head == len until the ring is full).
+            self.errs.extend(src.iter().map(|&e| e as f32));
+            self.abse.push(self.pabse[slot]);
+            self.absy.push(self.pabsy[slot]);
+            self.steps.push(steps);
+        } else {
+            for (dst, &e) in self.errs[row * h..(row + 1) * h].iter_mut().zip(src) {
+                *dst = e as f32;
+            }
+            self.abse[row] = self.pabse[slot];
+            self.absy[row] = self.pabsy[slot];
+            self.steps[row] = steps;
+        }
         self.sum_abse += self.pabse[slot];
         self.sum_absy += self.pabsy[slot];
         self.sum_steps += u64::from(steps);
@@ -154,7 +167,7 @@ impl Track {
         let h = self.h;
         into.extend(
             (0..self.len)
-                .map(|r| self.errs[r * h + k])
+                .map(|r| f64::from(self.errs[r * h + k]))
                 .filter(|e| !e.is_nan()),
         );
     }
