@@ -7,7 +7,8 @@
 #     Ready=False, and until every workload that ran there is re-planned onto the others;
 #     then the time until the member, started again, is reconciled.
 #
-#   hack/scale-bench.sh [--workloads N]      results on stdout and in $STATE/bench.json
+#   hack/scale-bench.sh [--workloads N]      results on stdout and in target/scale-bench/
+#                                            (bench.json, the operator's log and metrics)
 #   SKYFLEET_KEEP_CLUSTER=1 hack/scale-bench.sh   leave the control planes running
 #
 # It runs its own control planes (state in .local/bench, ports from 17700) so it never
@@ -20,6 +21,7 @@ export GOTOOLCHAIN=local
 export SKYFLEET_CLUSTER_DIR=${SKYFLEET_CLUSTER_DIR:-$ROOT/.local/bench}
 export SKYFLEET_PORT_BASE=${SKYFLEET_PORT_BASE:-17700}
 STATE=$SKYFLEET_CLUSTER_DIR
+OUT=${SKYFLEET_BENCH_OUT:-${CARGO_TARGET_DIR:-$ROOT/target}/scale-bench}
 ADMIN=127.0.0.1:$((SKYFLEET_PORT_BASE + 90))
 WORKLOADS=200
 NAMESPACES=10
@@ -40,6 +42,9 @@ OP_PID=
 SAMPLER_PID=
 started=0
 cleanup() {
+  mkdir -p "$OUT"
+  cp "$STATE/operator.log" "$STATE/rss.txt" "$OUT/" 2>/dev/null || true
+  curl -fsS "http://$ADMIN/metrics" >"$OUT/metrics.txt" 2>/dev/null || true
   if [ -n "$SAMPLER_PID" ]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
   if [ -n "$OP_PID" ]; then kill "$OP_PID" 2>/dev/null || true; fi
   if [ "$started" = 1 ] && [ -z "${SKYFLEET_KEEP_CLUSTER:-}" ]; then "$HACK/cluster.sh" down >/dev/null 2>&1 || true; fi
@@ -191,4 +196,4 @@ jq -n --argjson workloads "$WORKLOADS" --argjson converge "$converge" \
     runningPods: $pods, rssPeakConvergingKiB: $rssPeakConvergingKiB, rssAtRestKiB: $rssAtRestKiB,
     rssPeakKiB: $rssPeakKiB, failover: {workloadsOnLostMember: $onAzure, notReadySeconds: $detected,
     replannedSeconds: $replanned, appliedSeconds: $applied, memberBackReadySeconds: $recovered}}' |
-  tee "$STATE/bench.json"
+  tee "$OUT/bench.json"
