@@ -52,6 +52,10 @@ struct Memory {
     lost: BTreeSet<String>,
     /// Recent demand estimates, for scale-down stabilisation.
     stabilizer: Stabilizer,
+    /// Per pool: the fingerprint of the Deployment last applied and the generation the
+    /// member gave it. While both still hold, nobody changed it and applying again would
+    /// only cost the member's API server a write.
+    applied: BTreeMap<String, (u64, i64)>,
 }
 
 /// Shared state of the MultiCloudWorkload controller.
@@ -352,6 +356,7 @@ async fn load_memory(ctx: &WorkloadContext, workload: &MultiCloudWorkload, names
         demand,
         seen: BTreeMap::new(),
         lost: BTreeSet::new(),
+        applied: BTreeMap::new(),
         stabilizer: Stabilizer::default(),
     });
 }
@@ -840,9 +845,28 @@ async fn apply_member(
         )
         .await?;
     }
+    let key = memory_key(namespace, &workload.name_any());
+    let fingerprint = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(&desired)
+            .map_err(|e| e.to_string())?
+            .hash(&mut h);
+        h.finish()
+    };
+    let live_generation = g.deployment.as_ref().and_then(|d| d.metadata.generation);
+    let unchanged = live_generation.is_some_and(|generation| {
+        ctx.memory()
+            .get(&key)
+            .and_then(|m| m.applied.get(&g.name))
+            .is_some_and(|&last| last == (fingerprint, generation))
+    });
+    if unchanged {
+        return Ok(());
+    }
     let api: Api<Deployment> = Api::namespaced(client, namespace);
     let dname = desired::deployment_name(&workload.name_any(), &g.name);
-    member(
+    let applied = member(
         ctx.member_timeout,
         api.patch(
             &dname,
@@ -850,8 +874,11 @@ async fn apply_member(
             &Patch::Apply(&desired),
         ),
     )
-    .await
-    .map(|_| ())
+    .await?;
+    if let (Some(generation), Some(m)) = (applied.metadata.generation, ctx.memory().get_mut(&key)) {
+        m.applied.insert(g.name.clone(), (fingerprint, generation));
+    }
+    Ok(())
 }
 
 /// Writes the status for `decision` when it changed; returns the status now in effect.
