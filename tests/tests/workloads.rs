@@ -824,6 +824,19 @@ fn events(env: &Env, namespace: &str, name: &str, reason: &str) -> String {
     )
 }
 
+/// Waits for an Event of the workload with `reason`; returns their messages.
+async fn wait_event(env: &Env, namespace: &str, name: &str, reason: &str) -> String {
+    eventually(
+        &format!("a {reason} event for {name}"),
+        Duration::from_secs(30),
+        || async {
+            let e = events(env, namespace, name, reason);
+            (!e.trim().is_empty()).then_some(e)
+        },
+    )
+    .await
+}
+
 /// Replicas of the workload's Deployment in each of `pools`, as the members say.
 fn running_replicas(env: &Env, namespace: &str, name: &str, pools: &[String]) -> Vec<i64> {
     pools
@@ -903,15 +916,7 @@ async fn constraints_that_cannot_hold_are_reported_and_reduce_nothing() {
         Some(("False".to_string(), "Infeasible".to_string())),
         "{w}"
     );
-    let warned = eventually(
-        "a PlacementInfeasible event",
-        Duration::from_secs(30),
-        || async {
-            let e = events(env, &namespace, &name, "PlacementInfeasible");
-            (!e.trim().is_empty()).then_some(e)
-        },
-    )
-    .await;
+    let warned = wait_event(env, &namespace, &name, "PlacementInfeasible").await;
     assert!(warned.contains("needs at least 4 providers"), "{warned}");
     // A few syncs later nothing that ran was reduced, and replicas.max still holds.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -946,15 +951,7 @@ async fn constraints_that_cannot_hold_are_reported_and_reduce_nothing() {
         ("False", "NoEligiblePools")
     );
     assert!(message.contains("no pool may take replicas"), "{message}");
-    let warned = eventually(
-        "a NoEligiblePools event",
-        Duration::from_secs(30),
-        || async {
-            let e = events(env, &namespace, &name, "NoEligiblePools");
-            (!e.trim().is_empty()).then_some(e)
-        },
-    )
-    .await;
+    let warned = wait_event(env, &namespace, &name, "NoEligiblePools").await;
     assert!(warned.contains("no pool may take replicas"), "{warned}");
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(

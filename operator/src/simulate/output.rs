@@ -100,6 +100,39 @@ fn colour(s: Strategy) -> RGBColor {
     }
 }
 
+/// One panel of the plot: hours since the start of the trace across, `y_desc` up, from 0 to
+/// `(span, y_max)`.
+fn panel<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    y_desc: &str,
+    (span, y_max): (f64, f64),
+    x_label: &dyn Fn(&f64) -> String,
+) -> Result<
+    ChartContext<
+        'a,
+        SVGBackend<'b>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    String,
+> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..span, 0.0..y_max)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_label_formatter(x_label)
+        .x_desc("hours since the start of the trace")
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
 /// The plot: demand and each strategy's ready capacity (cores) on top, each strategy's cost
 /// per hour below, both over hours since the start of the trace. Text is left to the SVG
 /// viewer's fonts (no font files are read).
@@ -140,20 +173,13 @@ pub fn svg(report: &Report) -> Result<String, String> {
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let (upper, lower) = root.split_vertically(500);
 
-        let mut chart = ChartBuilder::on(&upper)
-            .caption("Demand and ready capacity", ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..span, 0.0..top_max)
-            .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&x_label)
-            .x_desc("hours since the start of the trace")
-            .y_desc("cores")
-            .draw()
-            .map_err(|e| err(&e))?;
+        let mut chart = panel(
+            &upper,
+            "Demand and ready capacity",
+            "cores",
+            (span, top_max),
+            &x_label,
+        )?;
         for (s, steps) in &series {
             let c = colour(*s);
             chart
@@ -179,20 +205,13 @@ pub fn svg(report: &Report) -> Result<String, String> {
             .draw()
             .map_err(|e| err(&e))?;
 
-        let mut chart = ChartBuilder::on(&lower)
-            .caption("Cost per hour", ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..span, 0.0..cost_max)
-            .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&x_label)
-            .x_desc("hours since the start of the trace")
-            .y_desc("cost per hour")
-            .draw()
-            .map_err(|e| err(&e))?;
+        let mut chart = panel(
+            &lower,
+            "Cost per hour",
+            "cost per hour",
+            (span, cost_max),
+            &x_label,
+        )?;
         for (s, steps) in &series {
             let c = colour(*s);
             chart
