@@ -70,15 +70,6 @@ stop_pid() {
   rm -f "$f"
 }
 
-# Sets status.addresses of every node of cluster NAME to 127.0.0.1 (the kwok node IP).
-restore_node_addresses() {
-  local K=$STATE/$1/kubeconfig n
-  for n in $(kubectl --kubeconfig="$K" get nodes -o name); do
-    kubectl --kubeconfig="$K" patch "$n" --subresource=status --type=merge \
-      -p '{"status":{"addresses":[{"type":"InternalIP","address":"127.0.0.1"}]}}' >/dev/null
-  done
-}
-
 wait_for() { # what seconds cmd...
   local what=$1 secs=$2; shift 2
   local end=$((SECONDS + secs))
@@ -379,10 +370,12 @@ case ${1:-} in
     i=$(cluster_index "${2:?cluster name}")
     alive "$STATE/$2/kube-apiserver.pid" || respawn "$STATE/$2" kube-apiserver
     wait_for "kube-apiserver of $2" 120 apiserver_ready "$2"
-    # The kwok nodes come back from the outage without status.addresses, and kwok does
-    # not set them again; metrics-server then cannot scrape them ("no address matched types
-    # [InternalIP]") and pods report no CPU for minutes. Put the address back.
-    restore_node_addresses "$2"
+    # metrics-server's node cache can come back from the outage without node addresses
+    # ("no address matched types [InternalIP]") and stop scraping for minutes; a fresh one
+    # reads the nodes anew, as a restarted kubelet scrape target would be in a real cluster.
+    if [ -f "$STATE/$2/metrics-server.cmd" ]; then
+      stop_pid "$STATE/$2/metrics-server.pid"; respawn "$STATE/$2" metrics-server
+    fi
     log "started the API server of $2" ;;
   usage) shift; cmd_usage "$@" ;;
   kubeconfig) cluster_index "${2:?cluster name}" >/dev/null; echo "$STATE/$2/kubeconfig" ;;
