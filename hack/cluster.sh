@@ -370,12 +370,10 @@ case ${1:-} in
     i=$(cluster_index "${2:?cluster name}")
     alive "$STATE/$2/kube-apiserver.pid" || respawn "$STATE/$2" kube-apiserver
     wait_for "kube-apiserver of $2" 120 apiserver_ready "$2"
-    # metrics-server's node cache can come back from the outage without node addresses
-    # ("no address matched types [InternalIP]") and stop scraping for minutes; a fresh one
-    # reads the nodes anew, as a restarted kubelet scrape target would be in a real cluster.
-    if [ -f "$STATE/$2/metrics-server.cmd" ]; then
-      stop_pid "$STATE/$2/metrics-server.pid"; respawn "$STATE/$2" metrics-server
-    fi
+    # Known limit: after the outage the kwok nodes lose status.addresses (observed, cause in
+    # kwok's stages not pinned down) until kwok's heartbeat stage, due every 10-20 min,
+    # sets them again; until then metrics-server cannot scrape that member ("no address
+    # matched types [InternalIP]") and its pods report no CPU.
     log "started the API server of $2" ;;
   usage) shift; cmd_usage "$@" ;;
   kubeconfig) cluster_index "${2:?cluster name}" >/dev/null; echo "$STATE/$2/kubeconfig" ;;

@@ -995,6 +995,16 @@ async fn replicas_rise_ahead_of_a_recurring_peak_and_fall_after_the_stabilisatio
     let op = operator(env);
     let run = unique();
     let pools = apply_pools(env, &run);
+    // Only the aws member, which no test stops: a member whose API server was stopped and
+    // started reports no pod CPU for minutes afterwards (see `hack/cluster.sh
+    // start-apiserver`), and this test measures CPU.
+    for p in pools.iter().filter(|p| !p.starts_with("aws-")) {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p]);
+    }
+    let pools: Vec<String> = pools
+        .into_iter()
+        .filter(|p| p.starts_with("aws-"))
+        .collect();
     let namespace = env.namespace("mcw", &["mgmt"]);
     let name = format!("web-{run}");
     apply_json(
@@ -1080,7 +1090,7 @@ async fn replicas_rise_ahead_of_a_recurring_peak_and_fall_after_the_stabilisatio
                 break Ok((trough, (*r).clone()));
             }
         }
-        if cycle >= 6 {
+        if cycle >= 8 {
             break Err(());
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
