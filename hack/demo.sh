@@ -9,7 +9,7 @@
 #   hack/demo.sh down           stop the operator and the demo's clusters, remove their state
 #
 # Options:
-#   --trace NAME|FILE   a trace in ../shared/traces (nyc_taxi, ec2_cpu_utilization_825cc2, ...)
+#   --trace NAME|FILE   a trace shipped in traces/ (nyc_taxi, ec2_cpu_utilization_825cc2, ...)
 #                       or any timestamp,value CSV (default: nyc_taxi)
 #   --peak-cores N      the trace is scaled so its highest value is N cores (default: 4)
 #   --days N            trace days to replay (default: 2)
@@ -18,6 +18,8 @@
 #   --fail MEMBER       the member whose API server stops half-way (default: aws, where the
 #                       cheapest pool is); --no-failover to skip the outage
 #   --show-every N      print the clusters' state every N ticks (default: 4)
+#   --dry-run           check the options and read the trace, say what would be replayed, and
+#                       stop (builds and starts nothing)
 #
 # Environment: SKYFLEET_DEMO_DIR (state, default .local/demo), SKYFLEET_DEMO_PORT_BASE (default
 # 17500; the tests use 17000), SKYFLEET_DEMO_ADMIN (the operator's /metrics, default
@@ -41,7 +43,8 @@ NS=shop WORKLOAD=checkout SYSNS=skyfleet-system
 MEMBERS=(aws azure gcp)
 HISTORY_STEP=5
 
-TRACE=nyc_taxi PEAK=4 DAYS=2 SPEED=720 TICK=2.5 FAIL=aws SHOW_EVERY=4
+TRACE=nyc_taxi PEAK=4 DAYS=2 SPEED=720 TICK=2.5 FAIL=aws SHOW_EVERY=4 DRY_RUN=
+TRACES=$ROOT/traces   # shipped with the repository, so a fresh clone has them
 
 t0=$SECONDS
 if [ -t 1 ]; then B=$'\033[1m' R=$'\033[0m'; else B='' R=''; fi
@@ -85,6 +88,7 @@ parse() {
       --fail) FAIL=${2:?--fail needs a member name}; shift 2 ;;
       --no-failover) FAIL=; shift ;;
       --show-every) SHOW_EVERY=${2:?--show-every needs a number}; shift 2 ;;
+      --dry-run) DRY_RUN=1; shift ;;
       -h|--help) usage 0 ;;
       *) printf 'demo: unknown option %s\n\n' "$1" >&2; usage ;;
     esac
@@ -97,11 +101,11 @@ parse() {
     [[ " ${MEMBERS[*]} " == *" $FAIL "* ]] || die "--fail must be one of: ${MEMBERS[*]}"
   fi
   if (cd "$CALLER_PWD" && [ -f "$TRACE" ]); then TRACE_FILE=$(cd "$CALLER_PWD" && realpath "$TRACE")
-  elif [ -f "$ROOT/../shared/traces/$TRACE.csv" ]; then TRACE_FILE=$(realpath "$ROOT/../shared/traces/$TRACE.csv")
+  elif [ -f "$TRACES/$TRACE.csv" ]; then TRACE_FILE=$(realpath "$TRACES/$TRACE.csv")
   else
     local have=() f
-    for f in "$ROOT"/../shared/traces/*.csv; do [ -f "$f" ] && have+=("$(basename "$f" .csv)"); done
-    die "no trace $TRACE: give a CSV file or one of: ${have[*]:-(none in ../shared/traces)}"
+    for f in "$TRACES"/*.csv; do [ -f "$f" ] && have+=("$(basename "$f" .csv)"); done
+    die "no trace $TRACE: give a CSV file or one of: ${have[*]:-(none in $TRACES)}"
   fi
 }
 
@@ -417,6 +421,11 @@ case ${1:-} in
   *)
     [ "${1:-}" = run ] && shift
     parse "$@"
+    if [ -n "$DRY_RUN" ]; then
+      load_trace
+      say "dry run: would replay $TRACE_FILE with --fail ${FAIL:-(none)}; nothing was built or started"
+      exit 0
+    fi
     build
     clusters_up
     install

@@ -1,18 +1,19 @@
 //! The forecast engine on a real trace (NAB nyc_taxi, first 3000 half-hours; MIT licence,
-//! see tests/data/LICENSE-NAB.txt), through the same evaluation `forecast-eval` runs.
+//! see traces/LICENSE-NAB.txt), through the same evaluation `forecast-eval` runs.
 
 use std::path::Path;
 
 use skyfleet::cli::forecast_eval::{self, Args, parse_trace};
 use skyfleet::forecast::{ForecastConfig, ModelChoice, evaluate};
 
-const TRACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/nyc_taxi_head.csv");
+const TRACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../traces/nyc_taxi.csv");
 
+/// The first 3000 half-hours (about two months) of the trace.
 fn taxi() -> Vec<f64> {
     let text = std::fs::read_to_string(TRACE).unwrap();
     let trace = parse_trace(Path::new(TRACE), &text).unwrap();
     assert_eq!(trace.step.as_secs(), 1800);
-    trace.values
+    trace.values[..3000].to_vec()
 }
 
 fn cfg(model: ModelChoice) -> ForecastConfig {
@@ -83,10 +84,22 @@ fn args(trace: &Path, output: &str) -> Args {
     }
 }
 
+/// The CSV header and the first 3000 samples, as a file for the CLI.
+fn taxi_head_file() -> std::path::PathBuf {
+    let text = std::fs::read_to_string(TRACE).unwrap();
+    let head: Vec<&str> = text.lines().take(3001).collect();
+    let dir = std::env::temp_dir().join(format!("skyfleet-taxi-head-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("nyc_taxi_head.csv");
+    std::fs::write(&path, head.join("\n") + "\n").unwrap();
+    path
+}
+
 #[test]
 fn cli_prints_the_summary_line_and_json() {
     let mut out = Vec::new();
-    forecast_eval::run(args(Path::new(TRACE), "text"), &mut out).unwrap();
+    let head = taxi_head_file();
+    forecast_eval::run(args(&head, "text"), &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     let last = text.lines().last().unwrap();
     assert!(
@@ -96,7 +109,7 @@ fn cli_prints_the_summary_line_and_json() {
     assert!(text.contains("coverage="), "{text}");
 
     let mut out = Vec::new();
-    forecast_eval::run(args(Path::new(TRACE), "json"), &mut out).unwrap();
+    forecast_eval::run(args(&head, "json"), &mut out).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     for key in ["wape", "model", "origins", "seconds", "coverage"] {
         assert!(v.get(key).is_some(), "missing {key} in {v}");

@@ -1,11 +1,11 @@
-//! `skyfleet simulate` as users run it: a real trace (NAB's ec2_cpu_utilization_825cc2, a
-//! copy in tests/data) through the example manifests, in JSON and as a table, with a lost
+//! `skyfleet simulate` as users run it: a real trace (NAB's ec2_cpu_utilization_825cc2, shipped
+//! in traces/) through the example manifests, in JSON and as a table, with a lost
 //! provider, and with bad input that must say what is wrong and exit non-zero.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const TRACE: &str = "operator/tests/data/ec2_cpu_utilization_825cc2.csv";
+const TRACE: &str = "traces/ec2_cpu_utilization_825cc2.csv";
 const STRATEGIES: [&str; 4] = ["skyfleet", "static-peak", "reactive", "oracle"];
 const KEYS: [&str; 7] = [
     "cost",
