@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod decide;
 pub mod forecast;
 pub mod placement;
 pub mod simulate;

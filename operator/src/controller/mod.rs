@@ -4,9 +4,7 @@
 
 pub mod admin;
 pub mod decide;
-pub mod demand;
 pub mod desired;
-pub mod history;
 pub mod kubeconfig;
 pub mod labels;
 pub mod metrics_api;

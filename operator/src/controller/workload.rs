@@ -8,7 +8,7 @@
 //! clusters, so member Deployments are found by their labels and removed by a finalizer.
 //!
 //! The rules (availability, what to do per member, status) are pure and live in
-//! [`super::decide`]; demand history and forecasting in [`super::demand`].
+//! [`super::decide`]; demand history and forecasting in [`crate::decide::demand`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 
 use super::admin::{Metrics, WorkloadLabels};
 use super::decide::{self, Availability, Decision, MemberAction, PoolState, Row, Verdict};
-use super::demand::{DemandTracker, Stabilizer};
+use crate::decide::demand::{DemandTracker, Stabilizer};
 use super::registry::MemberRegistry;
 use super::{desired, labels, metrics_api, pool};
 use crate::api::cloud_pool::CloudPool;

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::api::duration;
 use crate::api::workload::MultiCloudWorkloadSpec;
-use crate::controller::demand::{DemandTracker, Stabilizer};
+use crate::decide::demand::{DemandTracker, Stabilizer};
 use crate::placement::input::problem;
 use crate::placement::sizing::{ReplicaShape, required_replicas};
 use crate::placement::{PlanInputError, PoolInput, plan_workload};
