@@ -24,7 +24,8 @@ struct Clone {
 impl Clone {
     fn new() -> Self {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let parent = std::env::temp_dir().join(format!("skyfleet-fresh-clone-{}", std::process::id()));
+        let parent =
+            std::env::temp_dir().join(format!("skyfleet-fresh-clone-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&parent);
         std::fs::create_dir_all(&parent).unwrap();
         let dir = parent.join("skyfleet");
@@ -60,11 +61,17 @@ fn the_demo_explains_itself_and_finds_its_trace_in_a_clone_with_nothing_beside_i
     let help = clone.demo(&["--help"]);
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(help.status.success(), "{text}");
-    assert!(text.contains("--trace NAME|FILE") && text.contains("--dry-run"), "{text}");
+    assert!(
+        text.contains("--trace NAME|FILE") && text.contains("--dry-run"),
+        "{text}"
+    );
 
     // The default trace, and a named one, resolve inside the clone and are read whole.
     let dry = clone.demo(&["--dry-run"]);
-    let (out, err) = (String::from_utf8_lossy(&dry.stdout), String::from_utf8_lossy(&dry.stderr));
+    let (out, err) = (
+        String::from_utf8_lossy(&dry.stdout),
+        String::from_utf8_lossy(&dry.stderr),
+    );
     assert!(dry.status.success(), "{out}\n{err}");
     let taxi = clone.dir.join("traces/nyc_taxi.csv");
     assert!(
@@ -73,16 +80,28 @@ fn the_demo_explains_itself_and_finds_its_trace_in_a_clone_with_nothing_beside_i
     );
     assert!(out.contains("96 ticks (2 days)"), "{out}");
 
-    let named = clone.demo(&["--dry-run", "--trace", "ec2_cpu_utilization_825cc2", "--days", "1"]);
+    let named = clone.demo(&[
+        "--dry-run",
+        "--trace",
+        "ec2_cpu_utilization_825cc2",
+        "--days",
+        "1",
+    ]);
     let out = String::from_utf8_lossy(&named.stdout);
     assert!(named.status.success(), "{out}");
-    assert!(out.contains("traces/ec2_cpu_utilization_825cc2.csv: one sample every 300s"), "{out}");
+    assert!(
+        out.contains("traces/ec2_cpu_utilization_825cc2.csv: one sample every 300s"),
+        "{out}"
+    );
 
     // An unknown name is refused with the names that do exist.
     let bad = clone.demo(&["--dry-run", "--trace", "no-such-trace"]);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success());
-    assert!(err.contains("no trace no-such-trace") && err.contains("nyc_taxi"), "{err}");
+    assert!(
+        err.contains("no trace no-such-trace") && err.contains("nyc_taxi"),
+        "{err}"
+    );
 
     // The licence travels with the traces.
     assert!(clone.dir.join("traces/LICENSE-NAB.txt").is_file());

@@ -104,9 +104,26 @@ fn json_reports_every_strategy_and_skyfleet_beats_static_peak_without_losing_dem
     assert!(num(&v, "skyfleet", "availability") > 0.99, "{v}");
 }
 
+/// Rows of one strategy's `--out` CSV as header → value maps.
+fn steps_csv(path: &std::path::Path) -> Vec<std::collections::BTreeMap<String, f64>> {
+    let text = std::fs::read_to_string(path).expect("steps CSV");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .zip(l.split(','))
+                .map(|(h, v)| (h.to_string(), v.parse().unwrap_or(f64::NAN)))
+                .collect()
+        })
+        .collect()
+}
+
 #[test]
 fn losing_a_provider_moves_replicas_and_skyfleet_still_carries_demand() {
     let calm = json(&checkout(TRACE, &["-o", "json"]));
+    let out = std::env::temp_dir().join(format!("skyfleet-sim-fail-{}", std::process::id()));
     let v = json(&checkout(
         TRACE,
         &[
@@ -116,12 +133,32 @@ fn losing_a_provider_moves_replicas_and_skyfleet_still_carries_demand() {
             "aws-us-east-1@3d+6h",
             "--failover-grace",
             "1m",
+            "--out",
+            out.to_str().expect("path"),
         ],
     ));
+    // The lost pool's replicas are replaced in the others once the grace has passed.
+    let rows = steps_csv(&out.join("skyfleet.csv"));
+    let elsewhere = |r: &std::collections::BTreeMap<String, f64>| -> f64 {
+        r.iter()
+            .filter(|(k, _)| k.starts_with("replicas_") && k.as_str() != "replicas_aws-us-east-1")
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let at = |offset: f64| {
+        rows.iter()
+            .find(|r| r["offset_s"] >= offset)
+            .expect("a step at that offset")
+    };
+    let day = 86_400.0;
+    let before = at(3.0 * day - 600.0);
+    assert!(before["replicas_aws-us-east-1"] > 0.0, "aws runs replicas before: {before:?}");
+    let during = at(3.0 * day + 1800.0);
     assert!(
-        num(&v, "skyfleet", "moves") > 0.0,
-        "replicas leave the lost pool: {v}"
+        elsewhere(during) > elsewhere(before),
+        "replicas are replaced elsewhere: {before:?} → {during:?}"
     );
+    let _ = std::fs::remove_dir_all(&out);
     assert!(num(&v, "skyfleet", "unmetShare") < 0.01, "{v}");
     assert_eq!(
         num(&v, "static-peak", "availability"),

@@ -61,6 +61,11 @@ pub struct Args {
     /// Act only while holding a Lease, so that several replicas never both act.
     #[arg(long, env = "SKYFLEET_LEADER_ELECT")]
     pub leader_elect: bool,
+    /// The id this installation labels its member objects with, so two management clusters
+    /// sharing a member never touch each other's. Default: the UID of the management
+    /// cluster's kube-system namespace (stable for the cluster's life).
+    #[arg(long, env = "SKYFLEET_INSTALLATION_ID")]
+    pub installation_id: Option<String>,
     /// Name of the leader Lease.
     #[arg(long, default_value = "skyfleet-leader")]
     pub lease_name: String,
@@ -136,6 +141,32 @@ async fn run_controllers(
     );
 }
 
+/// The installation id: given, or the management cluster's kube-system namespace UID.
+async fn installation_id(client: &kube::Client, given: Option<String>) -> anyhow::Result<String> {
+    if let Some(id) = given.filter(|s| !s.is_empty()) {
+        let valid = id.len() <= 63
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && id.ends_with(|c: char| c.is_ascii_alphanumeric());
+        anyhow::ensure!(
+            valid,
+            "--installation-id {id:?} is not a label value (at most 63 letters, digits, '-', '_', '.')"
+        );
+        return Ok(id);
+    }
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    let ns = api.get("kube-system").await.map_err(|e| {
+        anyhow::anyhow!(
+            "reading namespace kube-system for the installation id (or give --installation-id): {e}"
+        )
+    })?;
+    ns.metadata
+        .uid
+        .ok_or_else(|| anyhow::anyhow!("namespace kube-system has no UID; give --installation-id"))
+}
+
 async fn operate(args: Args) -> anyhow::Result<()> {
     let client = match &args.kubeconfig {
         Some(path) => {
@@ -159,6 +190,8 @@ async fn operate(args: Args) -> anyhow::Result<()> {
         }
     });
     client.apiserver_version().await?;
+    let installation = installation_id(&client, args.installation_id.clone()).await?;
+    info!(%installation, "installation id");
 
     let registry = MemberRegistry::new(
         client.clone(),
@@ -190,7 +223,8 @@ async fn operate(args: Args) -> anyhow::Result<()> {
         .with_scope(workload::Scope {
             namespace: args.namespace.clone(),
             concurrency: args.concurrency,
-        }),
+        })
+        .with_installation(installation),
     );
 
     if !args.leader_elect {

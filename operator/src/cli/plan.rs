@@ -1,8 +1,9 @@
 //! `skyfleet plan`: the operator's decision for manifests on disk, before anything is applied.
 //!
 //! It reads CloudPool and MultiCloudWorkload manifests exactly as users write them (several
-//! files, multi-document YAML), runs the same sizing and placement the operator runs, and
-//! prints the plan as a table or JSON.
+//! files, multi-document YAML), runs the operator's own [`decide`](crate::decide::decide) once
+//! on a world where every pool is Ready (but those given as unavailable) and runs what
+//! `--current` says, and prints the plan as a table or JSON.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -189,7 +190,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         .collect();
     let problem = placement::input::problem(spec, &inputs, args.demand)
         .with_context(|| format!("MultiCloudWorkload {:?}", workload.name))?;
-    let plan = placement::solve(&problem);
+    let plan = decide_once(spec, &inputs, args.demand)
+        .with_context(|| format!("MultiCloudWorkload {:?}", workload.name))?;
     if args.output == "json" {
         serde_json::to_writer_pretty(&mut *out, &plan)?;
         writeln!(out)?;
@@ -232,6 +234,80 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     writeln!(out, "why:      {}", plan.explanation)?;
     Ok(())
+}
+
+/// The operator's decision for `demand` cores now, with no history (so the plan is sized for
+/// the demand given), on pools that run `current` and are Ready unless marked unavailable.
+fn decide_once(
+    spec: &MultiCloudWorkloadSpec,
+    inputs: &[PoolInput],
+    demand: f64,
+) -> anyhow::Result<placement::Plan> {
+    use crate::decide::{self, Measured, Member, MemberDeployment, Memory, ObservedPool, World};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    let now = jiff::Timestamp::now();
+    let long_ago = now
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(now);
+    let pools = inputs
+        .iter()
+        .map(|p| {
+            let (ok, reason) = if p.available {
+                (true, decide::reason::pool::PROBED)
+            } else {
+                (false, "Unavailable")
+            };
+            let status = crate::api::cloud_pool::CloudPoolStatus {
+                conditions: vec![Condition {
+                    type_: crate::api::conditions::READY.to_string(),
+                    status: if ok { "True" } else { "False" }.to_string(),
+                    reason: reason.to_string(),
+                    message: p.unavailable_reason.clone().unwrap_or_default(),
+                    observed_generation: None,
+                    last_transition_time: Time(long_ago),
+                }],
+                last_probe_time: Some(Time(long_ago)),
+                ..Default::default()
+            };
+            ObservedPool {
+                name: p.name.clone(),
+                labels: p.labels.clone(),
+                spec: p.spec.clone(),
+                status: Some(status),
+                used_by_others: p.used_by_others,
+                age: std::time::Duration::from_secs(86_400),
+                member: Member::Seen((p.current > 0).then_some(MemberDeployment {
+                    replicas: p.current,
+                    ready: p.current,
+                    failure: None,
+                })),
+            }
+        })
+        .collect();
+    let world = World {
+        pools,
+        measured: Measured {
+            cores: Some(demand),
+            partial: false,
+        },
+    };
+    let memory = Memory::new(crate::decide::demand::DemandTracker::new(
+        &spec.scaling.forecast,
+        std::time::Duration::from_secs(60),
+    ));
+    let previous = Default::default();
+    let workload = decide::Workload {
+        spec,
+        generation: None,
+        previous: &previous,
+    };
+    let settings = decide::Settings {
+        failover_grace: std::time::Duration::from_secs(30),
+        sync_period: std::time::Duration::from_secs(15),
+    };
+    let d = decide::decide(&workload, &world, memory, &settings, now);
+    d.plan
+        .ok_or_else(|| anyhow::anyhow!("the spec cannot be planned"))
 }
 
 pub(crate) fn names<T>(items: &[Manifest<T>]) -> String {

@@ -1,5 +1,5 @@
-//! The Deployment skyfleet wants in one pool's member cluster. Pure: the same inputs always
-//! give the same object, so applying it twice changes nothing.
+//! The Deployment skyfleet wants in one pool's member cluster, its name, and whether a
+//! Deployment found in a member is skyfleet's to touch. Pure.
 
 use std::collections::BTreeMap;
 
@@ -19,15 +19,85 @@ pub enum DesiredError {
     NoSelector,
 }
 
-/// The name of a workload's Deployment in a pool: pools may share a cluster and namespace
-/// (an on-demand and a spot pool), so the pool is part of the name.
-pub fn deployment_name(workload: &str, pool: &str) -> String {
-    let name = format!("{workload}-{pool}");
-    if name.len() <= 253 {
-        name
-    } else {
-        name[..253].trim_end_matches('-').to_string()
+/// Who owns a member object: the workload (namespace, name, UID) and the installation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The workload's namespace.
+    pub namespace: String,
+    /// The workload's name.
+    pub name: String,
+    /// The workload's UID.
+    pub uid: String,
+    /// The installation's id.
+    pub installation: String,
+}
+
+impl Owner {
+    /// The owner of `workload`'s member objects under `installation`.
+    pub fn of(workload: &MultiCloudWorkload, installation: &str) -> Self {
+        Self {
+            namespace: workload.namespace().unwrap_or_default(),
+            name: workload.name_any(),
+            uid: workload.uid().unwrap_or_default(),
+            installation: installation.to_string(),
+        }
     }
+
+    /// The label selector of everything that names this workload in a member (its pods and
+    /// Deployments, including those made before UIDs were labelled).
+    pub fn selector(&self) -> String {
+        format!(
+            "{}={},{}={},{}={}",
+            labels::MANAGED_BY,
+            labels::MANAGER,
+            labels::WORKLOAD_NAME,
+            self.name,
+            labels::WORKLOAD_NAMESPACE,
+            self.namespace
+        )
+    }
+
+    /// Whether `d` is this owner's to change or delete: it carries skyfleet's labels for this
+    /// workload, and its UID and installation labels match (a Deployment made before those
+    /// labels existed must also carry the owner annotation; it is adopted by the next apply).
+    pub fn owns(&self, d: &Deployment) -> bool {
+        let l = d.labels();
+        let is = |k: &str, v: &str| l.get(k).map(String::as_str) == Some(v);
+        if !(is(labels::MANAGED_BY, labels::MANAGER)
+            && is(labels::WORKLOAD_NAME, &self.name)
+            && is(labels::WORKLOAD_NAMESPACE, &self.namespace))
+        {
+            return false;
+        }
+        match (l.get(labels::WORKLOAD_UID), l.get(labels::INSTALLATION)) {
+            (Some(uid), Some(inst)) => uid == &self.uid && inst == &self.installation,
+            (None, None) => {
+                d.annotations().get(labels::OWNER).map(String::as_str)
+                    == Some(&format!("{}/{}", self.namespace, self.name))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The name of a new Deployment for a workload in a pool. Pools may share a cluster and
+/// namespace (an on-demand and a spot pool), so the pool is part of the name; a hash of
+/// both names keeps `web` + `aws-prod` apart from `web-aws` + `prod`. At most 63
+/// characters, so the name also fits where a label value or a hostname is needed.
+pub fn deployment_name(workload: &str, pool: &str) -> String {
+    let hash = fnv1a(format!("{workload}\0{pool}").as_bytes());
+    let suffix = format!("{:08x}", hash as u32);
+    let stem: String = format!("{workload}-{pool}").chars().take(63 - 9).collect();
+    let stem = stem.trim_end_matches(['-', '.']);
+    format!("{stem}-{suffix}")
+}
+
+/// FNV-1a, 64 bits: a stable hash (std's hasher may change between Rust releases, and the
+/// name must not).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The workload's pod selector across all pools: `spec.selector`, or the template's labels
@@ -61,7 +131,8 @@ pub fn selector(workload: &MultiCloudWorkload, pool: &str) -> Result<LabelSelect
     Ok(sel)
 }
 
-/// Labels that tie a member object to its workload and pool.
+/// Labels that tie a member pod to its workload and pool (the same as skyfleet has always
+/// set, so a pod template never changes on upgrade).
 pub fn ownership_labels(workload: &MultiCloudWorkload, pool: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (labels::MANAGED_BY.to_string(), labels::MANAGER.to_string()),
@@ -74,17 +145,22 @@ pub fn ownership_labels(workload: &MultiCloudWorkload, pool: &str) -> BTreeMap<S
     ])
 }
 
-/// The Deployment for `replicas` replicas of `workload` in `pool`, with the pool's node
-/// selector and tolerations injected into the pod template.
+/// The Deployment named `name` for `replicas` replicas of `workload` in `pool`, owned by
+/// `owner`, with the pool's node selector and tolerations injected into the pod template.
 pub fn deployment(
     workload: &MultiCloudWorkload,
+    owner: &Owner,
     pool: &CloudPool,
+    name: &str,
     replicas: i32,
 ) -> Result<Deployment, DesiredError> {
     let namespace = workload.namespace().ok_or(DesiredError::NoNamespace)?;
     let pool_name = pool.name_any();
     let selector = selector(workload, &pool_name)?;
     let owners = ownership_labels(workload, &pool_name);
+    let mut deployment_labels = owners.clone();
+    deployment_labels.insert(labels::WORKLOAD_UID.to_string(), owner.uid.clone());
+    deployment_labels.insert(labels::INSTALLATION.to_string(), owner.installation.clone());
 
     let mut template = workload.spec.template.clone();
     let meta = template.metadata.get_or_insert_with(Default::default);
@@ -107,14 +183,14 @@ pub fn deployment(
     }
     let mut annotations = BTreeMap::new();
     annotations.insert(
-        "skyfleet.io/owner".to_string(),
+        labels::OWNER.to_string(),
         format!("{namespace}/{}", workload.name_any()),
     );
     Ok(Deployment {
         metadata: ObjectMeta {
-            name: Some(deployment_name(&workload.name_any(), &pool_name)),
+            name: Some(name.to_string()),
             namespace: Some(namespace),
-            labels: Some(owners),
+            labels: Some(deployment_labels),
             annotations: Some(annotations),
             ..Default::default()
         },
@@ -135,7 +211,7 @@ mod tests {
     fn workload() -> MultiCloudWorkload {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
-            "metadata": {"name": "checkout", "namespace": "shop"},
+            "metadata": {"name": "checkout", "namespace": "shop", "uid": "u-1"},
             "spec": {
                 "replicas": {"min": 1, "max": 10},
                 "template": {
@@ -164,11 +240,19 @@ mod tests {
         .unwrap()
     }
 
+    fn owner() -> Owner {
+        Owner::of(&workload(), "inst-a")
+    }
+
+    fn build(p: &CloudPool, replicas: i32) -> Deployment {
+        let name = deployment_name("checkout", &p.name_any());
+        deployment(&workload(), &owner(), p, &name, replicas).unwrap()
+    }
+
     #[test]
     fn two_pools_in_one_cluster_get_disjoint_deployments() {
-        let w = workload();
-        let od = deployment(&w, &pool("aws-od", false), 3).unwrap();
-        let spot = deployment(&w, &pool("aws-spot", true), 2).unwrap();
+        let od = build(&pool("aws-od", false), 3);
+        let spot = build(&pool("aws-spot", true), 2);
         assert_ne!(od.metadata.name, spot.metadata.name);
         let sel = |d: &Deployment| {
             d.spec
@@ -206,7 +290,7 @@ mod tests {
 
     #[test]
     fn the_pool_pins_pods_to_its_node_group() {
-        let d = deployment(&workload(), &pool("aws-spot", true), 2).unwrap();
+        let d = build(&pool("aws-spot", true), 2);
         let pod = d.spec.unwrap().template.spec.unwrap();
         assert_eq!(
             pod.node_selector
@@ -225,17 +309,56 @@ mod tests {
     }
 
     #[test]
-    fn building_twice_gives_the_same_object() {
-        let (w, p) = (workload(), pool("gcp", false));
-        assert_eq!(
-            deployment(&w, &p, 4).unwrap(),
-            deployment(&w, &p, 4).unwrap()
+    fn names_never_collide_and_fit_a_label_value() {
+        assert_ne!(
+            deployment_name("web", "aws-prod"),
+            deployment_name("web-aws", "prod")
         );
+        assert!(deployment_name("web", "aws-prod").starts_with("web-aws-prod-"));
+        let long = deployment_name(&"w".repeat(200), &"p".repeat(200));
+        assert_eq!(long.len(), 63);
+        assert_ne!(long, deployment_name(&"w".repeat(200), &"p".repeat(199)));
+        // Stable across releases: a name once given must be found again.
+        assert_eq!(deployment_name("web", "aws"), "web-aws-088eaf50");
+    }
+
+    #[test]
+    fn only_this_workloads_deployments_of_this_installation_are_owned() {
+        let mine = build(&pool("gcp", false), 1);
+        let o = owner();
+        assert!(o.owns(&mine));
+        let other_uid = Owner {
+            uid: "u-2".into(),
+            ..o.clone()
+        };
+        assert!(
+            !other_uid.owns(&mine),
+            "a workload of the same name recreated"
+        );
+        let other_install = Owner {
+            installation: "inst-b".into(),
+            ..o.clone()
+        };
+        assert!(!other_install.owns(&mine), "another management cluster");
+        let mut foreign = mine.clone();
+        foreign.metadata.labels = Some(BTreeMap::from([(
+            "app".to_string(),
+            "checkout".to_string(),
+        )]));
+        assert!(!o.owns(&foreign), "a Deployment someone else made");
+        // Made by an older skyfleet: no UID or installation label, the owner annotation.
+        let mut legacy = mine.clone();
+        let l = legacy.metadata.labels.as_mut().unwrap();
+        l.remove(labels::WORKLOAD_UID);
+        l.remove(labels::INSTALLATION);
+        assert!(o.owns(&legacy));
+        legacy.metadata.annotations = None;
+        assert!(!o.owns(&legacy));
     }
 
     #[test]
     fn ownership_is_in_labels() {
-        let d = deployment(&workload(), &pool("gcp", false), 1).unwrap();
+        let d = build(&pool("gcp", false), 1);
         let l = d.metadata.labels.unwrap();
         assert_eq!(
             l.get(labels::MANAGED_BY).map(String::as_str),
@@ -249,6 +372,16 @@ mod tests {
             l.get(labels::WORKLOAD_NAMESPACE).map(String::as_str),
             Some("shop")
         );
+        assert_eq!(l.get(labels::WORKLOAD_UID).map(String::as_str), Some("u-1"));
+        assert_eq!(
+            l.get(labels::INSTALLATION).map(String::as_str),
+            Some("inst-a")
+        );
         assert_eq!(d.metadata.namespace.as_deref(), Some("shop"));
+        let pod_labels = d.spec.unwrap().template.metadata.unwrap().labels.unwrap();
+        assert!(
+            !pod_labels.contains_key(labels::WORKLOAD_UID),
+            "pods keep the labels they always had: an upgrade rolls nothing"
+        );
     }
 }

@@ -1,9 +1,8 @@
-//! The operator's shell: member clusters, reconcilers and status. It gathers state, calls the
-//! pure decision, applies it and reports; decisions themselves live in `forecast` and
-//! `placement`.
+//! The operator's shell: member clusters, reconcilers and status. Each reconciler observes,
+//! calls the pure [`crate::decide::decide`], acts on the members, and reports; the decision
+//! itself lives in `decide`, `forecast` and `placement`.
 
 pub mod admin;
-pub mod decide;
 pub mod desired;
 pub mod kubeconfig;
 pub mod labels;

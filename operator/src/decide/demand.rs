@@ -136,8 +136,8 @@ impl DemandTracker {
         let reactive = |note: String| Estimate {
             cores: current,
             status: DemandStatus {
-                current_cores: super::decide::round(current, 3),
-                forecast_peak_cores: super::decide::round(current, 3),
+                current_cores: super::status::round(current, 3),
+                forecast_peak_cores: super::status::round(current, 3),
                 model: ModelKind::Reactive.name().to_string(),
                 backtest_error: None,
                 history_samples: i32::try_from(samples).unwrap_or(i32::MAX),
@@ -170,10 +170,10 @@ impl DemandTracker {
                 Estimate {
                     cores: current.max(peak),
                     status: DemandStatus {
-                        current_cores: super::decide::round(current, 3),
-                        forecast_peak_cores: super::decide::round(peak, 3),
+                        current_cores: super::status::round(current, 3),
+                        forecast_peak_cores: super::status::round(peak, 3),
                         model: fc.model.name().to_string(),
-                        backtest_error: fc.backtest_wape.map(|w| super::decide::round(w, 4)),
+                        backtest_error: fc.backtest_wape.map(|w| super::status::round(w, 4)),
                         history_samples: i32::try_from(samples).unwrap_or(i32::MAX),
                     },
                     note: fc.reason,
@@ -187,12 +187,46 @@ impl DemandTracker {
 /// Scale-down stabilisation: the demand planned for is the highest estimate of the last
 /// `window`, so replicas are removed only once demand has stayed lower that long, while a
 /// rise is acted on at once.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stabilizer {
     recent: VecDeque<(i64, f64)>,
 }
 
+/// Most estimates a restored stabiliser keeps: what it holds is a decreasing run of maxima,
+/// so a longer stored list is not one it wrote.
+pub const STABILIZER_MAX_ENTRIES: usize = 4096;
+
 impl Stabilizer {
+    /// A stabiliser restored from stored entries, keeping only plausible ones: finite,
+    /// non-negative, not in the future of `now`, at most [`STABILIZER_MAX_ENTRIES`].
+    pub fn restore(entries: impl IntoIterator<Item = (i64, f64)>, now: i64) -> Self {
+        let mut s = Self::default();
+        for (at, cores) in entries.into_iter().take(STABILIZER_MAX_ENTRIES) {
+            if at <= now && cores.is_finite() && cores >= 0.0 {
+                while s.recent.back().is_some_and(|&(t, c)| t > at || c <= cores) {
+                    s.recent.pop_back();
+                }
+                s.recent.push_back((at, cores));
+            }
+        }
+        s
+    }
+
+    /// The entries to store.
+    pub fn entries(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
+        self.recent.iter().copied()
+    }
+
+    /// The highest estimate still inside `window` at `at`, without adding one.
+    pub fn peak(&self, at: i64, window: Duration) -> Option<f64> {
+        let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        self.recent
+            .iter()
+            .filter(|&&(t, _)| t <= at && at.saturating_sub(t) < window)
+            .map(|&(_, c)| c)
+            .reduce(f64::max)
+    }
+
     /// Adds the estimate `cores` at unix time `at` and returns the demand to plan for.
     pub fn apply(&mut self, at: i64, cores: f64, window: Duration) -> f64 {
         let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);

@@ -1,9 +1,559 @@
 //! The pure decision: what the operator, `skyfleet plan` and `skyfleet simulate` all call to
 //! turn a workload's spec, the observed world and the workload's memory into what to do.
-//! No I/O, no locks, no clock of its own.
+//! No I/O, no locks, no clock of its own (`now` is an argument).
 //!
-//! - [`history`]: the demand history and its compact text codec.
-//! - [`demand`]: one workload's history and forecaster, and scale-down stabilisation.
+//! ```text
+//! decide(&Workload, &World, Memory, &Settings, now) -> Decision
+//! ```
+//!
+//! - [`world`]: what the shell observed (pools, what each member shows, demand).
+//! - [`memory`]: what decisions remember, and the part that is stored.
+//! - [`availability`]: pool health and the failover grace.
+//! - [`history`], [`demand`]: the demand history, forecaster and scale-down stabilisation.
+//! - [`safety`]: make-before-break, the churn budget, infeasible plans.
+//! - [`status`]: the status rows and conditions.
+//! - [`reason`]: every condition and event reason.
 
+pub mod availability;
 pub mod demand;
 pub mod history;
+pub mod memory;
+pub mod reason;
+pub mod safety;
+pub mod status;
+pub mod world;
+
+use std::time::Duration;
+
+use crate::api::duration;
+use crate::api::workload::{MultiCloudWorkloadSpec, MultiCloudWorkloadStatus};
+use crate::placement::{self, Plan, PoolInput, Problem};
+
+pub use availability::{Availability, Health, availability};
+pub use memory::Memory;
+pub use reason::{ConditionReason, EventReason};
+pub use safety::MemberAction;
+pub use status::{Row, Summary, Verdict};
+pub use world::{Measured, Member, MemberDeployment, ObservedPool, World};
+
+use crate::api::conditions;
+
+/// The workload being decided for.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload<'a> {
+    /// Its spec.
+    pub spec: &'a MultiCloudWorkloadSpec,
+    /// `metadata.generation`, for `observedGeneration`.
+    pub generation: Option<i64>,
+    /// The status it has now (condition transition times, events said once).
+    pub previous: &'a MultiCloudWorkloadStatus,
+}
+
+/// The operator's settings that shape a decision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// How long a pool that is not Ready keeps its replicas before they are planned elsewhere.
+    pub failover_grace: Duration,
+    /// Every workload is decided at least this often.
+    pub sync_period: Duration,
+}
+
+/// How soon to look again while replicas wait for replacements to become Ready.
+pub const TRANSITION_RECHECK: Duration = Duration::from_secs(2);
+/// How soon to look again while a new workload waits for the first probe of a new pool.
+pub const FIRST_PROBE_RECHECK: Duration = Duration::from_secs(1);
+
+/// An Event to publish about the workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Warning rather than Normal.
+    pub warning: bool,
+    /// Why.
+    pub reason: EventReason,
+    /// What skyfleet was doing: `Plan` or `Apply`.
+    pub action: &'static str,
+    /// The sentence.
+    pub note: String,
+}
+
+/// Everything the shell must do after one decision.
+#[derive(Debug)]
+pub struct Decision {
+    /// One action per pool of the world, in its order.
+    pub actions: Vec<MemberAction>,
+    /// The status to write (when [`status::worth_writing`] says so).
+    pub status: MultiCloudWorkloadStatus,
+    /// Events to publish.
+    pub events: Vec<Notice>,
+    /// The memory to keep for the next decision.
+    pub memory: Memory,
+    /// Whether the stored part of the memory (or the history) changed enough to be written.
+    pub persist: bool,
+    /// When to decide again at the latest.
+    pub requeue: Duration,
+    /// Demand planned for, in cores (after forecast and stabilisation).
+    pub demand_cores: f64,
+    /// The plan, when one was made.
+    pub plan: Option<Plan>,
+    /// Why nothing was decided yet (a new pool's first probe is awaited).
+    pub waiting: Option<String>,
+}
+
+/// The one decision for `workload` in `world`, with `memory`, at `now`.
+pub fn decide(
+    workload: &Workload,
+    world: &World,
+    mut memory: Memory,
+    settings: &Settings,
+    now: jiff::Timestamp,
+) -> Decision {
+    let spec = workload.spec;
+    let at = now.as_second();
+
+    // Demand: a partial sample is a lower bound for now, never recorded as a dip.
+    let measured = world.measured;
+    if let (Some(cores), false) = (measured.cores, measured.partial) {
+        memory.demand.record(at, cores);
+    }
+    let estimate = memory
+        .demand
+        .estimate(&spec.scaling.forecast, measured.cores);
+    let window =
+        duration::parse(&spec.scaling.scale_down_stabilization).unwrap_or(Duration::from_secs(300));
+    let demand = memory.stabilizer.apply(at, estimate.cores, window);
+
+    // The pools as the plan sees them.
+    let health: Vec<Availability> = world
+        .pools
+        .iter()
+        .map(|p| availability(p.status.as_ref(), settings.failover_grace, now))
+        .collect();
+    let inputs: Vec<PoolInput> = world
+        .pools
+        .iter()
+        .zip(&health)
+        .map(|(p, a)| {
+            let current = current_replicas(p, &memory);
+            let refused = matches!(&p.member, Member::Seen(Some(d)) if d.failure.is_some());
+            let cap = match (&a.health, &p.member) {
+                // Within the grace: keep what runs, never grow.
+                (Health::InGrace { .. }, _) => Some(current),
+                // Pods the member cannot create are missing: plan no more than are Ready.
+                (_, Member::Seen(Some(d))) if refused => Some(d.ready),
+                _ => None,
+            };
+            PoolInput {
+                name: p.name.clone(),
+                labels: p.labels.clone(),
+                spec: p.spec.clone(),
+                available: a.available(),
+                unavailable_reason: a.reason(),
+                used_by_others: p.used_by_others,
+                current,
+                cap,
+            }
+        })
+        .collect();
+
+    let problem = placement::input::problem(spec, &inputs, demand);
+    let plan = problem
+        .as_ref()
+        .ok()
+        .map(|p| (p.clone(), placement::solve(p)));
+    let (problem, plan) = match plan {
+        Some(pp) => pp,
+        None => {
+            let why = problem.err().map(|e| e.to_string()).unwrap_or_default();
+            return invalid(
+                workload,
+                world,
+                memory,
+                estimate.status,
+                &why,
+                settings,
+                now,
+            );
+        }
+    };
+
+    // A new workload waits briefly for the first probe of a pool created just now.
+    let runs_nothing = world
+        .pools
+        .iter()
+        .all(|p| current_replicas(p, &memory) == 0 && !matches!(p.member, Member::Seen(Some(_))));
+    let waiting: Vec<&str> = world
+        .pools
+        .iter()
+        .zip(&problem.pools)
+        .filter(|(p, o)| {
+            availability::wait_for_first_probe(o.ineligible_reason.as_deref(), p.age, runs_nothing)
+        })
+        .map(|(p, _)| p.name.as_str())
+        .collect();
+    if !waiting.is_empty() {
+        let persist = memory.needs_persist();
+        return Decision {
+            actions: vec![MemberAction::Leave; world.pools.len()],
+            status: workload.previous.clone(),
+            events: Vec::new(),
+            memory,
+            persist,
+            requeue: FIRST_PROBE_RECHECK,
+            demand_cores: demand,
+            plan: Some(plan),
+            waiting: Some(format!(
+                "waiting for the first probe of new pools: {}",
+                waiting.join(", ")
+            )),
+        };
+    }
+
+    let no_eligible = problem.pools.iter().all(|p| !p.eligible);
+    let slots = slots(world, &problem, &plan, &memory);
+    let gated = safety::gate(
+        &slots,
+        &safety::Rules {
+            feasible: plan.feasible && !no_eligible,
+            max_total: problem.max_total,
+            required: plan.required_replicas,
+            tolerate: problem.tolerate,
+            max_removals: problem.max_moves,
+        },
+    );
+
+    // Rows: what each pool is meant to run after the actions, and what is Ready there.
+    let rows: Vec<Row> = world
+        .pools
+        .iter()
+        .zip(&slots)
+        .zip(&gated.after)
+        .zip(&health)
+        .zip(&problem.pools)
+        .map(|((((p, s), &after), a), o)| Row {
+            name: p.name.clone(),
+            replicas: match p.member {
+                Member::Seen(_) => after,
+                // Not contacted: what it ran, while it still counts; nothing once lost.
+                _ if a.available() => s.current,
+                _ => 0,
+            },
+            ready: s.ready,
+            cost_per_replica: o.cost_per_replica,
+        })
+        .collect();
+
+    // Failover memory: one event per loss, across restarts.
+    let lost: Vec<String> = world
+        .pools
+        .iter()
+        .zip(&health)
+        .zip(&slots)
+        .filter(|((_, a), s)| matches!(a.health, Health::Lost { .. }) && s.current > 0)
+        .map(|((p, _), _)| p.name.clone())
+        .collect();
+    let newly_lost: Vec<String> = lost
+        .iter()
+        .filter(|p| !memory.lost.contains_key(*p))
+        .cloned()
+        .collect();
+    memory.lost.retain(|p, _| lost.contains(p));
+    for p in &newly_lost {
+        memory.lost.insert(p.clone(), at);
+    }
+    // Where the workload runs, or may run, for the next decisions and the finalizer.
+    for ((p, s), (&after, action)) in world
+        .pools
+        .iter()
+        .zip(&slots)
+        .zip(gated.after.iter().zip(&gated.actions))
+    {
+        if let Member::Seen(_) = p.member {
+            if *action == MemberAction::Delete || (!s.has_deployment && after == 0) {
+                memory.known.remove(&p.name);
+            } else {
+                memory.known.insert(p.name.clone(), after);
+            }
+        }
+    }
+
+    let explanation = if plan.explanation.is_empty() {
+        fallback_explanation(&plan, demand, &estimate.status.model)
+    } else {
+        plan.explanation.clone()
+    };
+    let verdict = if no_eligible {
+        let reasons: Vec<String> = problem
+            .pools
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    p.name,
+                    p.ineligible_reason.as_deref().unwrap_or("ineligible")
+                )
+            })
+            .collect();
+        Verdict::NoEligiblePools(if reasons.is_empty() {
+            "there are no CloudPools".to_string()
+        } else {
+            format!("no pool may take replicas ({})", reasons.join("; "))
+        })
+    } else if plan.feasible {
+        Verdict::Placed {
+            redundant: plan.redundancy_satisfied,
+        }
+    } else {
+        Verdict::Infeasible(
+            plan.reason
+                .clone()
+                .unwrap_or_else(|| "the constraints cannot all hold".to_string()),
+        )
+    };
+
+    let conflicts: Vec<String> = world
+        .pools
+        .iter()
+        .filter_map(|p| match &p.member {
+            Member::Conflict(why) => Some(format!("pool {}: {why}", p.name)),
+            _ => None,
+        })
+        .collect();
+    let refused: Vec<String> = world
+        .pools
+        .iter()
+        .filter_map(|p| match &p.member {
+            Member::Seen(Some(MemberDeployment {
+                failure: Some(why), ..
+            })) => Some(format!("pool {}: {why}", p.name)),
+            _ => None,
+        })
+        .collect();
+    let ready_after: Vec<u32> = slots
+        .iter()
+        .zip(&gated.after)
+        .map(|(s, &a)| s.ready.min(a))
+        .collect();
+    let surviving = safety::surviving(&slots, &ready_after, problem.tolerate);
+    let summary = Summary {
+        verdict: verdict.clone(),
+        rows,
+        lost: lost.clone(),
+        demand: estimate.status.clone(),
+        explanation: explanation.clone(),
+        surviving_ready: (surviving, plan.required_replicas),
+        held: gated.held,
+        conflicts: conflicts.clone(),
+        refused: refused.clone(),
+    };
+    let status = status::build(workload.previous, workload.generation, &summary, now);
+
+    // Events.
+    let mut events = Vec::new();
+    for p in &newly_lost {
+        let why = world
+            .pools
+            .iter()
+            .zip(&health)
+            .find(|(w, _)| &w.name == p)
+            .and_then(|(_, a)| a.reason())
+            .unwrap_or_default();
+        events.push(Notice {
+            warning: true,
+            reason: EventReason::Failover,
+            action: "Plan",
+            note: format!(
+                "pool {p} lost ({why}); its replicas are planned elsewhere: {explanation}"
+            ),
+        });
+    }
+    let changes: Vec<String> = world
+        .pools
+        .iter()
+        .zip(&slots)
+        .zip(&gated.after)
+        .filter(|((p, s), after)| matches!(p.member, Member::Seen(_)) && **after != s.current)
+        .map(|((p, s), after)| format!("{} {}→{}", p.name, s.current, after))
+        .collect();
+    if !changes.is_empty() {
+        let reason = if workload.previous.pools.is_empty() {
+            EventReason::Placed
+        } else {
+            EventReason::Scaled
+        };
+        let held = if gated.held > 0 {
+            format!(" ({} kept until their replacements are Ready)", gated.held)
+        } else {
+            String::new()
+        };
+        events.push(Notice {
+            warning: false,
+            reason,
+            action: "Apply",
+            note: format!("{}{held}: {explanation}", changes.join(", ")),
+        });
+    }
+    let degraded = |r: ConditionReason| status::was(workload.previous, conditions::DEGRADED, r);
+    match &verdict {
+        Verdict::Infeasible(why) if !degraded(ConditionReason::Infeasible) => {
+            events.push(warning(EventReason::PlacementInfeasible, why.clone()));
+        }
+        Verdict::NoEligiblePools(why) if !degraded(ConditionReason::NoEligiblePools) => {
+            events.push(warning(EventReason::NoEligiblePools, why.clone()));
+        }
+        _ => {}
+    }
+    if !conflicts.is_empty() && !degraded(ConditionReason::Conflict) {
+        events.push(warning(EventReason::Conflict, conflicts.join("; ")));
+    }
+    if !refused.is_empty() && !degraded(ConditionReason::MemberRefused) {
+        events.push(warning(EventReason::MemberRefused, refused.join("; ")));
+    }
+
+    // When to look again: when a grace runs out, soon while replacements start.
+    let mut requeue = health
+        .iter()
+        .filter_map(Availability::grace_left)
+        .map(|left| left + Duration::from_secs(1))
+        .fold(settings.sync_period, Duration::min);
+    let starting = summary.rows.iter().any(|r| r.ready < r.replicas);
+    if gated.held > 0 || starting {
+        requeue = requeue.min(TRANSITION_RECHECK);
+    }
+    let persist = memory.needs_persist();
+    Decision {
+        actions: gated.actions,
+        status,
+        events,
+        memory,
+        persist,
+        requeue,
+        demand_cores: demand,
+        plan: Some(plan),
+        waiting: None,
+    }
+}
+
+fn warning(reason: EventReason, note: String) -> Notice {
+    Notice {
+        warning: true,
+        reason,
+        action: "Plan",
+        note,
+    }
+}
+
+/// Replicas the pool runs: what its member shows, or what was last seen there.
+fn current_replicas(pool: &ObservedPool, memory: &Memory) -> u32 {
+    match &pool.member {
+        Member::Seen(d) => d.as_ref().map_or(0, |d| d.replicas),
+        Member::Conflict(_) | Member::Unknown => memory.known.get(&pool.name).copied().unwrap_or(0),
+    }
+}
+
+fn slots(world: &World, problem: &Problem, plan: &Plan, memory: &Memory) -> Vec<safety::Slot> {
+    world
+        .pools
+        .iter()
+        .zip(&problem.pools)
+        .map(|(p, o)| {
+            let (actionable, has_deployment, ready) = match &p.member {
+                Member::Seen(d) => (true, d.is_some(), d.as_ref().map_or(0, |d| d.ready)),
+                Member::Conflict(_) | Member::Unknown => (false, false, 0),
+            };
+            safety::Slot {
+                name: p.name.clone(),
+                domain: safety::domain_key(problem.domain, &o.name, &o.provider, &o.region),
+                eligible: o.eligible,
+                actionable,
+                has_deployment,
+                current: current_replicas(p, memory),
+                ready,
+                planned: plan.replicas_for(&p.name),
+                cost: o.cost_per_replica,
+            }
+        })
+        .collect()
+}
+
+/// The decision for a spec that cannot be planned: nothing changes in the members.
+fn invalid(
+    workload: &Workload,
+    world: &World,
+    memory: Memory,
+    demand: crate::api::workload::DemandStatus,
+    why: &str,
+    settings: &Settings,
+    now: jiff::Timestamp,
+) -> Decision {
+    let rows = world
+        .pools
+        .iter()
+        .map(|p| {
+            let ready = match &p.member {
+                Member::Seen(Some(d)) => d.ready,
+                _ => 0,
+            };
+            Row {
+                name: p.name.clone(),
+                replicas: current_replicas(p, &memory),
+                ready,
+                cost_per_replica: 0.0,
+            }
+        })
+        .collect();
+    let summary = Summary {
+        verdict: Verdict::InvalidSpec(why.to_string()),
+        rows,
+        lost: Vec::new(),
+        demand,
+        explanation: format!("nothing changed: {why}"),
+        surviving_ready: (0, 0),
+        held: 0,
+        conflicts: Vec::new(),
+        refused: Vec::new(),
+    };
+    let was_invalid = workload.previous.conditions.iter().any(|c| {
+        c.type_ == conditions::READY
+            && c.reason == ConditionReason::InvalidSpec.as_str()
+            && c.message == why
+    });
+    let events = if was_invalid {
+        Vec::new()
+    } else {
+        vec![warning(EventReason::InvalidSpec, why.to_string())]
+    };
+    Decision {
+        actions: vec![MemberAction::Leave; world.pools.len()],
+        status: status::build(workload.previous, workload.generation, &summary, now),
+        events,
+        memory,
+        persist: false,
+        requeue: settings.sync_period,
+        demand_cores: 0.0,
+        plan: None,
+        waiting: None,
+    }
+}
+
+/// A sentence for status when the plan has none.
+fn fallback_explanation(plan: &Plan, demand: f64, model: &str) -> String {
+    let split: Vec<String> = plan
+        .pools
+        .iter()
+        .filter(|p| p.replicas > 0)
+        .map(|p| format!("{} {}", p.name, p.replicas))
+        .collect();
+    format!(
+        "{} replicas for {demand:.2} cores ({model}){}{}",
+        plan.total_replicas,
+        if split.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", split.join(", "))
+        },
+        plan.reason
+            .as_ref()
+            .map(|r| format!("; {r}"))
+            .unwrap_or_default()
+    )
+}

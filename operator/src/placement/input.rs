@@ -53,6 +53,9 @@ pub struct PoolInput {
     pub used_by_others: (f64, f64),
     /// Replicas of this workload running here now.
     pub current: u32,
+    /// Most replicas the pool may hold in this decision, whatever its capacity says: a pool
+    /// inside its failover grace keeps what it runs but does not grow.
+    pub cap: Option<u32>,
 }
 
 impl PoolInput {
@@ -66,6 +69,7 @@ impl PoolInput {
             unavailable_reason: None,
             used_by_others: (0.0, 0.0),
             current: 0,
+            cap: None,
         }
     }
 }
@@ -117,6 +121,9 @@ pub fn problem(
             .map_or(max_total, |m| u32::try_from(m).unwrap_or(0));
         if let Some(fit) = capacity_fit(&pool.name, &pool.spec, pool.used_by_others, &shape)? {
             max = max.min(fit);
+        }
+        if let Some(cap) = pool.cap {
+            max = max.min(cap);
         }
         let min = bounds
             .and_then(|b| b.min_replicas)

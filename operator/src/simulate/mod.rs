@@ -1,6 +1,9 @@
-//! `skyfleet simulate`: a recorded demand trace replayed through the operator's own decision
-//! (demand tracking, forecast, stabilisation, `plan_workload`), beside baselines, on the same
-//! pools, prices and failures. Pure: the caller reads files and prints.
+//! `skyfleet simulate`: a recorded demand trace replayed through the operator's own
+//! [`decide`](crate::decide::decide), beside baselines, on the same pools, prices and
+//! failures. The modelled world (pods that serve only after the startup delay, pools that
+//! fail and return) is shown to `decide` as the operator's observe phase shows it the real
+//! one; failover, the grace and make-before-break are `decide`'s, not the simulator's. Pure:
+//! the caller reads files and prints.
 //!
 //! - [`trace`]: demand scaled from a trace, and the oracle's look-ahead.
 //! - [`failure`]: `--fail POOL@OFFSET+DURATION`.
@@ -18,9 +21,17 @@ pub mod trace;
 
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::cloud_pool::CloudPoolStatus;
+use crate::api::conditions;
 use crate::api::duration;
-use crate::api::workload::MultiCloudWorkloadSpec;
-use crate::decide::demand::{DemandTracker, Stabilizer};
+use crate::api::workload::{MultiCloudWorkloadSpec, MultiCloudWorkloadStatus};
+use crate::decide::demand::DemandTracker;
+use crate::decide::reason::pool as pool_reason;
+use crate::decide::{
+    self, Measured, Member, MemberAction, MemberDeployment, Memory, ObservedPool, Settings, World,
+};
 use crate::placement::input::problem;
 use crate::placement::sizing::{ReplicaShape, required_replicas};
 use crate::placement::{PlanInputError, PoolInput, plan_workload};
@@ -95,9 +106,9 @@ pub fn run(s: &Scenario) -> Result<Report, SimulateError> {
 /// Per-strategy state carried from step to step.
 enum State {
     Skyfleet {
-        tracker: Box<DemandTracker>,
-        stabilizer: Stabilizer,
-        window: Duration,
+        memory: Option<Box<Memory>>,
+        previous: Box<MultiCloudWorkloadStatus>,
+        deployed: Vec<bool>,
     },
     StaticPeak(Vec<u32>),
     Reactive(Reactive),
@@ -130,12 +141,18 @@ pub fn replay_steps(
     };
     let peak = s.demand.iter().copied().fold(0.0, f64::max);
     let mut state = match strategy {
-        Strategy::Skyfleet => State::Skyfleet {
-            tracker: Box::new(DemandTracker::new(&w.scaling.forecast, s.step)),
-            stabilizer: Stabilizer::default(),
-            window: duration::parse(&w.scaling.scale_down_stabilization)
-                .map_err(SimulateError::Stabilization)?,
-        },
+        Strategy::Skyfleet => {
+            duration::parse(&w.scaling.scale_down_stabilization)
+                .map_err(SimulateError::Stabilization)?;
+            State::Skyfleet {
+                memory: Some(Box::new(Memory::new(DemandTracker::new(
+                    &w.scaling.forecast,
+                    s.step,
+                )))),
+                previous: Box::default(),
+                deployed: vec![false; s.pools.len()],
+            }
+        }
         Strategy::StaticPeak => {
             let total = plan_workload(w, s.pools, peak)?.total_replicas;
             State::StaticPeak(even_split(total, &eligible))
@@ -185,15 +202,49 @@ pub fn replay_steps(
         let mut sized_for = None;
         let next = match &mut state {
             State::Skyfleet {
-                tracker,
-                stabilizer,
-                window,
+                memory,
+                previous,
+                deployed,
             } => {
-                tracker.record(t as i64, demand);
-                let estimate = tracker.estimate(&w.scaling.forecast, Some(demand));
-                let cores = stabilizer.apply(t as i64, estimate.cores, *window);
-                sized_for = Some(cores);
-                plan_replicas(w, &inputs, cores)?
+                let world = observed_world(s, &fleet, &targets, deployed, &down, t, demand);
+                let workload = decide::Workload {
+                    spec: w,
+                    generation: Some(1),
+                    previous,
+                };
+                let settings = Settings {
+                    failover_grace: s.failover_grace,
+                    sync_period: s.step,
+                };
+                let Some(m) = memory.take() else {
+                    return Err(SimulateError::Empty);
+                };
+                let d = decide::decide(&workload, &world, *m, &settings, sim_time(t));
+                if d.plan.is_none() {
+                    // The spec cannot be planned: the same error `plan` gives.
+                    problem(w, s.pools, 0.0)?;
+                }
+                sized_for = Some(d.demand_cores);
+                let next = d
+                    .actions
+                    .iter()
+                    .zip(&targets)
+                    .zip(deployed.iter_mut())
+                    .map(|((a, &cur), dep)| match *a {
+                        MemberAction::Apply(n) => {
+                            *dep = true;
+                            n
+                        }
+                        MemberAction::Delete => {
+                            *dep = false;
+                            0
+                        }
+                        MemberAction::Leave => cur,
+                    })
+                    .collect();
+                **previous = d.status;
+                *memory = Some(Box::new(d.memory));
+                next
             }
             State::StaticPeak(fixed) => {
                 sized_for = Some(peak);
@@ -250,6 +301,84 @@ pub fn replay_steps(
         });
     }
     Ok((meter.summary(), steps))
+}
+
+/// The simulation's clock: offsets from a fixed start, so a replay is reproducible.
+fn sim_time(offset: u64) -> jiff::Timestamp {
+    let start = jiff::Timestamp::from_second(1_767_225_600).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    start
+        .checked_add(jiff::SignedDuration::from_secs(
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        ))
+        .unwrap_or(start)
+}
+
+/// The modelled world at offset `t` as the operator's observe phase would show it: a pool
+/// that is down is `Ready=False` (`Unreachable`) since its failure began and its member is
+/// unknown; every other member shows the Deployment with the replicas that serve by now.
+fn observed_world(
+    s: &Scenario,
+    fleet: &Fleet,
+    targets: &[u32],
+    deployed: &[bool],
+    down: &[Option<u64>],
+    t: u64,
+    demand: f64,
+) -> World {
+    let pools = s
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(p, pool)| {
+            let (ready, reason, since) = match down[p] {
+                Some(d) => (false, pool_reason::UNREACHABLE, t.saturating_sub(d)),
+                None if !pool.available => (false, "Unavailable", 0),
+                None => (true, pool_reason::PROBED, 0),
+            };
+            let status = CloudPoolStatus {
+                conditions: vec![Condition {
+                    type_: conditions::READY.to_string(),
+                    status: if ready { "True" } else { "False" }.to_string(),
+                    reason: reason.to_string(),
+                    message: pool
+                        .unavailable_reason
+                        .clone()
+                        .unwrap_or_else(|| "modelled".to_string()),
+                    observed_generation: None,
+                    last_transition_time: Time(sim_time(since)),
+                }],
+                last_probe_time: Some(Time(sim_time(0))),
+                ..Default::default()
+            };
+            let member = if down[p].is_some() {
+                Member::Unknown
+            } else if deployed[p] || targets[p] > 0 {
+                Member::Seen(Some(MemberDeployment {
+                    replicas: targets[p],
+                    ready: fleet.ready(p, t),
+                    failure: None,
+                }))
+            } else {
+                Member::Seen(None)
+            };
+            ObservedPool {
+                name: pool.name.clone(),
+                labels: pool.labels.clone(),
+                spec: pool.spec.clone(),
+                status: Some(status),
+                used_by_others: pool.used_by_others,
+                age: Duration::from_secs(3600),
+                member,
+            }
+        })
+        .collect();
+    World {
+        pools,
+        measured: Measured {
+            cores: Some(demand),
+            partial: false,
+        },
+    }
 }
 
 /// Replicas per pool that the operator's decision plans for `cores` of demand.
@@ -346,8 +475,38 @@ mod tests {
             failures: &[],
             ..s.clone()
         };
-        let sky = replay(&s, Strategy::Skyfleet).unwrap();
-        assert!(sky.moves > 0, "{sky:?}");
+        let (sky, steps) = replay_steps(&s, Strategy::Skyfleet).unwrap();
+        let aws = pools
+            .iter()
+            .position(|p| p.name == "aws-us-east-1")
+            .unwrap();
+        let elsewhere = |st: &Step| -> u32 {
+            st.replicas
+                .iter()
+                .enumerate()
+                .filter(|&(p, _)| p != aws)
+                .map(|(_, &n)| n)
+                .sum()
+        };
+        let before = elsewhere(&steps[4]);
+        assert!(
+            steps[4].replicas[aws] > 0,
+            "aws runs replicas before it fails"
+        );
+        assert_eq!(
+            elsewhere(&steps[5]),
+            before,
+            "nothing moves within the grace"
+        );
+        assert!(
+            steps[7..25].iter().all(|st| elsewhere(st) > before),
+            "past the grace the others take over: {:?}",
+            steps.iter().map(|st| &st.replicas).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            sky.unmet_core_hours, 0.0,
+            "redundancy carried the loss: {sky:?}"
+        );
         assert_eq!(replay(&calm, Strategy::Skyfleet).unwrap().moves, 0);
         let peak = replay(&s, Strategy::StaticPeak).unwrap();
         assert_eq!(peak.moves, 0, "static placement never moves");

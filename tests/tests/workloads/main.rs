@@ -3,6 +3,8 @@
 //! Deployments everywhere; a member that stops answering loses its replicas to the others
 //! after the failover grace and is reconciled to the plan when it is back.
 
+mod make_before_break;
+
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -154,6 +156,29 @@ fn status_pools(w: &Value) -> Vec<(String, i64)> {
         .unwrap_or_default()
 }
 
+/// The workload's Deployment for `pool` in `cluster`, found as users find it: by skyfleet's
+/// labels (its name carries a hash, so that no two workloads and pools share one).
+fn member_deployment(
+    env: &Env,
+    cluster: &str,
+    namespace: &str,
+    name: &str,
+    pool: &str,
+) -> Option<Value> {
+    let selector = format!("skyfleet.io/workload={name},skyfleet.io/pool={pool}");
+    let list = get_json(
+        env,
+        cluster,
+        &["deployments", "-n", namespace, "-l", &selector],
+    )?;
+    let items = list["items"].as_array()?;
+    assert!(
+        items.len() <= 1,
+        "one Deployment per workload and pool: {list}"
+    );
+    items.first().cloned()
+}
+
 /// `spec.replicas` of the workload's Deployment for `pool` in `cluster`, if it exists.
 fn member_replicas(
     env: &Env,
@@ -162,12 +187,7 @@ fn member_replicas(
     name: &str,
     pool: &str,
 ) -> Option<i64> {
-    let d = get_json(
-        env,
-        cluster,
-        &["deployment", &format!("{name}-{pool}"), "-n", namespace],
-    )?;
-    d["spec"]["replicas"].as_i64()
+    member_deployment(env, cluster, namespace, name, pool)?["spec"]["replicas"].as_i64()
 }
 
 fn condition(w: &Value, kind: &str) -> Option<(String, String, String)> {
@@ -349,7 +369,9 @@ async fn a_workload_is_placed_repaired_and_cleaned_up_across_members() {
     // (b) A member Deployment deleted or scaled by hand is put back.
     let (pool, replicas) = rows.first().cloned().expect("a pool in use");
     let cluster = cluster_of(&pool);
-    let deployment = format!("{name}-{pool}");
+    let deployment = member_deployment(env, cluster, &namespace, &name, &pool)
+        .and_then(|d| d["metadata"]["name"].as_str().map(str::to_string))
+        .expect("the Deployment of a pool in use");
     env.kubectl_ok(
         cluster,
         &["delete", "deployment", &deployment, "-n", &namespace],
@@ -761,11 +783,7 @@ async fn an_operator_restart_keeps_what_runs_and_the_demand_history() {
         status_pools(w)
             .into_iter()
             .filter_map(|(pool, _)| {
-                let d = get_json(
-                    env,
-                    cluster_of(&pool),
-                    &["deployment", &format!("{name}-{pool}"), "-n", &namespace],
-                )?;
+                let d = member_deployment(env, cluster_of(&pool), &namespace, &name, &pool)?;
                 Some((pool, d["metadata"]["uid"].as_str()?.to_string()))
             })
             .collect()

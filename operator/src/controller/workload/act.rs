@@ -1,0 +1,155 @@
+//! Act: carry out a decision in the members. Only Deployments that skyfleet owns are
+//! changed (the observe phase found them by labels and UID); a delete carries the UID as a
+//! precondition, so an object recreated under the same name by someone else is never hit.
+//! Members are reached concurrently, so a slow one never delays the others.
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::{Api, ResourceExt};
+
+use super::observe::{Handle, sanitize};
+use super::{WorkloadContext, member};
+use crate::api::workload::MultiCloudWorkload;
+use crate::controller::desired::{self, Owner};
+use crate::controller::labels;
+use crate::decide::MemberAction;
+
+/// What happened in one pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to do, or done.
+    Done,
+    /// The member refused or did not answer: the reason, short and sanitised.
+    Failed(String),
+}
+
+/// Carries out `actions` (one per handle).
+pub async fn members(
+    ctx: &WorkloadContext,
+    workload: &MultiCloudWorkload,
+    owner: &Owner,
+    handles: &[Handle],
+    actions: &[MemberAction],
+) -> Vec<Outcome> {
+    let work = handles.iter().zip(actions).map(|(h, &action)| async move {
+        let Some(client) = &h.client else {
+            return Outcome::Done;
+        };
+        let result = match action {
+            MemberAction::Leave => Ok(()),
+            MemberAction::Apply(n) => apply(ctx, workload, owner, h, client.clone(), n).await,
+            MemberAction::Delete => delete(ctx, owner, h, client.clone()).await,
+        };
+        match result {
+            Ok(()) => Outcome::Done,
+            Err(e) => Outcome::Failed(sanitize(&e)),
+        }
+    });
+    join_all(work).await
+}
+
+/// Server-side applies the workload's Deployment with `replicas` in one member.
+async fn apply(
+    ctx: &WorkloadContext,
+    workload: &MultiCloudWorkload,
+    owner: &Owner,
+    h: &Handle,
+    client: kube::Client,
+    replicas: u32,
+) -> Result<(), String> {
+    let replicas = i32::try_from(replicas).map_err(|e| e.to_string())?;
+    let desired = desired::deployment(workload, owner, &h.pool, &h.name, replicas)
+        .map_err(|e| e.to_string())?;
+    if h.existing.is_none() {
+        member(
+            ctx.member_timeout,
+            ensure_namespace(client.clone(), &owner.namespace),
+        )
+        .await?;
+    }
+    let fingerprint = fingerprint(&desired)?;
+    let pool = h.pool.name_any();
+    let key = super::memory_key(&owner.namespace, &owner.name);
+    let live_generation = h.existing.as_ref().and_then(|d| d.metadata.generation);
+    if live_generation.is_some_and(|g| ctx.applied(&key, &pool) == Some((fingerprint, g))) {
+        return Ok(());
+    }
+    let api: Api<Deployment> = Api::namespaced(client, &owner.namespace);
+    let applied = member(
+        ctx.member_timeout,
+        api.patch(
+            &h.name,
+            &PatchParams::apply(labels::FIELD_MANAGER).force(),
+            &Patch::Apply(&desired),
+        ),
+    )
+    .await?;
+    if let Some(generation) = applied.metadata.generation {
+        ctx.remember_applied(&key, &pool, (fingerprint, generation));
+    }
+    Ok(())
+}
+
+/// Deletes the workload's Deployment in one member, with its UID as a precondition.
+async fn delete(
+    ctx: &WorkloadContext,
+    owner: &Owner,
+    h: &Handle,
+    client: kube::Client,
+) -> Result<(), String> {
+    let Some(existing) = &h.existing else {
+        return Ok(());
+    };
+    let api: Api<Deployment> = Api::namespaced(client, &owner.namespace);
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: existing.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match member(ctx.member_timeout, api.delete(&h.name, &params)).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.contains("NotFound") || e.contains("not found") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A stable fingerprint of what is applied, to skip applies nobody needs.
+fn fingerprint(desired: &Deployment) -> Result<u64, String> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(desired)
+        .map_err(|e| e.to_string())?
+        .hash(&mut h);
+    Ok(h.finish())
+}
+
+/// Creates the namespace in a member when it is missing, labelled as skyfleet's.
+async fn ensure_namespace(client: kube::Client, namespace: &str) -> Result<(), kube::Error> {
+    let api: Api<Namespace> = Api::all(client);
+    if api.get_opt(namespace).await?.is_some() {
+        return Ok(());
+    }
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(namespace.to_string()),
+            labels: Some(BTreeMap::from([(
+                labels::MANAGED_BY.to_string(),
+                labels::MANAGER.to_string(),
+            )])),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,482 @@
+//! The MultiCloudWorkload reconciler, in four phases, one file each:
+//!
+//! 1. [`observe`]: pools, what each member shows of the workload, demand, memory;
+//! 2. [`crate::decide::decide`]: the pure decision (off the async executor's threads);
+//! 3. [`act`]: apply and delete owned Deployments in the members, concurrently;
+//! 4. [`report`]: status, Events, metrics, the stored memory.
+//!
+//! [`cleanup`] runs instead when the workload is being deleted.
+//!
+//! It is level-triggered: every reconcile (on a change of the workload or of a CloudPool,
+//! and every `sync_period`) recomputes the plan from what it reads, so a member Deployment
+//! edited or deleted by hand is put back on the next sync.
+
+pub mod act;
+pub mod cleanup;
+pub mod observe;
+pub mod report;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::ListParams;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use tracing::{debug, info, warn};
+
+use super::admin::Metrics;
+use super::desired::Owner;
+use super::registry::MemberRegistry;
+use crate::api::cloud_pool::CloudPool;
+use crate::api::conditions;
+use crate::api::workload::MultiCloudWorkload;
+use crate::decide::{self, EventReason, Member, MemberAction, Memory, Notice, Settings};
+
+/// The finalizer that removes a workload's Deployments from every member before it goes.
+pub const FINALIZER: &str = "skyfleet.io/cleanup";
+
+/// The key of the demand history in the history ConfigMap.
+pub const HISTORY_KEY: &str = "history";
+/// The key of the decision memory (stabiliser, failover memory, pools in use) beside it.
+pub const MEMORY_KEY: &str = "memory";
+
+/// The name of the ConfigMap holding a workload's demand history and decision memory.
+pub fn history_configmap(workload: &str) -> String {
+    format!("{workload}-skyfleet-history")
+}
+
+/// Shared state of the MultiCloudWorkload controller.
+pub struct WorkloadContext {
+    /// Member clients.
+    pub registry: MemberRegistry,
+    /// Publishes Events about workloads.
+    pub recorder: Recorder,
+    /// Every workload is reconciled at least this often.
+    pub sync_period: Duration,
+    /// How long a pool that is not Ready keeps its replicas before they are planned elsewhere.
+    pub failover_grace: Duration,
+    /// Step of the demand history.
+    pub history_step: Duration,
+    /// How long one call to a member may take.
+    pub member_timeout: Duration,
+    /// Exported metrics.
+    pub metrics: Arc<Metrics>,
+    /// Which workloads this instance reconciles, and how many at once.
+    pub scope: Scope,
+    /// This installation's id, on every member object it owns.
+    pub installation: String,
+    memory: Mutex<HashMap<String, Memory>>,
+    /// Per workload and pool: the fingerprint of the Deployment last applied and the
+    /// generation the member gave it. While both hold, nobody changed it and applying again
+    /// would only cost the member's API server a write.
+    applied: Mutex<HashMap<String, AppliedPerPool>>,
+}
+
+/// Per pool: the fingerprint of what was applied and the generation the member gave it.
+type AppliedPerPool = HashMap<String, (u64, i64)>;
+
+/// Which MultiCloudWorkloads an operator instance reconciles, and how many at once: one
+/// namespace lets a team run its own operator; a concurrency bound keeps a burst of
+/// workloads from opening hundreds of member calls together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Only workloads in this namespace; all namespaces when None.
+    pub namespace: Option<String>,
+    /// Most workloads reconciled at once; 0 means no bound.
+    pub concurrency: u16,
+}
+
+impl WorkloadContext {
+    /// A context with nothing remembered yet.
+    pub fn new(
+        registry: MemberRegistry,
+        recorder: Recorder,
+        sync_period: Duration,
+        failover_grace: Duration,
+        history_step: Duration,
+        member_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            registry,
+            recorder,
+            sync_period,
+            failover_grace,
+            history_step,
+            member_timeout,
+            metrics,
+            scope: Scope::default(),
+            installation: String::new(),
+            memory: Mutex::new(HashMap::new()),
+            applied: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The same context limited to `scope`.
+    pub fn with_scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// The same context owning member objects as `installation`.
+    pub fn with_installation(mut self, installation: String) -> Self {
+        self.installation = installation;
+        self
+    }
+
+    /// Takes a workload's memory out (the controller reconciles one workload at a time).
+    fn take_memory(&self, key: &str) -> Option<Memory> {
+        self.memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key)
+    }
+
+    fn put_memory(&self, key: String, memory: Memory) {
+        self.memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, memory);
+    }
+
+    fn applied(&self, key: &str, pool: &str) -> Option<(u64, i64)> {
+        let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied.get(key).and_then(|m| m.get(pool)).copied()
+    }
+
+    fn remember_applied(&self, key: &str, pool: &str, what: (u64, i64)) {
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied
+            .entry(key.to_string())
+            .or_default()
+            .insert(pool.to_string(), what);
+    }
+
+    fn forget_applied(&self, key: &str) {
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied.remove(key);
+    }
+}
+
+/// Errors that make the controller retry; member problems are status, not errors.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("the MultiCloudWorkload has no namespace")]
+    NoNamespace,
+    #[error("listing CloudPools: {0}")]
+    ListPools(#[source] kube::Error),
+    #[error("reading the demand history (retried; never taken as no history): {0}")]
+    ReadHistory(#[source] kube::Error),
+    #[error("writing MultiCloudWorkload status: {0}")]
+    Status(#[source] kube::Error),
+    #[error("the decision did not finish: {0}")]
+    Decide(String),
+    #[error("deleting member Deployments is not finished: {0}")]
+    CleanupPending(String),
+    #[error(transparent)]
+    Finalizer(Box<finalizer::Error<WorkloadError>>),
+}
+
+fn memory_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// Runs a member call with the member timeout; an error is text for logs and status.
+pub(crate) async fn member<T>(
+    timeout: Duration,
+    work: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+/// Observe, decide, act, report, for one workload; returns when to look again.
+async fn apply(
+    workload: Arc<MultiCloudWorkload>,
+    ctx: &WorkloadContext,
+) -> Result<Action, WorkloadError> {
+    let name = workload.name_any();
+    let namespace = workload.namespace().ok_or(WorkloadError::NoNamespace)?;
+    let now = jiff::Timestamp::now();
+    let owner = Owner::of(&workload, &ctx.installation);
+    let key = memory_key(&namespace, &name);
+
+    // Observe.
+    let pools: Vec<Arc<CloudPool>> = Api::<CloudPool>::all(ctx.registry.management())
+        .list(&ListParams::default())
+        .await
+        .map_err(WorkloadError::ListPools)?
+        .items
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let (memory, history_problem) = observe::memory(ctx, &workload, &namespace, now).await?;
+    let observed = observe::world(ctx, &owner, pools, &memory, now).await;
+
+    // Decide, off the executor's threads: a forecast or a solve never stalls other work.
+    let settings = Settings {
+        failover_grace: ctx.failover_grace,
+        sync_period: ctx.sync_period,
+    };
+    let world = observed.world.clone();
+    let spec = workload.spec.clone();
+    let generation = workload.metadata.generation;
+    let previous = workload.status.clone().unwrap_or_default();
+    let prev = previous.clone();
+    let decided = tokio::task::spawn_blocking(move || {
+        let w = decide::Workload {
+            spec: &spec,
+            generation,
+            previous: &prev,
+        };
+        decide::decide(&w, &world, memory, &settings, now)
+    })
+    .await
+    .map_err(|e| WorkloadError::Decide(e.to_string()))?;
+    let decide::Decision {
+        actions,
+        status: next,
+        mut events,
+        mut memory,
+        persist,
+        requeue,
+        demand_cores,
+        waiting,
+        ..
+    } = decided;
+    if let Some(why) = history_problem {
+        events.push(Notice {
+            warning: true,
+            reason: EventReason::HistoryUnreadable,
+            action: "Observe",
+            note: why,
+        });
+    }
+    debug!(workload = %name, %namespace, measured = ?observed.world.measured, demand = demand_cores, "decided");
+
+    // Report the memory first: what was decided must survive a restart before it acts.
+    if persist {
+        match report::persist(ctx, &workload, &memory).await {
+            Ok(()) => memory.persisted(),
+            Err(e) => {
+                warn!(workload = %name, %namespace, error = %e, "could not persist demand history")
+            }
+        }
+    }
+    ctx.put_memory(key, memory);
+    if let Some(why) = waiting {
+        debug!(workload = %name, %namespace, %why, "not placing yet");
+        return Ok(Action::requeue(requeue));
+    }
+
+    // Act.
+    let outcomes = act::members(ctx, &workload, &owner, &observed.handles, &actions).await;
+    let names: Vec<String> = observed
+        .world
+        .pools
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let running: Vec<u32> = observed
+        .world
+        .pools
+        .iter()
+        .map(|p| match &p.member {
+            Member::Seen(d) => d.as_ref().map_or(0, |d| d.replicas),
+            _ => 0,
+        })
+        .collect();
+    let failures = report::failures(&names, &running, &outcomes);
+    for (pool, _, why) in &failures {
+        warn!(workload = %name, %namespace, %pool, error = %why, "member refused");
+    }
+    let changed = actions
+        .iter()
+        .zip(&outcomes)
+        .any(|(a, o)| *a != MemberAction::Leave && *o == act::Outcome::Done);
+
+    // Report.
+    let next = report::with_outcomes(next, &failures, generation, now);
+    if !failures.is_empty()
+        && !decide::status::was(
+            &previous,
+            conditions::DEGRADED,
+            decide::ConditionReason::MemberRefused,
+        )
+        && let Some(n) = report::refused(&failures)
+    {
+        events.push(n);
+    }
+    for notice in &events {
+        if notice.warning {
+            warn!(workload = %name, %namespace, reason = %notice.reason, note = %notice.note, "event");
+        } else {
+            info!(workload = %name, %namespace, reason = %notice.reason, note = %notice.note, "event");
+        }
+        report::publish(ctx, &workload, notice).await;
+    }
+    let status = report::status(ctx, &workload, &previous, next, now).await?;
+    report::metrics(ctx, &namespace, &name, &status);
+    debug!(workload = %name, %namespace, changed, "reconciled");
+    Ok(Action::requeue(requeue))
+}
+
+/// Reconciles one workload: apply, or clean up when it is being deleted.
+pub async fn reconcile(
+    workload: Arc<MultiCloudWorkload>,
+    ctx: Arc<WorkloadContext>,
+) -> Result<Action, WorkloadError> {
+    let started = std::time::Instant::now();
+    let namespace = workload.namespace().ok_or(WorkloadError::NoNamespace)?;
+    let api: Api<MultiCloudWorkload> = Api::namespaced(ctx.registry.management(), &namespace);
+    let result = finalizer(&api, FINALIZER, workload, |event| async {
+        match event {
+            finalizer::Event::Apply(w) => apply(w, &ctx).await,
+            finalizer::Event::Cleanup(w) => cleanup::run(w, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| WorkloadError::Finalizer(Box::new(e)));
+    ctx.metrics
+        .observe_reconcile("multicloudworkload", started.elapsed(), result.is_err());
+    result
+}
+
+fn error_policy(
+    workload: Arc<MultiCloudWorkload>,
+    error: &WorkloadError,
+    ctx: Arc<WorkloadContext>,
+) -> Action {
+    warn!(workload = %workload.name_any(), namespace = %workload.namespace().unwrap_or_default(), %error, "reconcile failed");
+    Action::requeue(ctx.sync_period.min(Duration::from_secs(5)))
+}
+
+/// What of a CloudPool a plan reacts to at once: its spec (prices, capacity, drain), its
+/// labels (pool selectors) and its `Ready` status and reason (failover, failback).
+fn pool_fingerprint(pool: &CloudPool) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    pool.metadata.generation.hash(&mut h);
+    pool.metadata.deletion_timestamp.is_some().hash(&mut h);
+    pool.labels().hash(&mut h);
+    if let Some(ready) = pool
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY))
+    {
+        (&ready.status, &ready.reason).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Runs the MultiCloudWorkload controller until `shutdown` resolves. A change of any
+/// CloudPool (readiness, capacity, prices) reconciles every workload.
+pub async fn run(
+    ctx: Arc<WorkloadContext>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.registry.management();
+    let workloads: Api<MultiCloudWorkload> = match &ctx.scope.namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    let pools: Api<CloudPool> = Api::all(client);
+    let seen = Mutex::new(HashMap::<String, u64>::new());
+    let controller = Controller::new(workloads, watcher::Config::default()).with_config(
+        kube::runtime::controller::Config::default().concurrency(ctx.scope.concurrency),
+    );
+    let store = controller.store();
+    controller
+        .watches(pools, watcher::Config::default(), move |pool: CloudPool| {
+            // Only a change that can change a plan at once wakes every workload; the
+            // capacity figures a probe refreshes are picked up at the next sync (with
+            // hundreds of workloads, waking them all on each probe swamps the queue).
+            let key = pool.name_any();
+            let fingerprint = pool_fingerprint(&pool);
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.insert(key, fingerprint) == Some(fingerprint) {
+                return Vec::new();
+            }
+            store
+                .state()
+                .into_iter()
+                .map(|w| ObjectRef::from_obj(&*w))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| {
+            if let Err(e) = result {
+                warn!(error = %e, "MultiCloudWorkload controller");
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_sharing_a_kubeconfig_are_one_cluster() {
+        let pool = |name: &str, secret: Option<&str>| -> CloudPool {
+            let mut spec = serde_json::json!({"provider": "aws", "region": "r", "pricing": {"cpuPerHour": 0.1, "memoryGiBPerHour": 0.01}});
+            if let Some(s) = secret {
+                spec["kubeconfigSecretRef"] =
+                    serde_json::json!({"namespace": "skyfleet-system", "name": s});
+            }
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "spec": spec}))
+                .unwrap()
+        };
+        use observe::cluster_key;
+        assert_eq!(
+            cluster_key(&pool("aws-od", Some("member-aws"))),
+            cluster_key(&pool("aws-spot", Some("member-aws")))
+        );
+        assert_ne!(
+            cluster_key(&pool("aws", Some("member-aws"))),
+            cluster_key(&pool("gcp", Some("member-gcp")))
+        );
+        assert_eq!(cluster_key(&pool("local", None)), "management");
+    }
+
+    #[test]
+    fn only_plan_relevant_pool_changes_wake_every_workload() {
+        let pool = |ready: &str, reason: &str, used: &str, tier: &str| -> CloudPool {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "aws", "generation": 1, "labels": {"tier": tier}},
+                "spec": {"provider": "aws", "region": "r", "pricing": {"cpuPerHour": 0.1, "memoryGiBPerHour": 0.01}},
+                "status": {
+                    "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": "m",
+                                    "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                    "used": {"cpu": used, "memory": "1Gi"}
+                }
+            }))
+            .unwrap()
+        };
+        let base = pool_fingerprint(&pool("True", "Probed", "1", "a"));
+        assert_eq!(base, pool_fingerprint(&pool("True", "Probed", "7", "a")));
+        assert_ne!(
+            base,
+            pool_fingerprint(&pool("False", "Unreachable", "1", "a"))
+        );
+        assert_ne!(base, pool_fingerprint(&pool("True", "Probed", "1", "b")));
+        let mut newer = pool("True", "Probed", "1", "a");
+        newer.metadata.generation = Some(2);
+        assert_ne!(base, pool_fingerprint(&newer), "a spec change");
+    }
+
+    #[test]
+    fn the_history_configmap_is_named_after_the_workload() {
+        assert_eq!(history_configmap("web"), "web-skyfleet-history");
+    }
+}

@@ -1,0 +1,315 @@
+//! Observe: everything one decision needs, gathered without changing anything. The
+//! CloudPools, what each pool's member shows of the workload (its Deployment, found by
+//! skyfleet's ownership labels and UID, never by name alone), the demand measured from
+//! metrics-server, and the workload's memory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+use tracing::{debug, info, warn};
+
+use super::{HISTORY_KEY, MEMORY_KEY, WorkloadContext, WorkloadError, history_configmap, member};
+use crate::api::cloud_pool::CloudPool;
+use crate::api::quantity;
+use crate::api::workload::MultiCloudWorkload;
+use crate::controller::desired::{self, Owner};
+use crate::controller::{metrics_api, pool};
+use crate::decide::demand::DemandTracker;
+use crate::decide::{self, Measured, Member, MemberDeployment, Memory, ObservedPool, World};
+
+/// What the act phase needs about one pool beyond what the decision saw.
+pub struct Handle {
+    /// The CloudPool.
+    pub pool: Arc<CloudPool>,
+    /// The member's client, when it answered.
+    pub client: Option<kube::Client>,
+    /// The name of the workload's Deployment there: the one found, or a new one.
+    pub name: String,
+    /// The Deployment found there (skyfleet's, for this workload).
+    pub existing: Option<Deployment>,
+}
+
+/// The world as observed, and the handles to act on it.
+pub struct Observed {
+    /// For the decision.
+    pub world: World,
+    /// One per pool, in the world's order.
+    pub handles: Vec<Handle>,
+}
+
+/// Which member cluster a pool is in: pools with the same kubeconfig Secret share one.
+pub fn cluster_key(pool: &CloudPool) -> String {
+    match &pool.spec.kubeconfig_secret_ref {
+        Some(r) => format!("secret:{}/{}/{}", r.namespace, r.name, r.key),
+        None => "management".to_string(),
+    }
+}
+
+/// The workload's Deployments in one member cluster, found by its ownership labels.
+type ClusterView = Result<(kube::Client, Vec<Deployment>), String>;
+
+/// Observes every pool for `workload`.
+pub async fn world(
+    ctx: &WorkloadContext,
+    owner: &Owner,
+    pools: Vec<Arc<CloudPool>>,
+    memory: &Memory,
+    now: jiff::Timestamp,
+) -> Observed {
+    let namespace = owner.namespace.as_str();
+    let mut clusters: BTreeMap<String, ClusterView> = BTreeMap::new();
+    let mut world = World::default();
+    let mut handles = Vec::with_capacity(pools.len());
+    for pool in pools {
+        let name = pool.name_any();
+        let availability = decide::availability(pool.status.as_ref(), ctx.failover_grace, now);
+        let new_name = desired::deployment_name(&owner.name, &name);
+        let mut handle = Handle {
+            pool: pool.clone(),
+            client: None,
+            name: new_name.clone(),
+            existing: None,
+        };
+        let mut observed = Member::Unknown;
+        if availability.contact {
+            let key = cluster_key(&pool);
+            if !clusters.contains_key(&key) {
+                let view = list_owned(ctx, &pool, namespace, owner).await;
+                clusters.insert(key.clone(), view);
+            }
+            if let Some(Ok((client, deployments))) = clusters.get(&key) {
+                let mine = deployments.iter().find(|d| {
+                    d.labels().get(crate::controller::labels::POOL) == Some(&name) && owner.owns(d)
+                });
+                observed = match mine {
+                    Some(d) => {
+                        handle.name = d.name_any();
+                        handle.existing = Some(d.clone());
+                        Member::Seen(Some(seen(d)))
+                    }
+                    None => match foreign(ctx, client, namespace, &new_name, owner).await {
+                        Ok(None) => Member::Seen(None),
+                        Ok(Some(why)) => Member::Conflict(why),
+                        Err(e) => {
+                            debug!(pool = %name, error = %e, "member did not answer");
+                            Member::Unknown
+                        }
+                    },
+                };
+                if !matches!(observed, Member::Unknown) {
+                    handle.client = Some(client.clone());
+                }
+            }
+        }
+        world.pools.push(ObservedPool {
+            name: name.clone(),
+            labels: pool.labels().clone(),
+            spec: pool.spec.clone(),
+            status: pool.status.clone(),
+            used_by_others: used_by_others(&pool, handle.existing.as_ref()),
+            age: pool.creation_timestamp().map_or(Duration::ZERO, |Time(t)| {
+                now.duration_since(t).unsigned_abs()
+            }),
+            member: observed,
+        });
+        handles.push(handle);
+    }
+    world.measured = measure(ctx, owner, &world, &handles, memory).await;
+    Observed { world, handles }
+}
+
+/// Lists the workload's Deployments in the pool's member cluster.
+async fn list_owned(
+    ctx: &WorkloadContext,
+    pool: &CloudPool,
+    namespace: &str,
+    owner: &Owner,
+) -> ClusterView {
+    let client = ctx
+        .registry
+        .client(pool.spec.kubeconfig_secret_ref.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let list = member(
+        ctx.member_timeout,
+        api.list(&ListParams::default().labels(&owner.selector())),
+    )
+    .await?;
+    Ok((client, list.items))
+}
+
+/// Whether a Deployment that is not this workload's holds `name` in the member.
+async fn foreign(
+    ctx: &WorkloadContext,
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    owner: &Owner,
+) -> Result<Option<String>, String> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let found = member(ctx.member_timeout, api.get_opt(name)).await?;
+    Ok(found.filter(|d| !owner.owns(d)).map(|_| {
+        format!(
+            "Deployment {namespace}/{name} exists there and is not skyfleet's for this workload; it is left untouched"
+        )
+    }))
+}
+
+/// A Deployment as the decision sees it.
+fn seen(d: &Deployment) -> MemberDeployment {
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    let status = d.status.as_ref();
+    let ready = status.and_then(|s| s.ready_replicas).unwrap_or(0);
+    let failure = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+        })
+        .map(|c| {
+            let reason = c.reason.as_deref().unwrap_or("ReplicaFailure");
+            let message = c.message.as_deref().unwrap_or_default();
+            sanitize(&format!("{reason}: {message}"))
+        });
+    MemberDeployment {
+        replicas: u32::try_from(replicas).unwrap_or(0),
+        ready: u32::try_from(ready).unwrap_or(0),
+        failure,
+    }
+}
+
+/// A member's message, made short and printable for status and Events.
+pub fn sanitize(message: &str) -> String {
+    let clean: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    clean.trim().to_string()
+}
+
+/// CPU cores and memory bytes other workloads request in the pool: the pool's `used` minus
+/// this workload's own Deployment there.
+fn used_by_others(pool: &CloudPool, own: Option<&Deployment>) -> (f64, f64) {
+    let used = pool.status.as_ref().and_then(|s| s.used.as_ref());
+    let (cpu, mem) = used.map_or((0.0, 0.0), |u| {
+        (
+            quantity::to_f64(&u.cpu).unwrap_or(0.0),
+            quantity::to_f64(&u.memory).unwrap_or(0.0),
+        )
+    });
+    let (own_cpu, own_mem) = own.map_or((0.0, 0.0), |d| {
+        let (c, m) = pool::requests_per_replica(d);
+        let n = f64::from(d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0));
+        (c * n, m * n)
+    });
+    ((cpu - own_cpu).max(0.0), (mem - own_mem).max(0.0))
+}
+
+/// Demand now: the workload's pods' CPU (selected by skyfleet's ownership labels, so two
+/// workloads with overlapping template labels never count each other's) summed over the
+/// member clusters that answer, each cluster once. A member that runs replicas but gave no
+/// metrics makes the sample partial: a lower bound, not a dip.
+async fn measure(
+    ctx: &WorkloadContext,
+    owner: &Owner,
+    world: &World,
+    handles: &[Handle],
+    memory: &Memory,
+) -> Measured {
+    let selector = owner.selector();
+    let mut clusters = BTreeSet::new();
+    let mut failed = BTreeSet::new();
+    let mut total = None;
+    for (p, h) in world.pools.iter().zip(handles) {
+        let key = cluster_key(&h.pool);
+        let Some(client) = &h.client else { continue };
+        if !clusters.insert(key.clone()) {
+            continue;
+        }
+        match member(
+            ctx.member_timeout,
+            metrics_api::pod_cpu(client.clone(), &owner.namespace, &selector),
+        )
+        .await
+        {
+            Ok(cores) => *total.get_or_insert(0.0) += cores,
+            Err(e) => {
+                debug!(pool = %p.name, error = %e, "no pod metrics");
+                failed.insert(key);
+            }
+        }
+    }
+    // A pool with replicas that gave no metrics: its member failed, or was not contacted.
+    let partial = world.pools.iter().zip(handles).any(|(p, h)| {
+        let runs = match &p.member {
+            Member::Seen(d) => d.as_ref().is_some_and(|d| d.replicas > 0),
+            _ => memory.known.get(&p.name).is_some_and(|&n| n > 0),
+        };
+        runs && (h.client.is_none() || failed.contains(&cluster_key(&h.pool)))
+    });
+    Measured {
+        cores: total,
+        partial,
+    }
+}
+
+/// The workload's memory: from this process, or from the history ConfigMap once per
+/// process. A failed read is an error (the reconcile is retried), never "no history": what
+/// is stored is never overwritten by a fresh start.
+pub async fn memory(
+    ctx: &WorkloadContext,
+    workload: &MultiCloudWorkload,
+    namespace: &str,
+    now: jiff::Timestamp,
+) -> Result<(Memory, Option<String>), WorkloadError> {
+    let key = super::memory_key(namespace, &workload.name_any());
+    if let Some(m) = ctx.take_memory(&key) {
+        return Ok((m, None));
+    }
+    let spec = &workload.spec.scaling.forecast;
+    let api: Api<ConfigMap> = Api::namespaced(ctx.registry.management(), namespace);
+    let stored = api
+        .get_opt(&history_configmap(&workload.name_any()))
+        .await
+        .map_err(WorkloadError::ReadHistory)?
+        .and_then(|cm| cm.data);
+    let fresh = || DemandTracker::new(spec, ctx.history_step);
+    let Some(data) = stored else {
+        return Ok((Memory::new(fresh()), None));
+    };
+    let mut problem = None;
+    let demand = match data.get(HISTORY_KEY) {
+        Some(text) => match DemandTracker::decode(text, spec, ctx.history_step) {
+            Ok(t) => {
+                info!(workload = %workload.name_any(), %namespace, "resumed demand history");
+                t
+            }
+            Err(e) => {
+                warn!(workload = %workload.name_any(), %namespace, error = %e, "stored demand history refused; starting afresh");
+                problem = Some(format!("stored demand history refused: {e}"));
+                fresh()
+            }
+        },
+        None => fresh(),
+    };
+    let memory = match data.get(MEMORY_KEY) {
+        Some(text) => {
+            let (m, error) = Memory::restore(demand, text, now.as_second());
+            if let Some(e) = error {
+                warn!(workload = %workload.name_any(), %namespace, error = %e, "stored decision memory refused");
+                problem = Some(e.to_string());
+            }
+            m
+        }
+        None => Memory::new(demand),
+    };
+    Ok((memory, problem))
+}

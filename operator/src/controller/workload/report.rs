@@ -1,0 +1,243 @@
+//! Report: say what was decided and what happened. The status (only when it changed), the
+//! decision's Events plus those for members that refused, the workload's metrics, and the
+//! workload's memory stored beside its history.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use tracing::{debug, warn};
+
+use super::act::Outcome;
+use super::{HISTORY_KEY, MEMORY_KEY, WorkloadContext, WorkloadError, history_configmap};
+use crate::api::conditions;
+use crate::api::workload::{MultiCloudWorkload, MultiCloudWorkloadStatus};
+use crate::controller::admin::WorkloadLabels;
+use crate::controller::labels;
+use crate::decide::{ConditionReason, EventReason, Memory, Notice, status};
+
+/// Folds what the members answered into the decision's status: a pool whose apply failed
+/// shows what it ran, not what was meant, and the failure is a condition.
+pub fn with_outcomes(
+    mut status: MultiCloudWorkloadStatus,
+    failures: &[(String, u32, String)],
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> MultiCloudWorkloadStatus {
+    if failures.is_empty() {
+        return status;
+    }
+    for (pool, ran, _) in failures {
+        if let Some(row) = status.pools.iter_mut().find(|r| &r.name == pool) {
+            let per_replica = if row.replicas > 0 {
+                row.cost_per_hour / f64::from(row.replicas)
+            } else {
+                0.0
+            };
+            row.replicas = i32::try_from(*ran).unwrap_or(i32::MAX);
+            row.cost_per_hour = status::round(per_replica * f64::from(*ran), 6);
+        }
+    }
+    status.desired_replicas = status.pools.iter().map(|r| r.replicas).sum();
+    status.cost_per_hour = status::round(status.pools.iter().map(|r| r.cost_per_hour).sum(), 6);
+    let message: Vec<String> = failures
+        .iter()
+        .map(|(pool, _, why)| format!("pool {pool}: {why}"))
+        .collect();
+    conditions::set(
+        &mut status.conditions,
+        conditions::DEGRADED,
+        true,
+        ConditionReason::MemberRefused.as_str(),
+        message.join("; "),
+        generation,
+        now,
+    );
+    status
+}
+
+/// The failures among `outcomes`: pool, replicas it runs, why.
+pub fn failures(
+    pools: &[String],
+    running: &[u32],
+    outcomes: &[Outcome],
+) -> Vec<(String, u32, String)> {
+    pools
+        .iter()
+        .zip(running)
+        .zip(outcomes)
+        .filter_map(|((p, &n), o)| match o {
+            Outcome::Failed(why) => Some((p.clone(), n, why.clone())),
+            Outcome::Done => None,
+        })
+        .collect()
+}
+
+/// Writes `status` when it changed; returns the status now in effect.
+pub async fn status(
+    ctx: &WorkloadContext,
+    workload: &MultiCloudWorkload,
+    previous: &MultiCloudWorkloadStatus,
+    mut next: MultiCloudWorkloadStatus,
+    now: jiff::Timestamp,
+) -> Result<MultiCloudWorkloadStatus, WorkloadError> {
+    if !status::worth_writing(previous, &next, ctx.sync_period, now) {
+        return Ok(next);
+    }
+    next.last_decision_time = Some(Time(now));
+    let namespace = workload.namespace().unwrap_or_default();
+    let api: Api<MultiCloudWorkload> = Api::namespaced(ctx.registry.management(), &namespace);
+    let patch = serde_json::json!({
+        "apiVersion": "skyfleet.io/v1alpha1",
+        "kind": "MultiCloudWorkload",
+        "status": next,
+    });
+    api.patch_status(
+        &workload.name_any(),
+        &PatchParams::apply(labels::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(WorkloadError::Status)?;
+    debug!(workload = %workload.name_any(), %namespace, desired = next.desired_replicas, ready = next.ready_replicas, "status written");
+    Ok(next)
+}
+
+/// Publishes one Event about the workload.
+pub async fn publish(ctx: &WorkloadContext, workload: &MultiCloudWorkload, notice: &Notice) {
+    let event = Event {
+        type_: if notice.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: notice.reason.as_str().to_string(),
+        note: Some(notice.note.clone()),
+        action: notice.action.to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx
+        .recorder
+        .publish(&event, &workload.object_ref(&()))
+        .await
+    {
+        warn!(workload = %workload.name_any(), namespace = %workload.namespace().unwrap_or_default(), error = %e, "could not publish event");
+    }
+}
+
+/// A Warning Event for members that refused this decision's applies.
+pub fn refused(failures: &[(String, u32, String)]) -> Option<Notice> {
+    (!failures.is_empty()).then(|| Notice {
+        warning: true,
+        reason: EventReason::MemberRefused,
+        action: "Apply",
+        note: failures
+            .iter()
+            .map(|(pool, _, why)| format!("pool {pool}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}
+
+/// Sets the workload's gauges from the status in effect.
+pub fn metrics(
+    ctx: &WorkloadContext,
+    namespace: &str,
+    name: &str,
+    status: &MultiCloudWorkloadStatus,
+) {
+    let labels = WorkloadLabels {
+        namespace: namespace.to_string(),
+        workload: name.to_string(),
+    };
+    ctx.metrics
+        .workload_desired_replicas
+        .get_or_create(&labels)
+        .set(i64::from(status.desired_replicas));
+    ctx.metrics
+        .workload_ready_replicas
+        .get_or_create(&labels)
+        .set(i64::from(status.ready_replicas));
+    ctx.metrics
+        .workload_cost_per_hour
+        .get_or_create(&labels)
+        .set(status.cost_per_hour);
+}
+
+/// Stores the history and the decision memory in the workload's history ConfigMap.
+pub async fn persist(
+    ctx: &WorkloadContext,
+    workload: &MultiCloudWorkload,
+    memory: &Memory,
+) -> Result<(), kube::Error> {
+    let namespace = workload.namespace().unwrap_or_default();
+    let name = history_configmap(&workload.name_any());
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            labels: Some(BTreeMap::from([
+                (labels::MANAGED_BY.to_string(), labels::MANAGER.to_string()),
+                (labels::WORKLOAD_NAME.to_string(), workload.name_any()),
+            ])),
+            owner_references: workload.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            (HISTORY_KEY.to_string(), memory.demand.encode()),
+            (MEMORY_KEY.to_string(), memory.encode()),
+        ])),
+        ..Default::default()
+    };
+    let api: Api<ConfigMap> = Api::namespaced(ctx.registry.management(), &namespace);
+    api.patch(
+        &name,
+        &PatchParams::apply(labels::FIELD_MANAGER).force(),
+        &Patch::Apply(&cm),
+    )
+    .await
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::workload::PoolPlacementStatus;
+
+    #[test]
+    fn a_refused_apply_shows_what_runs_and_says_why() {
+        let now: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let status = MultiCloudWorkloadStatus {
+            desired_replicas: 5,
+            pools: vec![
+                PoolPlacementStatus {
+                    name: "aws".into(),
+                    replicas: 3,
+                    ready_replicas: 1,
+                    cost_per_hour: 0.3,
+                },
+                PoolPlacementStatus {
+                    name: "gcp".into(),
+                    replicas: 2,
+                    ready_replicas: 2,
+                    cost_per_hour: 0.2,
+                },
+            ],
+            ..Default::default()
+        };
+        let failures = vec![("aws".to_string(), 1, "admission webhook denied".to_string())];
+        let s = with_outcomes(status, &failures, Some(1), now);
+        assert_eq!(s.desired_replicas, 3, "1 that runs in aws, not the 3 meant");
+        assert!((s.cost_per_hour - 0.3).abs() < 1e-9);
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == conditions::DEGRADED)
+            .unwrap();
+        assert_eq!(c.reason, "MemberRefused");
+        assert!(c.message.contains("pool aws: admission webhook denied"));
+    }
+}

@@ -1,0 +1,206 @@
+//! What a workload's decisions remember from one to the next, and the part of it that is
+//! stored beside the demand history so that a restart or a leader change loses nothing: the
+//! scale-down stabiliser (no early scale-down after a restart), the failover memory (which
+//! pools are lost, and since when: one Failover event per loss), and the replicas last seen
+//! in each pool (where the workload may still have Deployments, for the finalizer).
+//!
+//! The stored form lives in the tenant's namespace, so it is untrusted: [`Memory::restore`]
+//! refuses what is too large and drops what is implausible.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::demand::{DemandTracker, Stabilizer};
+
+/// Most bytes of stored memory read back; more is refused, not parsed.
+pub const MAX_STORED_BYTES: usize = 64 * 1024;
+/// Most pools remembered; a fleet has far fewer.
+pub const MAX_POOLS: usize = 1024;
+
+/// One workload's memory.
+#[derive(Debug)]
+pub struct Memory {
+    /// Demand history and forecaster.
+    pub demand: DemandTracker,
+    /// Recent demand estimates, for scale-down stabilisation.
+    pub stabilizer: Stabilizer,
+    /// Pools lost past the failover grace while the workload had replicas there, with the
+    /// unix time the loss was first acted on.
+    pub lost: BTreeMap<String, i64>,
+    /// Replicas last seen in each pool's Deployment while its member answered; a pool is
+    /// here from the first apply until its Deployment is gone.
+    pub known: BTreeMap<String, u32>,
+    /// What was last stored, to tell when storing again is worth it.
+    stored: Option<Fingerprint>,
+}
+
+/// What matters of the stored part for deciding whether to write it again.
+#[derive(Debug, Clone, PartialEq)]
+struct Fingerprint {
+    lost: Vec<String>,
+    known: Vec<(String, u32)>,
+    peak: f64,
+}
+
+/// Why stored memory was not used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemoryError {
+    #[error("stored decision memory is {0} bytes, more than the {MAX_STORED_BYTES} allowed")]
+    TooLarge(usize),
+    #[error("stored decision memory does not parse: {0}")]
+    Parse(String),
+}
+
+/// The stored form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    #[serde(default)]
+    stabilizer: Vec<(i64, f64)>,
+    #[serde(default)]
+    lost: BTreeMap<String, i64>,
+    #[serde(default)]
+    known: BTreeMap<String, u32>,
+}
+
+impl Memory {
+    /// Fresh memory around `demand`.
+    pub fn new(demand: DemandTracker) -> Self {
+        Self {
+            demand,
+            stabilizer: Stabilizer::default(),
+            lost: BTreeMap::new(),
+            known: BTreeMap::new(),
+            stored: None,
+        }
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint {
+            lost: self.lost.keys().cloned().collect(),
+            known: self.known.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            peak: self
+                .stabilizer
+                .entries()
+                .map(|(_, c)| c)
+                .fold(0.0, f64::max),
+        }
+    }
+
+    /// Whether the stored part is worth writing: a history step finished, the failover
+    /// memory or the pools in use changed, or the stabiliser's peak rose (a fall needs no
+    /// write: the restored stabiliser expires it as the original would).
+    pub fn needs_persist(&self) -> bool {
+        if self.demand.to_persist().is_some() {
+            return true;
+        }
+        let now = self.fingerprint();
+        match &self.stored {
+            None => !now.lost.is_empty() || !now.known.is_empty() || now.peak > 0.0,
+            Some(was) => was.lost != now.lost || was.known != now.known || now.peak > was.peak,
+        }
+    }
+
+    /// Notes that what [`encode`](Self::encode) and the history's encoding gave was stored.
+    pub fn persisted(&mut self) {
+        self.demand.persisted();
+        self.stored = Some(self.fingerprint());
+    }
+
+    /// The part to store, as text.
+    pub fn encode(&self) -> String {
+        let stored = Stored {
+            stabilizer: self.stabilizer.entries().collect(),
+            lost: self.lost.clone(),
+            known: self.known.clone(),
+        };
+        serde_json::to_string(&stored).unwrap_or_default()
+    }
+
+    /// Memory around `demand` with what [`encode`](Self::encode) stored, at unix time `now`
+    /// (nothing from the future is believed). Stored text that is refused gives fresh memory
+    /// around `demand`, and the reason.
+    pub fn restore(demand: DemandTracker, text: &str, now: i64) -> (Self, Option<MemoryError>) {
+        match Self::parse(text) {
+            Ok(stored) => (Self::from_stored(demand, stored, now), None),
+            Err(e) => (Self::new(demand), Some(e)),
+        }
+    }
+
+    fn parse(text: &str) -> Result<Stored, MemoryError> {
+        if text.len() > MAX_STORED_BYTES {
+            return Err(MemoryError::TooLarge(text.len()));
+        }
+        serde_json::from_str(text).map_err(|e| MemoryError::Parse(e.to_string()))
+    }
+
+    fn from_stored(demand: DemandTracker, stored: Stored, now: i64) -> Self {
+        let plausible_pool = |name: &String| !name.is_empty() && name.len() <= 253;
+        let mut memory = Self {
+            demand,
+            stabilizer: Stabilizer::restore(stored.stabilizer, now),
+            lost: stored
+                .lost
+                .into_iter()
+                .filter(|(p, at)| plausible_pool(p) && *at <= now)
+                .take(MAX_POOLS)
+                .collect(),
+            known: stored
+                .known
+                .into_iter()
+                .filter(|(p, _)| plausible_pool(p))
+                .take(MAX_POOLS)
+                .collect(),
+            stored: None,
+        };
+        memory.stored = Some(memory.fingerprint());
+        memory
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::workload::ForecastSpec;
+    use std::time::Duration;
+
+    fn tracker() -> DemandTracker {
+        DemandTracker::new(&ForecastSpec::default(), Duration::from_secs(60))
+    }
+
+    #[test]
+    fn the_stored_part_survives_a_restart() {
+        let mut m = Memory::new(tracker());
+        let window = Duration::from_secs(300);
+        m.stabilizer.apply(100, 4.0, window);
+        m.stabilizer.apply(110, 1.0, window);
+        m.lost.insert("aws".into(), 90);
+        m.known.insert("gcp".into(), 3);
+        let (back, error) = Memory::restore(tracker(), &m.encode(), 120);
+        assert_eq!(error, None);
+        assert_eq!(back.stabilizer, m.stabilizer);
+        assert_eq!(back.lost, m.lost);
+        assert_eq!(back.known, m.known);
+        // The restored stabiliser still holds the peak inside its window.
+        let mut s = back.stabilizer;
+        assert_eq!(s.apply(130, 0.5, window), 4.0);
+    }
+
+    #[test]
+    fn implausible_stored_memory_is_refused_or_dropped() {
+        assert!(matches!(
+            Memory::restore(tracker(), &"x".repeat(MAX_STORED_BYTES + 1), 0).1,
+            Some(MemoryError::TooLarge(_))
+        ));
+        let (m, e) = Memory::restore(tracker(), "{not json", 0);
+        assert!(matches!(e, Some(MemoryError::Parse(_))));
+        assert!(m.lost.is_empty() && m.known.is_empty());
+        let text = r#"{"stabilizer":[[50,2.0],[500,9.0],[60,-1.0]],"lost":{"aws":10,"future":999},"known":{"":3}}"#;
+        let (m, e) = Memory::restore(tracker(), text, 100);
+        assert_eq!(e, None);
+        assert_eq!(m.stabilizer.entries().collect::<Vec<_>>(), vec![(50, 2.0)]);
+        assert_eq!(m.lost.keys().collect::<Vec<_>>(), ["aws"]);
+        assert!(m.known.is_empty());
+    }
+}

@@ -1,0 +1,125 @@
+//! Every reason skyfleet writes into a workload's conditions and Events, in one place, so
+//! nothing is a string literal scattered through the code or read back from status by
+//! spelling (linkerd keeps its reasons the same way).
+
+use std::fmt;
+
+/// Why a workload's condition has the status it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConditionReason {
+    /// Every planned replica is Ready.
+    Placed,
+    /// Replicas are still starting or being moved.
+    Progressing,
+    /// The spec cannot be planned at all.
+    InvalidSpec,
+    /// No pool may take replicas.
+    NoEligiblePools,
+    /// The constraints cannot all hold.
+    Infeasible,
+    /// The Ready replicas survive the configured losses.
+    Redundant,
+    /// Losing the configured domains would leave too few Ready replicas.
+    InsufficientRedundancy,
+    /// Nothing runs below what was asked.
+    AsPlanned,
+    /// A pool with replicas was lost past the failover grace.
+    PoolLost,
+    /// A member holds an object with the name skyfleet needs, owned by someone else.
+    Conflict,
+    /// A member refused what skyfleet applied, or cannot create the pods.
+    MemberRefused,
+    /// Replicas planned to go are kept until replacements are Ready elsewhere.
+    WaitingForReplacements,
+}
+
+impl ConditionReason {
+    /// The CamelCase word Kubernetes shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placed => "Placed",
+            Self::Progressing => "Progressing",
+            Self::InvalidSpec => "InvalidSpec",
+            Self::NoEligiblePools => "NoEligiblePools",
+            Self::Infeasible => "Infeasible",
+            Self::Redundant => "Redundant",
+            Self::InsufficientRedundancy => "InsufficientRedundancy",
+            Self::AsPlanned => "AsPlanned",
+            Self::PoolLost => "PoolLost",
+            Self::Conflict => "Conflict",
+            Self::MemberRefused => "MemberRefused",
+            Self::WaitingForReplacements => "WaitingForReplacements",
+        }
+    }
+}
+
+impl fmt::Display for ConditionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why skyfleet published an Event about a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventReason {
+    /// The first replicas were placed.
+    Placed,
+    /// Replicas changed in some pools.
+    Scaled,
+    /// A pool was lost past the failover grace; its replicas are planned elsewhere.
+    Failover,
+    /// The spec cannot be planned.
+    InvalidSpec,
+    /// The constraints cannot all hold.
+    PlacementInfeasible,
+    /// No pool may take replicas.
+    NoEligiblePools,
+    /// A foreign object holds the name skyfleet needs in a member.
+    Conflict,
+    /// A member refused an apply or cannot create the pods.
+    MemberRefused,
+    /// Member Deployments were deleted with the workload.
+    Deleted,
+    /// Deleting the workload waits for members.
+    CleanupPending,
+    /// The stored history could not be read; it is not overwritten.
+    HistoryUnreadable,
+}
+
+impl EventReason {
+    /// The CamelCase word Kubernetes shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placed => "Placed",
+            Self::Scaled => "Scaled",
+            Self::Failover => "Failover",
+            Self::InvalidSpec => "InvalidSpec",
+            Self::PlacementInfeasible => "PlacementInfeasible",
+            Self::NoEligiblePools => "NoEligiblePools",
+            Self::Conflict => "Conflict",
+            Self::MemberRefused => "MemberRefused",
+            Self::Deleted => "Deleted",
+            Self::CleanupPending => "CleanupPending",
+            Self::HistoryUnreadable => "HistoryUnreadable",
+        }
+    }
+}
+
+impl fmt::Display for EventReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `Ready` reasons the CloudPool controller writes, as the workload decision reads them.
+pub mod pool {
+    /// The member answered and the pool's nodes can take replicas.
+    pub const PROBED: &str = "Probed";
+    /// `spec.unschedulable: true`: an explicit drain, the one not-Ready reason without a
+    /// failover grace.
+    pub const DRAINED: &str = "Drained";
+    /// The member does not answer.
+    pub const UNREACHABLE: &str = "Unreachable";
+    /// No node matches the pool's selector and tolerations (e.g. a reclaimed spot group).
+    pub const NO_MATCHING_NODES: &str = "NoMatchingNodes";
+}

@@ -1,0 +1,356 @@
+//! Make-before-break, on the real control planes with pods that take 15 s to become Ready:
+//! whatever moves a workload's replicas (a changed pool selector, a drain), the Ready
+//! replicas never drop below what the workload needs, sampled every half second. And an
+//! object of another owner that holds skyfleet's name is never touched.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, ListParams};
+use serde_json::{Value, json};
+use skyfleet_e2e::{Env, eventually, unique};
+
+use super::{
+    SECRET_NS, apply_json, condition, events, get_json, operator, patch_workload, workload,
+};
+
+/// How long a pod of these tests takes to become Ready (kwok's pod-ready stage delay).
+const STARTUP: &str = "15s";
+
+/// A CloudPool named `name` in member `cluster`, with `labels`.
+fn apply_pool(env: &Env, name: &str, cluster: &str, price: f64, labels: Value) {
+    let (provider, region) = match cluster {
+        "aws" => ("aws", "us-east-1"),
+        "azure" => ("azure", "eastus"),
+        _ => ("gcp", "us-central1"),
+    };
+    apply_json(
+        env,
+        &json!({
+            "apiVersion": "skyfleet.io/v1alpha1", "kind": "CloudPool",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "provider": provider, "region": region,
+                "kubeconfigSecretRef": {"namespace": SECRET_NS, "name": format!("member-{cluster}")},
+                "pricing": {"cpuPerHour": price, "memoryGiBPerHour": 0.004}
+            }
+        }),
+    );
+}
+
+/// A workload of exactly `replicas` replicas whose pods take [`STARTUP`] to become Ready.
+fn apply_slow_workload(env: &Env, namespace: &str, name: &str, selector: Value, replicas: i32) {
+    apply_json(
+        env,
+        &json!({
+            "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": {"min": replicas, "max": replicas},
+                "template": {
+                    "metadata": {
+                        "labels": {"app": name},
+                        "annotations": {"pod-ready.stage.kwok.x-k8s.io/delay": STARTUP}
+                    },
+                    "spec": {"containers": [{
+                        "name": "app", "image": "registry.example/web:1",
+                        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+                    }]}
+                },
+                "scaling": {"targetCPUUtilizationPercentage": 50},
+                "placement": {"poolSelector": {"matchLabels": selector}, "redundancy": {"tolerate": 0}}
+            }
+        }),
+    );
+}
+
+/// `(spec.replicas, readyReplicas)` of the workload's Deployments, per pool, in every member.
+type Snapshot = BTreeMap<String, (i32, i32)>;
+
+async fn snapshot(
+    clients: &[(String, kube::Client)],
+    namespace: &str,
+    name: &str,
+) -> Option<Snapshot> {
+    let mut out = Snapshot::new();
+    for (_, client) in clients {
+        let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+        let list = api
+            .list(&ListParams::default().labels(&format!("skyfleet.io/workload={name}")))
+            .await
+            .ok()?;
+        for d in list.items {
+            let pool = d.metadata.labels.as_ref()?.get("skyfleet.io/pool")?.clone();
+            let spec = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            let ready = d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+            out.insert(pool, (spec, ready));
+        }
+    }
+    Some(out)
+}
+
+fn ready(s: &Snapshot) -> i32 {
+    s.values().map(|v| v.1).sum()
+}
+
+/// Samples the workload's Deployments in every member every 500 ms until stopped.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<(Duration, Snapshot)>>,
+}
+
+impl Sampler {
+    async fn start(env: &Env, namespace: &str, name: &str) -> Self {
+        let mut clients = Vec::new();
+        for m in env.members() {
+            clients.push((m.to_string(), env.client(m).await));
+        }
+        let (namespace, name) = (namespace.to_string(), name.to_string());
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let t0 = Instant::now();
+            let mut samples = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                if let Some(s) = snapshot(&clients, &namespace, &name).await {
+                    samples.push((t0.elapsed(), s));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            samples
+        });
+        Sampler { stop, task }
+    }
+
+    async fn finish(self) -> Vec<(Duration, Snapshot)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("sampler")
+    }
+}
+
+/// Asserts that no sample shows fewer than `need` Ready replicas, and that samples were
+/// taken at least every second.
+fn assert_never_below(samples: &[(Duration, Snapshot)], need: i32, what: &str) {
+    assert!(
+        samples.len() >= 10,
+        "{what}: too few samples: {}",
+        samples.len()
+    );
+    for pair in samples.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(
+            gap <= Duration::from_secs(1),
+            "{what}: a {gap:?} gap between samples"
+        );
+    }
+    let worst = samples
+        .iter()
+        .min_by_key(|(_, s)| ready(s))
+        .expect("samples");
+    assert!(
+        ready(&worst.1) >= need,
+        "{what}: only {} Ready replicas at {:?} ({:?}); {need} needed",
+        ready(&worst.1),
+        worst.0,
+        worst.1
+    );
+}
+
+/// Waits until the workload runs `replicas` Ready replicas, all in `pool`, and no Deployment
+/// elsewhere.
+async fn wait_all_in(
+    env: &Env,
+    namespace: &str,
+    name: &str,
+    pool: &str,
+    replicas: i32,
+) -> Snapshot {
+    let mut clients = Vec::new();
+    for m in env.members() {
+        clients.push((m.to_string(), env.client(m).await));
+    }
+    eventually(
+        &format!("{name}: {replicas} Ready replicas in {pool} only"),
+        Duration::from_secs(120),
+        || async {
+            let s = snapshot(&clients, namespace, name).await?;
+            (s.len() == 1 && s.get(pool) == Some(&(replicas, replicas))).then_some(s)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_pool_selector_moved_to_a_disjoint_set_keeps_every_replica_ready_until_replaced() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let (from, to) = (format!("azure-from-{run}"), format!("gcp-to-{run}"));
+    apply_pool(
+        env,
+        &from,
+        "azure",
+        0.03,
+        json!({"e2e-run": run, "set": "a"}),
+    );
+    apply_pool(env, &to, "gcp", 0.05, json!({"e2e-run": run, "set": "b"}));
+    let namespace = env.namespace("mbb", &["mgmt"]);
+    let name = format!("mv-{run}");
+    apply_slow_workload(
+        env,
+        &namespace,
+        &name,
+        json!({"e2e-run": run, "set": "a"}),
+        6,
+    );
+    wait_all_in(env, &namespace, &name, &from, 6).await;
+
+    let sampler = Sampler::start(env, &namespace, &name).await;
+    patch_workload(
+        env,
+        &namespace,
+        &name,
+        &json!({"spec": {"placement": {"poolSelector": {"matchLabels": {"e2e-run": run, "set": "b"}}}}}),
+    );
+    let end = wait_all_in(env, &namespace, &name, &to, 6).await;
+    let samples = sampler.finish().await;
+    assert_never_below(&samples, 6, "moving to a disjoint set of pools");
+    // The move really waited for the new pods: at some point both pools ran replicas.
+    assert!(
+        samples
+            .iter()
+            .any(|(_, s)| s.get(&from).is_some_and(|v| v.0 > 0)
+                && s.get(&to).is_some_and(|v| v.0 > 0)),
+        "both pools ran replicas during the move: {samples:?}"
+    );
+    assert_eq!(end.get(&to), Some(&(6, 6)));
+    let w = workload(env, &namespace, &name).expect("workload");
+    assert_eq!(
+        condition(&w, "Ready").map(|c| c.0).as_deref(),
+        Some("True"),
+        "{w}\n{}",
+        op.log_text()
+    );
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    for p in [&from, &to] {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
+    }
+}
+
+#[tokio::test]
+async fn a_drained_pool_hands_its_replicas_over_before_it_empties() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let (cheap, dear) = (format!("aws-drain-{run}"), format!("azure-stay-{run}"));
+    apply_pool(env, &cheap, "aws", 0.02, json!({"e2e-run": run}));
+    apply_pool(env, &dear, "azure", 0.06, json!({"e2e-run": run}));
+    let namespace = env.namespace("drain", &["mgmt"]);
+    let name = format!("dr-{run}");
+    apply_slow_workload(env, &namespace, &name, json!({"e2e-run": run}), 5);
+    wait_all_in(env, &namespace, &name, &cheap, 5).await;
+
+    let sampler = Sampler::start(env, &namespace, &name).await;
+    env.kubectl_ok(
+        "mgmt",
+        &[
+            "patch",
+            "cpool",
+            &cheap,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"unschedulable":true}}"#,
+        ],
+    );
+    wait_all_in(env, &namespace, &name, &dear, 5).await;
+    let samples = sampler.finish().await;
+    assert_never_below(&samples, 5, "draining a pool (spec.unschedulable)");
+    let scaled = events(env, &namespace, &name, "Scaled");
+    assert!(
+        scaled.contains("kept until their replacements are Ready"),
+        "{scaled}\n{}",
+        op.log_text()
+    );
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    for p in [&cheap, &dear] {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_of_another_owner_with_skyfleets_name_is_never_touched() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pool = format!("gcp-foreign-{run}");
+    apply_pool(env, &pool, "gcp", 0.03, json!({"e2e-run": run}));
+    let namespace = env.namespace("foreign", &["mgmt", "gcp"]);
+    let name = format!("fg-{run}");
+    // Someone else's Deployment, with the name skyfleet gives this workload in this pool.
+    let taken = skyfleet::controller::desired::deployment_name(&name, &pool);
+    let foreign = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": taken, "namespace": namespace, "labels": {"team": "other"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "other"}},
+            "template": {"metadata": {"labels": {"app": "other"}},
+                         "spec": {"containers": [{"name": "c", "image": "other:1"}]}}
+        }
+    });
+    let file = std::env::temp_dir().join(format!("skyfleet-e2e-foreign-{run}.json"));
+    std::fs::write(&file, foreign.to_string()).expect("write manifest");
+    env.kubectl_ok("gcp", &["apply", "-f", file.to_str().expect("path")]);
+    let _ = std::fs::remove_file(&file);
+    let before = get_json(env, "gcp", &["deployment", &taken, "-n", &namespace]).expect("foreign");
+
+    apply_slow_workload(env, &namespace, &name, json!({"e2e-run": run}), 3);
+    let w = eventually(
+        &format!("{name}: Degraded=Conflict\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            let (status, reason, _) = condition(&w, "Degraded")?;
+            (status == "True" && reason == "Conflict").then_some(w)
+        },
+    )
+    .await;
+    let (_, _, message) = condition(&w, "Degraded").expect("Degraded");
+    assert!(
+        message.contains(&taken) && message.contains("left untouched"),
+        "{message}"
+    );
+    let conflict = events(env, &namespace, &name, "Conflict");
+    assert!(conflict.contains(&taken), "{conflict}");
+    // A few more decisions: the foreign Deployment is exactly as its owner left it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after =
+        get_json(env, "gcp", &["deployment", &taken, "-n", &namespace]).expect("still there");
+    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    assert_eq!(
+        after["metadata"]["generation"],
+        before["metadata"]["generation"]
+    );
+    assert_eq!(after["metadata"]["labels"], before["metadata"]["labels"]);
+    assert_eq!(after["spec"]["replicas"], json!(2));
+
+    // Deleting the workload leaves it too.
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--timeout=60s"],
+    );
+    let after = get_json(env, "gcp", &["deployment", &taken, "-n", &namespace])
+        .expect("survives the delete");
+    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    env.kubectl_ok("mgmt", &["delete", "cpool", &pool, "--wait=false"]);
+}
