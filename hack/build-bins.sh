@@ -52,29 +52,32 @@ k8s_minor=${K8S_VERSION#v1.}; k8s_minor=${k8s_minor%%.*}
 for p in pkg/chartutil pkg/lint/rules; do hv+=" -X helm.sh/helm/v3/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/$p.k8sVersionMinor=$k8s_minor"; done
 go_install "$HELM_DIR" helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "${hv}"
 
-# kwok ships its stages and metric emulation as YAML inside its module; keep the ones the
-# clusters use beside the binary, so starting a cluster needs no Go.
-if [ ! -s "$KWOK_DIR/kwok-config.yaml" ]; then
+# kwok ships its Stages (how nodes and pods behave) and its metric emulation as YAML inside its
+# module; hack/kwok/config.sh assembles the ones the clusters run, with skyfleet's changes, into
+# $KWOK_CONFIG beside the binary, so starting a cluster needs no Go. The file's name carries a
+# hash of hack/kwok/ (hack/versions.sh): a machine that cached an older config writes the new one.
+if [ ! -s "$KWOK_CONFIG" ] || [ ! -d "$KWOK_DIR/crds" ]; then
   src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\([^"]*\)".*/\1/p')
-  for f in kustomize/stage/node/fast/node-initialize.yaml \
-           kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
-           kustomize/stage/pod/fast/pod-ready.yaml \
-           kustomize/stage/pod/fast/pod-complete.yaml \
-           kustomize/stage/pod/fast/pod-delete.yaml \
-           kustomize/metrics/resource/metrics-resource.yaml; do
-    printf -- '---\n'; cat "$src/$f"
-  done > "$KWOK_DIR/kwok-config.yaml.tmp"
-  mkdir -p "$KWOK_DIR/crds"
-  cp "$src"/kustomize/crd/bases/kwok.x-k8s.io_*.yaml "$KWOK_DIR/crds/"
-  chmod -R u+w "$KWOK_DIR/crds"
-  mv "$KWOK_DIR/kwok-config.yaml.tmp" "$KWOK_DIR/kwok-config.yaml"
+  [ -d "$src" ] || { log "error: go mod download found no directory for sigs.k8s.io/kwok@$KWOK_VERSION"; exit 1; }
+  if [ ! -s "$KWOK_CONFIG" ]; then
+    log "writing $(basename "$KWOK_CONFIG") (hack/kwok/config.sh) from sigs.k8s.io/kwok@$KWOK_VERSION"
+    "$SKYFLEET_HACK_DIR/kwok/config.sh" "$src" > "$KWOK_CONFIG.tmp"
+    mv "$KWOK_CONFIG.tmp" "$KWOK_CONFIG"
+  fi
+  if [ ! -d "$KWOK_DIR/crds" ]; then
+    rm -rf "$KWOK_DIR/crds.tmp"; mkdir -p "$KWOK_DIR/crds.tmp"
+    cp "$src"/kustomize/crd/bases/kwok.x-k8s.io_*.yaml "$KWOK_DIR/crds.tmp/"
+    chmod -R u+w "$KWOK_DIR/crds.tmp"
+    mv "$KWOK_DIR/crds.tmp" "$KWOK_DIR/crds"
+  fi
 fi
 
 mkdir -p "$SKYFLEET_BIN"
 for f in "$K8S_DIR"/{kube-apiserver,kube-controller-manager,kube-scheduler,etcd} "$KWOK_DIR/kwok" \
-         "$KWOK_DIR/kwok-config.yaml" "$METRICS_SERVER_DIR/metrics-server" "$HELM_DIR/helm"; do
+         "$METRICS_SERVER_DIR/metrics-server" "$HELM_DIR/helm"; do
   ln -sfn "$f" "$SKYFLEET_BIN/$(basename "$f")"
 done
+ln -sfn "$KWOK_CONFIG" "$SKYFLEET_BIN/kwok-config.yaml"
 ln -sfn "$KWOK_DIR/crds" "$SKYFLEET_BIN/kwok-crds"
 rm -f "$SKYFLEET_BIN/crds"
 log "binaries ready in $SKYFLEET_BIN"

@@ -16,6 +16,10 @@
 #
 # Nothing listens on or connects to anything but 127.0.0.1: kwok nodes have InternalIP
 # 127.0.0.1, and metrics.k8s.io is reached through an ExternalName Service pointing at it.
+# kwok runs the Stages of hack/kwok/config.sh: a pod is Running and Ready within about a
+# second of being scheduled, unless its template asks for a startup time with the annotation
+# pod-ready.stage.kwok.x-k8s.io/delay (e.g. "15s"; with .../jitter-delay as well, the time is
+# drawn between the two); a deleted pod is gone within about a second.
 # Environment: SKYFLEET_CLUSTER_DIR (state, default .local/cluster in the repo),
 # SKYFLEET_PORT_BASE (default 17000), SKYFLEET_BIN (binaries, default from hack/versions.sh).
 set -euo pipefail
@@ -176,7 +180,7 @@ start_components() { # name index provider region
     --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --leader-elect=false
   kubectl --kubeconfig="$K" apply --server-side -f "$B/kwok-crds/kwok.x-k8s.io_resourceusages.yaml" \
     -f "$B/kwok-crds/kwok.x-k8s.io_clusterresourceusages.yaml" >/dev/null
-  spawn "$dir" kwok "$B/kwok" --kubeconfig="$K" --config="$B/kwok-config.yaml" \
+  spawn "$dir" kwok "$B/kwok" --kubeconfig="$K" --config="$(cat "$STATE/kwok-config")" \
     --enable-crds=ResourceUsage,ClusterResourceUsage \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-ip=127.0.0.1 --node-port="$KWOK_PORT" --server-address="127.0.0.1:$KWOK_PORT" \
@@ -267,7 +271,11 @@ cmd_up() {
   for b in kube-apiserver kube-controller-manager kube-scheduler etcd kwok metrics-server; do
     [ -x "$B/$b" ] || die "$B/$b is missing: run hack/build-bins.sh"
   done
+  [ -s "$B/kwok-config.yaml" ] || die "$B/kwok-config.yaml is missing: run hack/build-bins.sh"
   mkdir -p "$STATE"
+  # The config file itself rather than the link to it, so that `healthy` can tell when
+  # hack/build-bins.sh has since linked a different one.
+  readlink -f "$B/kwok-config.yaml" > "$STATE/kwok-config"
   { echo mgmt; for m in $(seq 0 $((members - 1))); do set -- ${MEMBERS[$m]}; echo "$1"; done; } > "$STATE/clusters"
   pki
   port_free "$ETCD_PORT" || die "port $ETCD_PORT (etcd) is taken; set SKYFLEET_PORT_BASE"
@@ -298,9 +306,12 @@ cmd_up() {
   cmd_status
 }
 
-# True when etcd and every component of every cluster run and every API server is ready.
+# True when etcd and every component of every cluster run, every API server is ready, and kwok
+# runs the config hack/build-bins.sh links now (after a change to hack/kwok/, `up` replaces the
+# environment instead of reusing it).
 cmd_healthy() {
   alive "$STATE/etcd/etcd.pid" || return 1
+  [ "$(cat "$STATE/kwok-config" 2>/dev/null)" = "$(readlink -f "$B/kwok-config.yaml")" ] || return 1
   local name c
   for name in $(cluster_names); do
     for c in kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server; do
@@ -370,12 +381,8 @@ case ${1:-} in
     i=$(cluster_index "${2:?cluster name}")
     alive "$STATE/$2/kube-apiserver.pid" || respawn "$STATE/$2" kube-apiserver
     wait_for "kube-apiserver of $2" 120 apiserver_ready "$2"
-    # Known limit: after the outage the kwok nodes lose status.addresses (observed, cause in
-    # kwok's stages not pinned down) until kwok's heartbeat stage, due every 10-20 min,
-    # sets them again; until then metrics-server cannot scrape that member ("no address
-    # matched types [InternalIP]") and its pods report no CPU.
     log "started the API server of $2" ;;
   usage) shift; cmd_usage "$@" ;;
   kubeconfig) cluster_index "${2:?cluster name}" >/dev/null; echo "$STATE/$2/kubeconfig" ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
