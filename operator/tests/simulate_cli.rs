@@ -152,7 +152,10 @@ fn losing_a_provider_moves_replicas_and_skyfleet_still_carries_demand() {
     };
     let day = 86_400.0;
     let before = at(3.0 * day - 600.0);
-    assert!(before["replicas_aws-us-east-1"] > 0.0, "aws runs replicas before: {before:?}");
+    assert!(
+        before["replicas_aws-us-east-1"] > 0.0,
+        "aws runs replicas before: {before:?}"
+    );
     let during = at(3.0 * day + 1800.0);
     assert!(
         elsewhere(during) > elsewhere(before),

@@ -295,6 +295,7 @@ pub fn replay_steps(
             sized_for,
             capacity,
             replicas: per_pool,
+            desired: targets.clone(),
             cost_per_hour,
             unmet,
             moves,

@@ -63,6 +63,10 @@ pub fn csv(pools: &[String], steps: &[Step], cpu: f64) -> String {
         out += ",replicas_";
         out += p;
     }
+    for p in pools {
+        out += ",desired_";
+        out += p;
+    }
     out += ",cost_per_hour,unmet_cores,moves\n";
     for s in steps {
         let ready = if cpu > 0.0 {
@@ -82,7 +86,7 @@ pub fn csv(pools: &[String], steps: &[Step], cpu: f64) -> String {
             ready,
             s.total_replicas()
         );
-        for n in &s.replicas {
+        for n in s.replicas.iter().chain(&s.desired) {
             let _ = write!(out, ",{n}");
         }
         let _ = writeln!(out, ",{:.6},{:.4},{}", s.cost_per_hour, s.unmet, s.moves);
@@ -247,6 +251,7 @@ mod tests {
             capacity: f64::from(ready) * 0.5,
             cost_per_hour: f64::from(replicas.iter().sum::<u32>()) * 0.1,
             unmet: (demand - f64::from(ready) * 0.5).max(0.0),
+            desired: replicas.clone(),
             replicas,
             moves: 0,
         }
@@ -261,12 +266,12 @@ mod tests {
         assert_eq!(
             lines[0],
             "offset_s,demand_cores,sized_for_cores,capacity_cores,ready_replicas,replicas,\
-             replicas_a,replicas_b,cost_per_hour,unmet_cores,moves"
+             replicas_a,replicas_b,desired_a,desired_b,cost_per_hour,unmet_cores,moves"
         );
         assert_eq!(lines.len(), 3);
         assert_eq!(
             lines[2],
-            "300,2.0000,2.0000,1.5000,3,5,3,2,0.500000,0.5000,0"
+            "300,2.0000,2.0000,1.5000,3,5,3,2,3,2,0.500000,0.5000,0"
         );
     }
 

@@ -42,6 +42,9 @@ pub struct Step {
     pub capacity: f64,
     /// Replicas per pool, starting ones included, in the order of the pools given.
     pub replicas: Vec<u32>,
+    /// Replicas per pool the strategy asked for at this step (a Deployment's
+    /// `spec.replicas`; a lost pool keeps what it was asked for before it was lost).
+    pub desired: Vec<u32>,
     /// Cost per hour of every replica that exists.
     pub cost_per_hour: f64,
     /// Demand above capacity, in cores.
