@@ -161,6 +161,11 @@ impl Env {
     pub fn skyfleet_bin(&self) -> PathBuf {
         static BIN: OnceLock<PathBuf> = OnceLock::new();
         BIN.get_or_init(|| {
+            // Another build to run the suites against (an older commit, to show that a test
+            // fails there).
+            if let Some(bin) = std::env::var_os("SKYFLEET_E2E_OPERATOR_BIN") {
+                return PathBuf::from(bin);
+            }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let out = Command::new(cargo)
                 .args(["build", "--quiet", "-p", "skyfleet", "--bin", "skyfleet"])
@@ -175,7 +180,23 @@ impl Env {
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| self.root.join("target"));
-            target.join("debug/skyfleet")
+            // A copy of this build, so that a later build into the same target directory
+            // cannot change the operator under a running suite.
+            let dir = target.join("e2e-bin");
+            std::fs::create_dir_all(&dir).expect("e2e-bin dir");
+            // Copies of suites that have finished are not needed any more.
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let pid = name
+                    .strip_prefix("skyfleet-")
+                    .and_then(|p| p.parse::<u32>().ok());
+                if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+            let copy = dir.join(format!("skyfleet-{}", std::process::id()));
+            std::fs::copy(target.join("debug/skyfleet"), &copy).expect("copy the operator");
+            copy
         })
         .clone()
     }

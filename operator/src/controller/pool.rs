@@ -26,6 +26,7 @@ use super::registry::{MemberError, MemberRegistry};
 use crate::api::cloud_pool::{CloudPool, CloudPoolSpec, CloudPoolStatus, ResourceAmounts};
 use crate::api::conditions;
 use crate::api::quantity;
+use crate::decide::reason::pool as reason;
 
 /// What a successful probe found.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,20 +66,20 @@ pub fn pool_status(
             let (ready, reason, message) = if spec.unschedulable {
                 (
                     false,
-                    "Drained",
+                    reason::DRAINED,
                     "spec.unschedulable is true: nothing new is placed here".to_string(),
                 )
             } else if report.nodes == 0 {
                 (
                     false,
-                    "NoMatchingNodes",
+                    reason::NO_MATCHING_NODES,
                     "no schedulable node matches the pool's nodeSelector and tolerations"
                         .to_string(),
                 )
             } else {
                 (
                     true,
-                    "Probed",
+                    reason::PROBED,
                     format!(
                         "{} nodes answer; Kubernetes {}",
                         report.nodes, report.version

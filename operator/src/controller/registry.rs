@@ -56,7 +56,7 @@ impl MemberError {
             Self::SecretNotFound { .. } => "SecretNotFound",
             Self::KeyMissing { .. } => "SecretKeyMissing",
             Self::Kubeconfig { .. } => "KubeconfigRejected",
-            Self::Unreachable(_) => "Unreachable",
+            Self::Unreachable(_) => crate::decide::reason::pool::UNREACHABLE,
             Self::Management(_) => "ManagementClusterError",
         }
     }

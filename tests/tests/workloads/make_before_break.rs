@@ -354,3 +354,74 @@ async fn a_deployment_of_another_owner_with_skyfleets_name_is_never_touched() {
     assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
     env.kubectl_ok("mgmt", &["delete", "cpool", &pool, "--wait=false"]);
 }
+
+#[tokio::test]
+async fn a_pool_whose_nodes_vanish_keeps_its_replicas_until_replacements_are_ready() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    // A node group of our own in the gcp member, and a pool pinned to it.
+    let nodes: Vec<String> = (0..2).map(|i| format!("group-{run}-{i}")).collect();
+    for node in &nodes {
+        let doc = json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node,
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {"kubernetes.io/hostname": node, "type": "kwok", "e2e-group": run}},
+            "spec": {"taints": []},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                       "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"}}
+        });
+        let file = std::env::temp_dir().join(format!("skyfleet-e2e-{node}.json"));
+        std::fs::write(&file, doc.to_string()).expect("write manifest");
+        env.kubectl_ok(
+            "gcp",
+            &["apply", "--server-side", "-f", file.to_str().expect("path")],
+        );
+        let _ = std::fs::remove_file(&file);
+    }
+    let (group, other) = (format!("gcp-group-{run}"), format!("azure-other-{run}"));
+    apply_json(
+        env,
+        &json!({
+            "apiVersion": "skyfleet.io/v1alpha1", "kind": "CloudPool",
+            "metadata": {"name": group, "labels": {"e2e-run": run}},
+            "spec": {"provider": "gcp", "region": "us-central1",
+                     "kubeconfigSecretRef": {"namespace": SECRET_NS, "name": "member-gcp"},
+                     "nodeSelector": {"e2e-group": run},
+                     "pricing": {"cpuPerHour": 0.01, "memoryGiBPerHour": 0.001}}
+        }),
+    );
+    apply_pool(env, &other, "azure", 0.05, json!({"e2e-run": run}));
+    let namespace = env.namespace("nodes", &["mgmt"]);
+    let name = format!("nd-{run}");
+    apply_slow_workload(env, &namespace, &name, json!({"e2e-run": run}), 4);
+    wait_all_in(env, &namespace, &name, &group, 4).await;
+
+    let sampler = Sampler::start(env, &namespace, &name).await;
+    let mut args = vec!["delete", "node"];
+    args.extend(nodes.iter().map(String::as_str));
+    env.kubectl_ok("gcp", &args);
+    wait_all_in(env, &namespace, &name, &other, 4).await;
+    let samples = sampler.finish().await;
+    // The group's Deployment stays until its replacements are Ready elsewhere.
+    let last_with_group = samples
+        .iter()
+        .rposition(|(_, s)| s.contains_key(&group))
+        .expect("the group's Deployment was there");
+    let after = &samples[(last_with_group + 1).min(samples.len() - 1)].1;
+    assert_eq!(
+        after.get(&other).map(|v| v.1),
+        Some(4),
+        "when the node group's Deployment went, its replacements were Ready: {samples:?}\n{}",
+        op.log_text()
+    );
+    let w = workload(env, &namespace, &name).expect("workload");
+    let (_, reason, _) = condition(&w, "Degraded").expect("Degraded");
+    assert_ne!(reason, "Conflict", "{w}");
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    for p in [&group, &other] {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
+    }
+}

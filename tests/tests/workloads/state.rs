@@ -1,0 +1,396 @@
+//! State that survives: the failover memory and the scale-down stabiliser outlive an
+//! operator crash, failback moves at most `maxMovesPerDecision` replicas per decision, and
+//! what the members refuse reaches the user.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use skyfleet_e2e::{Env, eventually, unique};
+
+use super::{
+    SECRET_NS, apply_json, apply_pools, condition, events, member_replicas, operator, status_pools,
+    wait_placed, workload,
+};
+
+/// The replicas each pool lost or gained in one Scaled event: `pool a→b, …: why`.
+fn changes(note: &str) -> Vec<(String, i64, i64)> {
+    let head = note.split(": ").next().unwrap_or_default();
+    let head = head.split(" (").next().unwrap_or_default();
+    head.split(", ")
+        .filter_map(|c| {
+            let (pool, ab) = c.rsplit_once(' ')?;
+            let (a, b) = ab.split_once('→')?;
+            Some((pool.to_string(), a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_outage_fails_over_once_across_a_crash_and_fails_back_one_replica_per_decision() {
+    let env = Env::get();
+    let _g = env.exclusive().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("fb", &["mgmt"]);
+    let name = format!("fb-{run}");
+    apply_json(
+        env,
+        &json!({
+            "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": {"min": 3, "max": 8},
+                "template": {
+                    "metadata": {"labels": {"app": name},
+                                 "annotations": {"pod-ready.stage.kwok.x-k8s.io/delay": "3s"}},
+                    "spec": {"containers": [{"name": "app", "image": "registry.example/web:1",
+                        "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}}]}
+                },
+                "scaling": {"targetCPUUtilizationPercentage": 50},
+                "placement": {
+                    "poolSelector": {"matchLabels": {"e2e-run": run}},
+                    "redundancy": {"tolerate": 1, "domain": "Provider"},
+                    "maxMovesPerDecision": 1
+                }
+            }
+        }),
+    );
+    let azure = format!("azure-{run}");
+    let placed = wait_placed(env, op, &namespace, &name, &pools).await;
+    let before = status_pools(&placed);
+    assert!(
+        before.iter().any(|(p, _)| *p == azure),
+        "the cheapest provider is used: {before:?}"
+    );
+
+    let out = env.cluster_sh(&["stop-apiserver", "azure"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(
+        &format!("a Failover event\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async { (!events(env, &namespace, &name, "Failover").trim().is_empty()).then_some(()) },
+    )
+    .await;
+    // A crash during the outage: the new operator remembers the loss.
+    op.restart(env);
+    eventually(
+        &format!(
+            "the restarted operator decides for {name}\n{}",
+            op.log_text()
+        ),
+        Duration::from_secs(60),
+        || async {
+            let log = op.log_text();
+            log.lines()
+                .filter(|l| l.contains(&name) && l.contains("decided"))
+                .nth(2)
+                .map(|_| ())
+        },
+    )
+    .await;
+    let failovers = events(env, &namespace, &name, "Failover");
+    assert_eq!(
+        failovers.trim().lines().count(),
+        1,
+        "one Failover event in total: {failovers}"
+    );
+
+    // Back: replicas return to the cheapest pool, one move per decision.
+    let out = env.cluster_sh(&["start-apiserver", "azure"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t0 = Instant::now();
+    let settled = eventually(
+        &format!("{name} back on {azure}\n{}", op.log_text()),
+        Duration::from_secs(180),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            let rows = status_pools(&w);
+            let on_azure = rows.iter().find(|r| r.0 == azure).map_or(0, |r| r.1);
+            let ready = w["status"]["readyReplicas"].as_i64()?;
+            let desired = w["status"]["desiredReplicas"].as_i64()?;
+            let in_member = member_replicas(env, "azure", &namespace, &name, &azure).unwrap_or(0);
+            (on_azure > 0
+                && in_member == on_azure
+                && ready == desired
+                && condition(&w, "Ready").map(|c| c.0).as_deref() == Some("True"))
+            .then_some(w)
+        },
+    )
+    .await;
+    let scaled = events(env, &namespace, &name, "Scaled");
+    let mut shrinks = 0;
+    for note in scaled.lines() {
+        let removed: i64 = changes(note).iter().map(|(_, a, b)| (a - b).max(0)).sum();
+        assert!(
+            removed <= 1,
+            "at most one replica leaves a pool per decision: {note}"
+        );
+        shrinks += usize::from(removed > 0);
+    }
+    assert!(shrinks >= 1, "failback moved replicas: {scaled}");
+    let _ = (t0, settled);
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--timeout=90s"],
+    );
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
+    }
+}
+
+#[tokio::test]
+async fn a_crash_inside_the_stabilisation_window_does_not_scale_down_early() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("stab", &["mgmt"]);
+    let name = format!("st-{run}");
+    let window = Duration::from_secs(90);
+    for cluster in ["aws", "azure", "gcp"] {
+        env.set_usage(cluster, &namespace, "400m");
+    }
+    apply_json(
+        env,
+        &json!({
+            "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": {"min": 3, "max": 8},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "app", "image": "registry.example/web:1",
+                        "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}}]}},
+                "scaling": {"targetCPUUtilizationPercentage": 50, "scaleDownStabilization": "90s",
+                            "forecast": {"model": "None"}},
+                "placement": {"poolSelector": {"matchLabels": {"e2e-run": run}},
+                              "redundancy": {"tolerate": 0}}
+            }
+        }),
+    );
+    let high = eventually(
+        &format!("{name} scaled up on demand\n{}", op.log_text()),
+        Duration::from_secs(120),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            (w["status"]["desiredReplicas"].as_i64()? >= 6).then_some(w)
+        },
+    )
+    .await;
+    let peak = high["status"]["desiredReplicas"].as_i64().expect("desired");
+    // Demand falls; the operator crashes a little later, inside the window.
+    for cluster in ["aws", "azure", "gcp"] {
+        env.set_usage(cluster, &namespace, "10m");
+    }
+    let dropped = Instant::now();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    op.restart(env);
+    let total = |env: &Env| -> i64 {
+        pools
+            .iter()
+            .map(|p| member_replicas(env, super::cluster_of(p), &namespace, &name, p).unwrap_or(0))
+            .sum()
+    };
+    // Until the window has passed since demand fell, nothing is removed.
+    while dropped.elapsed() < window - Duration::from_secs(5) {
+        let now = total(env);
+        assert!(
+            now >= peak,
+            "scaled down {:?} after demand fell, inside the {window:?} window: {now} < {peak}\n{}",
+            dropped.elapsed(),
+            op.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // And afterwards it does scale down.
+    eventually(
+        &format!("{name} scaled down after the window\n{}", op.log_text()),
+        Duration::from_secs(120),
+        || async { (total(env) < peak).then_some(()) },
+    )
+    .await;
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--timeout=60s"],
+    );
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
+    }
+}
+
+#[tokio::test]
+async fn a_member_quota_that_refuses_the_pods_is_named_and_the_replicas_go_elsewhere() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let namespace = env.namespace("quota", &["mgmt", "azure"]);
+    let quota = format!("pods-{run}");
+    let doc = json!({
+        "apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": quota, "namespace": namespace},
+        "spec": {"hard": {"pods": "1"}}
+    });
+    let file = std::env::temp_dir().join(format!("skyfleet-e2e-quota-{run}.json"));
+    std::fs::write(&file, doc.to_string()).expect("write manifest");
+    env.kubectl_ok("azure", &["apply", "-f", file.to_str().expect("path")]);
+    let _ = std::fs::remove_file(&file);
+    let (cheap, dear) = (format!("azure-quota-{run}"), format!("gcp-room-{run}"));
+    for (pool, cluster, price) in [(&cheap, "azure", 0.01), (&dear, "gcp", 0.09)] {
+        let (provider, region) = if cluster == "azure" {
+            ("azure", "eastus")
+        } else {
+            ("gcp", "us-central1")
+        };
+        apply_json(
+            env,
+            &json!({
+                "apiVersion": "skyfleet.io/v1alpha1", "kind": "CloudPool",
+                "metadata": {"name": pool, "labels": {"e2e-run": run}},
+                "spec": {"provider": provider, "region": region,
+                         "kubeconfigSecretRef": {"namespace": SECRET_NS, "name": format!("member-{cluster}")},
+                         "pricing": {"cpuPerHour": price, "memoryGiBPerHour": 0.004}}
+            }),
+        );
+    }
+    let name = format!("q-{run}");
+    apply_json(
+        env,
+        &json!({
+            "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": {"min": 3, "max": 3},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "app", "image": "registry.example/web:1",
+                        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}},
+                "placement": {"poolSelector": {"matchLabels": {"e2e-run": run}},
+                              "redundancy": {"tolerate": 0}}
+            }
+        }),
+    );
+    let w = eventually(
+        &format!(
+            "{name}: Degraded=MemberRefused naming the quota\n{}",
+            op.log_text()
+        ),
+        Duration::from_secs(90),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            let (status, reason, message) = condition(&w, "Degraded")?;
+            (status == "True" && reason == "MemberRefused" && message.contains(&quota)).then_some(w)
+        },
+    )
+    .await;
+    let refused = events(env, &namespace, &name, "MemberRefused");
+    assert!(
+        refused.contains(&quota),
+        "an Event names the quota: {refused}"
+    );
+    // The replicas the quota refuses are missing: the plan puts them where there is room.
+    let placed: Value = eventually(
+        &format!(
+            "{name}: 3 Ready replicas despite the quota\n{w}\n{}",
+            op.log_text()
+        ),
+        Duration::from_secs(90),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            let ready = w["status"]["readyReplicas"].as_i64()?;
+            let on_dear = member_replicas(env, "gcp", &namespace, &name, &dear).unwrap_or(0);
+            (ready >= 3 && on_dear >= 2).then_some(w)
+        },
+    )
+    .await;
+    assert!(
+        status_pools(&placed).iter().map(|r| r.1).sum::<i64>() >= 3,
+        "{placed}"
+    );
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--timeout=60s"],
+    );
+    for p in [&cheap, &dear] {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_workload_is_not_held_by_a_pool_it_never_ran_in() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let (good, broken) = (format!("gcp-ok-{run}"), format!("aws-nosecret-{run}"));
+    for (pool, provider, region, secret) in [
+        (&good, "gcp", "us-central1", "member-gcp".to_string()),
+        (&broken, "aws", "us-east-1", format!("missing-{run}")),
+    ] {
+        apply_json(
+            env,
+            &json!({
+                "apiVersion": "skyfleet.io/v1alpha1", "kind": "CloudPool",
+                "metadata": {"name": pool, "labels": {"e2e-run": run}},
+                "spec": {"provider": provider, "region": region,
+                         "kubeconfigSecretRef": {"namespace": SECRET_NS, "name": secret},
+                         "pricing": {"cpuPerHour": 0.05, "memoryGiBPerHour": 0.004}}
+            }),
+        );
+    }
+    let namespace = env.namespace("del", &["mgmt"]);
+    let name = format!("del-{run}");
+    apply_json(
+        env,
+        &json!({
+            "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": {"min": 2, "max": 2},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "app", "image": "registry.example/web:1",
+                        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}},
+                "placement": {"poolSelector": {"matchLabels": {"e2e-run": run}},
+                              "redundancy": {"tolerate": 0}}
+            }
+        }),
+    );
+    eventually(
+        &format!("{name} runs in {good}\n{}", op.log_text()),
+        Duration::from_secs(90),
+        || async {
+            (member_replicas(env, "gcp", &namespace, &name, &good) == Some(2)).then_some(())
+        },
+    )
+    .await;
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--wait=false"],
+    );
+    eventually(
+        &format!(
+            "{name} deleted although {broken}'s Secret is missing\n{}",
+            op.log_text()
+        ),
+        Duration::from_secs(60),
+        || async {
+            let gone = !env
+                .kubectl("mgmt", &["get", "mcw", &name, "-n", &namespace])
+                .status
+                .success();
+            (gone && member_replicas(env, "gcp", &namespace, &name, &good).is_none()).then_some(())
+        },
+    )
+    .await;
+    for p in [&good, &broken] {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
+    }
+}
