@@ -12,6 +12,21 @@ use super::{
     wait_placed, workload,
 };
 
+/// MultiCloudWorkload reconciles the running operator has finished, from its /metrics.
+fn workload_reconciles(op: &super::SharedOperator) -> f64 {
+    let metrics =
+        op.0.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admin_get("/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("skyfleet_reconciles_total") && l.contains("multicloudworkload"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The replicas each pool lost or gained in one Scaled event: `pool a→b, …: why`.
 fn changes(note: &str) -> Vec<(String, i64, i64)> {
     let head = note.split(": ").next().unwrap_or_default();
@@ -80,17 +95,11 @@ async fn an_outage_fails_over_once_across_a_crash_and_fails_back_one_replica_per
     op.restart(env);
     eventually(
         &format!(
-            "the restarted operator decides for {name}\n{}",
+            "the restarted operator has decided a few times\n{}",
             op.log_text()
         ),
         Duration::from_secs(60),
-        || async {
-            let log = op.log_text();
-            log.lines()
-                .filter(|l| l.contains(&name) && l.contains("decided"))
-                .nth(2)
-                .map(|_| ())
-        },
+        || async { (workload_reconciles(op) >= 10.0).then_some(()) },
     )
     .await;
     let failovers = events(env, &namespace, &name, "Failover");
@@ -391,6 +400,105 @@ async fn deleting_a_workload_is_not_held_by_a_pool_it_never_ran_in() {
     )
     .await;
     for p in [&good, &broken] {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
+    }
+}
+
+/// The stored history of a workload: `(step, start, values)`, values as stored (millicores,
+/// empty where nothing was measured); the last one is the step still being measured.
+fn stored_history(env: &Env, namespace: &str, name: &str) -> Option<(String, String, Vec<String>)> {
+    let out = env.kubectl(
+        "mgmt",
+        &[
+            "get",
+            "configmap",
+            &format!("{name}-skyfleet-history"),
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.data.history}",
+        ],
+    );
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut parts = text.split(' ');
+    let (_, step, start) = (parts.next()?, parts.next()?, parts.next()?);
+    let values = parts
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    Some((step.to_string(), start.to_string(), values))
+}
+
+#[tokio::test]
+async fn a_management_api_server_restart_keeps_the_history() {
+    let env = Env::get();
+    let _g = env.exclusive().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("hist", &["mgmt"]);
+    for cluster in ["aws", "azure", "gcp"] {
+        env.set_usage(cluster, &namespace, "200m");
+    }
+    let name = format!("h-{run}");
+    super::apply_workload(env, &namespace, &name, &run, 6, "500m");
+    let before = eventually(
+        &format!("{name}: a few history steps stored\n{}", op.log_text()),
+        Duration::from_secs(120),
+        || async {
+            let h = stored_history(env, &namespace, &name)?;
+            (h.2.iter().filter(|v| !v.is_empty()).count() >= 4).then_some(h)
+        },
+    )
+    .await;
+
+    let out = env.cluster_sh(&["stop-apiserver", "mgmt"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let out = env.cluster_sh(&["start-apiserver", "mgmt"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let after = eventually(
+        &format!(
+            "{name}: history grows again after the restart\n{}",
+            op.log_text()
+        ),
+        Duration::from_secs(120),
+        || async {
+            let h = stored_history(env, &namespace, &name)?;
+            (h.2.len() >= before.2.len() + 3).then_some(h)
+        },
+    )
+    .await;
+    assert_eq!(
+        (&after.0, &after.1),
+        (&before.0, &before.1),
+        "same step and start"
+    );
+    let done = before.2.len() - 1;
+    assert_eq!(
+        after.2[..done],
+        before.2[..done],
+        "the steps stored before are intact"
+    );
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--timeout=60s"],
+    );
+    for p in &pools {
         env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
     }
 }
