@@ -74,7 +74,9 @@ fn fitted_models_beat_last_value_on_taxi_demand() {
 
 fn args(trace: &Path, output: &str) -> Args {
     Args {
-        trace: trace.to_path_buf(),
+        traces: Vec::new(),
+        trace: Some(trace.to_path_buf()),
+        models: Vec::new(),
         horizon: "1h".into(),
         window: "7d".into(),
         season: "24h".into(),

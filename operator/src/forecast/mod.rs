@@ -13,12 +13,14 @@
 //! [`evaluate`] runs the rolling-origin protocol used by `skyfleet forecast-eval`.
 
 mod autoregressive;
+mod conformal;
 mod eval;
 mod forecaster;
 mod holt_winters;
 mod linalg;
 mod naive;
 mod optimize;
+mod theta;
 mod track;
 
 use std::time::Duration;
@@ -44,6 +46,12 @@ pub enum ModelChoice {
     SeasonalNaive,
     /// The latest value, for series without structure (random walks, spikes).
     LastValue,
+    /// The Theta method (exponential smoothing with drift) on the seasonally adjusted
+    /// series. Not in the CRD yet: `forecast-eval` and the library only.
+    Theta,
+    /// Damped-trend exponential smoothing on the seasonally adjusted series. Not in the
+    /// CRD yet: `forecast-eval` and the library only.
+    DampedTrend,
     /// No forecast at all: scale on current usage only (reactive autoscaling).
     None,
 }
@@ -71,6 +79,8 @@ impl ModelChoice {
             Self::Autoregressive => "autoregressive",
             Self::SeasonalNaive => "seasonal-naive",
             Self::LastValue => "last-value",
+            Self::Theta => "theta",
+            Self::DampedTrend => "damped-trend",
             Self::None => "none",
         }
     }
@@ -83,6 +93,8 @@ impl ModelChoice {
             Self::Autoregressive,
             Self::SeasonalNaive,
             Self::LastValue,
+            Self::Theta,
+            Self::DampedTrend,
             Self::None,
         ]
         .into_iter()
@@ -102,7 +114,12 @@ pub enum ModelKind {
     Autoregressive,
     /// Additive Holt-Winters with a fitted damping factor.
     HoltWinters,
-    /// The median of the other models' forecasts: robust when no single model is reliable.
+    /// The Theta method (exponential smoothing with drift) on the seasonally adjusted series.
+    Theta,
+    /// Damped-trend exponential smoothing on the seasonally adjusted series.
+    DampedTrend,
+    /// The mean of the models whose recent error is close to the best one's: a combination
+    /// of good models is more reliable than any of them, and the far worse are left out.
     Combined,
     /// No model: current usage only (asked for, or too little history to forecast).
     Reactive,
@@ -116,6 +133,8 @@ impl ModelKind {
             Self::SeasonalNaive => "SeasonalNaive",
             Self::Autoregressive => "Autoregressive",
             Self::HoltWinters => "HoltWinters",
+            Self::Theta => "Theta",
+            Self::DampedTrend => "DampedTrend",
             Self::Combined => "Combined",
             Self::Reactive => "Reactive",
         }
@@ -252,6 +271,16 @@ impl ForecastConfig {
     }
 }
 
+impl ForecastConfig {
+    /// The half-life, in samples, of the discount on backtest errors that drives model
+    /// choice: a quarter of the backtest origins (1.75 days of a 7-day window), so the
+    /// choice follows a change of regime within a day or two yet rests on hundreds of
+    /// origins; never below one horizon.
+    pub fn half_life(&self) -> f64 {
+        (self.backtest_origins() as f64 / 4.0).max(self.horizon as f64)
+    }
+}
+
 /// Most backtest errors one model keeps (origins × horizon): 200 KB of memory. The NAB
 /// traces at 5 min steps with a 7 day window and a 1 h horizon (2016 × 12) fit whole.
 pub const MAX_BACKTEST_CELLS: usize = 25_000;
@@ -286,6 +315,65 @@ pub struct Forecast {
     pub backtest_wape: Option<f64>,
     /// Why a simpler model was used, or why the interval is not yet calibrated.
     pub reason: Option<String>,
+    /// Why this model: every candidate's recent backtest and the runner-up, so status can
+    /// explain `Auto`'s choice. `None` when no model forecast (reactive).
+    pub selection: Option<Selection>,
+}
+
+/// How the forecasting model was chosen: the rolling backtest behind the choice.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Selection {
+    /// The model that made the forecast.
+    pub chosen: ModelKind,
+    /// Its recent backtest WAPE (errors discounted with a half-life of
+    /// [`Selection::half_life`] samples), if scored yet.
+    pub chosen_wape: Option<f64>,
+    /// The best other candidate and its recent backtest WAPE.
+    pub runner_up: Option<(ModelKind, Option<f64>)>,
+    /// Every candidate, in the order they were considered (simplest first).
+    pub candidates: Vec<CandidateScore>,
+    /// The models averaged by [`ModelKind::Combined`] at this origin (empty if it had
+    /// fewer than two close enough to the best).
+    pub combined: Vec<ModelKind>,
+    /// The half-life, in samples, of the discount on backtest errors.
+    pub half_life: f64,
+}
+
+impl Selection {
+    /// One line for status and events, e.g. `HoltWinters (recent WAPE 0.031; runner-up
+    /// Theta 0.034; LastValue 0.052)`.
+    pub fn summary(&self) -> String {
+        let w = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+        let mut s = format!("{} (recent WAPE {}", self.chosen, w(self.chosen_wape));
+        if let Some((k, v)) = self.runner_up {
+            s.push_str(&format!("; runner-up {k} {}", w(v)));
+        }
+        for c in &self.candidates {
+            let named = c.model == self.chosen || self.runner_up.is_some_and(|(k, _)| k == c.model);
+            if !named && matches!(c.model, ModelKind::LastValue | ModelKind::SeasonalNaive) {
+                s.push_str(&format!("; {} {}", c.model, w(c.wape)));
+            }
+        }
+        if self.chosen == ModelKind::Combined && !self.combined.is_empty() {
+            let m: Vec<&str> = self.combined.iter().map(|k| k.name()).collect();
+            s.push_str(&format!("; mean of {}", m.join(", ")));
+        }
+        s.push(')');
+        s
+    }
+}
+
+/// One candidate model's standing in the rolling backtest.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CandidateScore {
+    /// The model.
+    pub model: ModelKind,
+    /// Recent (discounted) backtest WAPE, if scored.
+    pub wape: Option<f64>,
+    /// Recent (discounted) mean absolute error per step: the choice criterion.
+    pub mae: Option<f64>,
+    /// Whether it could forecast at this origin.
+    pub ready: bool,
 }
 
 /// Why no forecast could be made at all (every other problem degrades to a simpler model).
@@ -303,7 +391,9 @@ pub enum ForecastError {
     #[error("no demand history yet: at least one finite sample is needed")]
     NoHistory,
     /// The series is too short for the asked evaluation.
-    #[error("series of {len} samples is too short: need at least {need} (window + horizon)")]
+    #[error(
+        "series of {len} samples is too short: need at least {need} (window, or two seasons, + horizon)"
+    )]
     TooShort {
         /// Samples given.
         len: usize,
