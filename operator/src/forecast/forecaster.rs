@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use super::autoregressive::Autoregressive;
 use super::conformal::Conformal;
 use super::holt_winters::HoltWinters;
-use super::naive::{LastValue, SeasonalNaive};
+use super::naive::{LastValue, RecentMedian, SeasonalNaive};
 use super::theta::{damped_trend, theta};
 use super::track::Track;
 use super::{
@@ -199,17 +199,18 @@ impl Forecaster {
                 2 * season
             ));
         }
-        let growing = n < self.config.window;
         if self.seasonal != Some(seasonal) {
             self.build_candidates(seasonal);
         }
         let y: Vec<f64> = self.history.iter().copied().collect();
         let imputed: Vec<bool> = self.imputed.iter().copied().collect();
-        // A backtest is rebuilt from the window while history is still growing (or the
-        // model is new); once the window is full it is the genuine out-of-sample record.
+        // A new model's backtest is built by replaying the window (in-sample: its parameters
+        // saw these samples; a cold start has nothing better). From then on it is the
+        // genuine out-of-sample record, also while history grows: refits change the
+        // parameters, and the discount lets the errors of an early, poorly fitted model fade.
         let mut rebuild = Vec::with_capacity(self.candidates.len());
         for c in &mut self.candidates {
-            let fresh = c.track.scored() == 0 || growing;
+            let fresh = c.track.scored() == 0;
             c.failed = None;
             if let Some(m) = c.model.as_mut()
                 && let Err(reason) = m.fit(&y)
@@ -479,6 +480,7 @@ impl Forecaster {
             Some(match kind {
                 ModelKind::LastValue => Box::new(LastValue::default()),
                 ModelKind::SeasonalNaive => Box::new(SeasonalNaive::new(s)),
+                ModelKind::RecentMedian => Box::new(RecentMedian::new(h)),
                 ModelKind::Autoregressive => Box::new(Autoregressive::new(s)),
                 ModelKind::HoltWinters => Box::new(HoltWinters::new(s)),
                 ModelKind::Theta => Box::new(theta(s)),
@@ -494,6 +496,7 @@ impl Forecaster {
                     v.push(ModelKind::SeasonalNaive);
                 }
                 v.extend([
+                    ModelKind::RecentMedian,
                     ModelKind::Theta,
                     ModelKind::DampedTrend,
                     ModelKind::Autoregressive,
@@ -504,6 +507,7 @@ impl Forecaster {
             }
             ModelChoice::HoltWinters => vec![ModelKind::HoltWinters],
             ModelChoice::Autoregressive => vec![ModelKind::Autoregressive],
+            ModelChoice::RecentMedian => vec![ModelKind::RecentMedian],
             ModelChoice::Theta => vec![ModelKind::Theta],
             ModelChoice::DampedTrend => vec![ModelKind::DampedTrend],
             ModelChoice::SeasonalNaive if seasonal => vec![ModelKind::SeasonalNaive],
@@ -745,5 +749,72 @@ mod tests {
         }
         let share = covered as f64 / total as f64;
         assert!((0.86..=0.94).contains(&share), "coverage {share}");
+    }
+
+    #[test]
+    fn auto_explains_its_choice_with_the_simple_models_among_the_candidates() {
+        let mut f = Forecaster::new(cfg(ModelChoice::Auto, 24, 240)).unwrap();
+        let y: Vec<f64> = (0..400).map(|t| daily(t, 24) + (t % 7) as f64).collect();
+        f.extend_from_slice(&y[..240]);
+        for &v in &y[240..] {
+            f.observe(v);
+        }
+        let fc = f.forecast(4, 0.95).unwrap();
+        let sel = fc.selection.clone().expect("auto explains its choice");
+        assert_eq!(sel.chosen, fc.model);
+        assert_eq!(sel.chosen_wape, fc.backtest_wape);
+        let kinds: Vec<ModelKind> = sel.candidates.iter().map(|c| c.model).collect();
+        for k in [ModelKind::LastValue, ModelKind::SeasonalNaive] {
+            assert!(kinds.contains(&k), "{kinds:?}");
+        }
+        // The chosen model has the lowest recent error of the ready candidates.
+        let best = sel
+            .candidates
+            .iter()
+            .filter(|c| c.ready)
+            .filter_map(|c| c.mae)
+            .fold(f64::INFINITY, f64::min);
+        let chosen = sel
+            .candidates
+            .iter()
+            .find(|c| c.model == sel.chosen)
+            .unwrap();
+        assert_eq!(chosen.mae, Some(best));
+        let (runner, _) = sel.runner_up.expect("a runner-up");
+        assert_ne!(runner, sel.chosen);
+        let line = sel.summary();
+        assert!(line.starts_with(sel.chosen.name()), "{line}");
+        assert!(line.contains("runner-up"), "{line}");
+    }
+
+    #[test]
+    fn combination_leaves_out_models_far_worse_than_the_best() {
+        let mut f = Forecaster::new(cfg(ModelChoice::Auto, 24, 240)).unwrap();
+        let y: Vec<f64> = (0..500).map(|t| daily(t, 24)).collect();
+        f.extend_from_slice(&y[..240]);
+        for &v in &y[240..] {
+            f.observe(v);
+        }
+        let best = f
+            .candidates
+            .iter()
+            .filter(|c| c.model.is_some() && c.ready)
+            .filter_map(|c| c.track.mae())
+            .fold(f64::INFINITY, f64::min);
+        for &i in &f.members {
+            let m = f.candidates[i].track.mae().unwrap();
+            assert!(
+                m <= COMBINE_WITHIN * best,
+                "{:?} {m} vs {best}",
+                f.candidates[i].kind
+            );
+        }
+        // Last value is far worse than the seasonal models on a clean daily cycle.
+        let lv = f
+            .candidates
+            .iter()
+            .position(|c| c.kind == ModelKind::LastValue)
+            .unwrap();
+        assert!(!f.members.contains(&lv));
     }
 }

@@ -46,6 +46,9 @@ pub enum ModelChoice {
     SeasonalNaive,
     /// The latest value, for series without structure (random walks, spikes).
     LastValue,
+    /// The median of the last horizon's samples, for spiky demand. Not in the CRD yet:
+    /// `forecast-eval` and the library only.
+    RecentMedian,
     /// The Theta method (exponential smoothing with drift) on the seasonally adjusted
     /// series. Not in the CRD yet: `forecast-eval` and the library only.
     Theta,
@@ -79,6 +82,7 @@ impl ModelChoice {
             Self::Autoregressive => "autoregressive",
             Self::SeasonalNaive => "seasonal-naive",
             Self::LastValue => "last-value",
+            Self::RecentMedian => "recent-median",
             Self::Theta => "theta",
             Self::DampedTrend => "damped-trend",
             Self::None => "none",
@@ -93,6 +97,7 @@ impl ModelChoice {
             Self::Autoregressive,
             Self::SeasonalNaive,
             Self::LastValue,
+            Self::RecentMedian,
             Self::Theta,
             Self::DampedTrend,
             Self::None,
@@ -110,6 +115,8 @@ pub enum ModelKind {
     LastValue,
     /// The value one season ago.
     SeasonalNaive,
+    /// The median of the last horizon's samples.
+    RecentMedian,
     /// AR(p) on the seasonally adjusted series.
     Autoregressive,
     /// Additive Holt-Winters with a fitted damping factor.
@@ -131,6 +138,7 @@ impl ModelKind {
         match self {
             Self::LastValue => "LastValue",
             Self::SeasonalNaive => "SeasonalNaive",
+            Self::RecentMedian => "RecentMedian",
             Self::Autoregressive => "Autoregressive",
             Self::HoltWinters => "HoltWinters",
             Self::Theta => "Theta",
@@ -256,8 +264,9 @@ impl ForecastConfig {
         }
     }
 
-    /// How many origins the backtest remembers: the whole window, unless that would keep
-    /// more than [`MAX_BACKTEST_CELLS`] errors per model (origins × horizon). Every origin
+    /// How many origins of the issued forecasts' errors the interval remembers: the whole
+    /// window, unless that would keep more than [`MAX_BACKTEST_CELLS`] errors (origins ×
+    /// horizon). Model choice keeps no rows at all, only discounted sums per model. Every origin
     /// keeps a row of `horizon` errors, so a long window with a fine step and a long horizon
     /// (7 days of 5 s steps, 30 min ahead: 44 million errors, 350 MB per model) would make one
     /// workload cost gigabytes; the most recent origins are plenty to choose a model and to
@@ -273,11 +282,17 @@ impl ForecastConfig {
 
 impl ForecastConfig {
     /// The half-life, in samples, of the discount on backtest errors that drives model
-    /// choice: a quarter of the backtest origins (1.75 days of a 7-day window), so the
-    /// choice follows a change of regime within a day or two yet rests on hundreds of
-    /// origins; never below one horizon.
+    /// choice: one season (one demand cycle, a day by default), or a seventh of the window
+    /// without a season, the same period models are refitted on; never below one horizon.
+    /// An error a day old then counts half, a week old under 1%: the choice follows a
+    /// change of regime within a day or two and still rests on hundreds of origins.
     pub fn half_life(&self) -> f64 {
-        (self.backtest_origins() as f64 / 4.0).max(self.horizon as f64)
+        let period = if self.season() > 1 {
+            self.season()
+        } else {
+            (self.window / 7).max(1)
+        };
+        (period as f64).max(self.horizon as f64)
     }
 }
 
