@@ -74,7 +74,9 @@ fn fitted_models_beat_last_value_on_taxi_demand() {
 
 fn args(trace: &Path, output: &str) -> Args {
     Args {
-        trace: trace.to_path_buf(),
+        traces: Vec::new(),
+        trace: Some(trace.to_path_buf()),
+        models: Vec::new(),
         horizon: "1h".into(),
         window: "7d".into(),
         season: "24h".into(),
@@ -158,4 +160,117 @@ fn bad_traces_are_refused_with_a_clear_error() {
     }
     let err = run_on(&short).unwrap_err();
     assert!(format!("{err:#}").contains("too short"), "{err:#}");
+}
+
+fn all_traces() -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../traces");
+    let mut v: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The protocol on every shipped trace (1 h ahead, 7-day window, daily season,
+/// q = 0.95, each at its own step): `auto` is at or below the best of last value,
+/// seasonal naive and Holt-Winters on every trace, and its upper quantile covers within
+/// two points of 0.95. The traces are a development set; this guards against regressions.
+#[test]
+fn auto_is_never_worse_than_the_simple_models_on_the_shipped_traces() {
+    let traces = all_traces();
+    assert!(traces.len() >= 19, "{traces:?}");
+    let mut ratios = Vec::new();
+    for path in &traces {
+        let text = std::fs::read_to_string(path).unwrap();
+        let trace = parse_trace(path, &text).unwrap();
+        let steps =
+            |secs: u64| skyfleet::forecast::steps(std::time::Duration::from_secs(secs), trace.step);
+        let cfg = |model| ForecastConfig {
+            model,
+            season_len: steps(86_400),
+            window: steps(7 * 86_400),
+            horizon: steps(3_600),
+            quantile: 0.95,
+            ..ForecastConfig::default()
+        };
+        let auto = evaluate(&trace.values, &cfg(ModelChoice::Auto)).unwrap();
+        let best = [
+            ModelChoice::LastValue,
+            ModelChoice::SeasonalNaive,
+            ModelChoice::HoltWinters,
+        ]
+        .into_iter()
+        .map(|m| evaluate(&trace.values, &cfg(m)).unwrap().wape)
+        .fold(f64::INFINITY, f64::min);
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert!(
+            auto.wape <= best,
+            "{name}: auto {} vs best simple {best}",
+            auto.wape
+        );
+        assert!(
+            (auto.coverage - 0.95).abs() <= 0.02,
+            "{name}: coverage {}",
+            auto.coverage
+        );
+        ratios.push(auto.wape / best);
+    }
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    assert!(
+        mean <= 0.9,
+        "auto is on average {mean} of the best simple model"
+    );
+}
+
+/// Several traces and models print one table: a row per trace, then the totals.
+#[test]
+fn cli_prints_one_table_for_several_traces() {
+    let head = taxi_head_file();
+    let second = all_traces()
+        .into_iter()
+        .find(|p| p.ends_with("ec2_cpu_utilization_825cc2.csv"))
+        .unwrap();
+    let a = Args {
+        traces: vec![head, second],
+        trace: None,
+        models: vec![ModelChoice::Auto, ModelChoice::LastValue],
+        ..args(Path::new("unused"), "text")
+    };
+    let mut out = Vec::new();
+    forecast_eval::run(a, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[1].starts_with("trace") && lines[1].contains("last-value"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("nyc_taxi_head ") && lines[2].contains(" 2663 "),
+        "{text}"
+    );
+    assert!(
+        lines[3].starts_with("ec2_cpu_utilization_825cc2 "),
+        "{text}"
+    );
+    assert!(
+        text.contains("auto vs the best of the others: at or below on "),
+        "{text}"
+    );
+    assert!(text.contains("coverage of the 0.95 quantile"), "{text}");
+}
+
+/// Recorders writing local time stamp the skipped daylight-saving hour with one time; such
+/// rows are kept in order, while a timestamp going backwards is still refused.
+#[test]
+fn repeated_timestamps_are_kept_and_backwards_ones_refused() {
+    let text = "timestamp,value\n2014-03-09 01:50:00,1\n2014-03-09 01:55:00,2\n2014-03-09 03:00:00,3\n2014-03-09 03:00:00,4\n2014-03-09 03:05:00,5\n";
+    let t = parse_trace(Path::new("dst.csv"), text).unwrap();
+    assert_eq!(t.values, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(t.step.as_secs(), 300);
+    assert_eq!(t.repeated, 1);
+    let back = "timestamp,value\n2014-03-09 01:50:00,1\n2014-03-09 01:45:00,2\n";
+    let err = parse_trace(Path::new("b.csv"), back).unwrap_err();
+    assert!(err.to_string().contains("before the previous one"), "{err}");
 }

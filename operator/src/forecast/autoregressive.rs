@@ -54,36 +54,40 @@ impl Autoregressive {
         self.coef.len() - 1
     }
 
-    /// Each phase's offset: the trimmed mean over whole seasons of the sample minus its
-    /// season's median, centred. Robust statistics, because one burst in a week of history
-    /// would otherwise come back as a phantom burst at the same time every day; a trimmed
-    /// mean rather than a median, because it wastes less of a smooth series' information.
     fn seasonal_profile(&self, y: &[f64]) -> Vec<f64> {
-        let s = self.season_len;
-        let cycles = y.len() / s;
-        if s < 2 || cycles < 2 {
-            return vec![0.0];
-        }
-        // Phases are counted from y[0]; use the most recent whole seasons.
-        let offset = y.len() - cycles * s;
-        let mut buf: Vec<f64> = Vec::with_capacity(s.max(cycles));
-        let levels: Vec<f64> = (0..cycles)
-            .map(|c| {
-                buf.clear();
-                buf.extend_from_slice(&y[offset + c * s..offset + (c + 1) * s]);
-                median(&mut buf)
-            })
-            .collect();
-        let mut prof = vec![0.0; s];
-        for j in 0..s {
-            buf.clear();
-            buf.extend((0..cycles).map(|c| y[offset + c * s + j] - levels[c]));
-            prof[(offset + j) % s] = trimmed_mean(&mut buf);
-        }
-        let mean = prof.iter().sum::<f64>() / s as f64;
-        prof.iter_mut().for_each(|p| *p -= mean);
-        prof
+        seasonal_profile(y, self.season_len)
     }
+}
+
+/// Each phase's offset (phase 0 = `y[0]`; `[0.0]` without two whole seasons): the trimmed mean over whole seasons of the sample minus its
+/// season's median, centred. Robust statistics, because one burst in a week of history
+/// would otherwise come back as a phantom burst at the same time every day; a trimmed
+/// mean rather than a median, because it wastes less of a smooth series' information.
+pub(crate) fn seasonal_profile(y: &[f64], s: usize) -> Vec<f64> {
+    let s = s.max(1);
+    let cycles = y.len() / s;
+    if s < 2 || cycles < 2 {
+        return vec![0.0];
+    }
+    // Phases are counted from y[0]; use the most recent whole seasons.
+    let offset = y.len() - cycles * s;
+    let mut buf: Vec<f64> = Vec::with_capacity(s.max(cycles));
+    let levels: Vec<f64> = (0..cycles)
+        .map(|c| {
+            buf.clear();
+            buf.extend_from_slice(&y[offset + c * s..offset + (c + 1) * s]);
+            median(&mut buf)
+        })
+        .collect();
+    let mut prof = vec![0.0; s];
+    for j in 0..s {
+        buf.clear();
+        buf.extend((0..cycles).map(|c| y[offset + c * s + j] - levels[c]));
+        prof[(offset + j) % s] = trimmed_mean(&mut buf);
+    }
+    let mean = prof.iter().sum::<f64>() / s as f64;
+    prof.iter_mut().for_each(|p| *p -= mean);
+    prof
 }
 
 /// A dot product with four independent accumulators: a plain fold is one long chain of

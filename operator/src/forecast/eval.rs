@@ -2,7 +2,10 @@
 //!
 //! At every origin t = W−1 … N−h−1 the forecaster has seen y[..=t] through the same
 //! incremental path the operator uses (history window W, refits on schedule, filtering in
-//! between) and forecasts steps 1..=h. WAPE = Σ|y − ŷ| / Σ|y| over all origins and steps,
+//! between) and forecasts steps 1..=h. Each origin's forecast uses only samples up to t, and
+//! its interval only the errors of forecasts whose actuals were known by t. A trace shorter
+//! than W + h starts at the first origin with two seasons (or two horizons) of history, as
+//! a new workload would, and the history grows to the window from there. WAPE = Σ|y − ŷ| / Σ|y| over all origins and steps,
 //! with ŷ the point forecast; coverage is the share of actuals at or below the upper
 //! quantile forecast.
 
@@ -23,6 +26,9 @@ pub struct EvalReport {
     pub quantile: f64,
     /// Forecast origins evaluated.
     pub origins: usize,
+    /// Samples of history at the first origin (the window, unless the trace is shorter
+    /// than window + horizon).
+    pub first_history: usize,
     /// How many origins each model made the forecast at (what `Auto` chose).
     pub chosen: BTreeMap<ModelKind, usize>,
     /// Under `Auto`, the WAPE each candidate would have scored alone on the same origins
@@ -38,14 +44,19 @@ pub fn evaluate(series: &[f64], config: &ForecastConfig) -> Result<EvalReport, F
     let w = config.window;
     let h = config.horizon;
     let n = series.len();
-    if n < w + h {
+    let start = if n >= w + h {
+        w
+    } else {
+        (2 * config.season()).max(2 * h).max(2).min(w)
+    };
+    if n < start + h {
         return Err(ForecastError::TooShort {
             len: n,
-            need: w + h,
+            need: start + h,
         });
     }
     let mut f = Forecaster::new(config.clone())?;
-    f.extend_from_slice(&series[..w]);
+    f.extend_from_slice(&series[..start]);
     let mut abs_err = 0.0;
     let mut abs_y = 0.0;
     let mut covered = 0usize;
@@ -53,7 +64,7 @@ pub fn evaluate(series: &[f64], config: &ForecastConfig) -> Result<EvalReport, F
     let mut chosen = BTreeMap::new();
     let mut per_model: BTreeMap<ModelKind, (f64, f64)> = BTreeMap::new();
     let last_origin = n - h - 1;
-    for t in (w - 1)..=last_origin {
+    for t in (start - 1)..=last_origin {
         let fc = f.forecast(h, config.quantile)?;
         *chosen.entry(fc.model).or_insert(0) += 1;
         for k in 0..h {
@@ -98,7 +109,8 @@ pub fn evaluate(series: &[f64], config: &ForecastConfig) -> Result<EvalReport, F
             f64::NAN
         },
         quantile: config.quantile,
-        origins: last_origin + 2 - w,
+        origins: last_origin + 2 - start,
+        first_history: start,
         chosen,
         candidates: per_model
             .into_iter()

@@ -1,15 +1,35 @@
 //! The stateful forecaster the operator keeps per workload.
+//!
+//! Every candidate model forecasts at every origin and is scored as the actuals arrive
+//! (an exponentially discounted summary per model and horizon step, [`Track`]). `Auto`
+//! issues the forecast of the candidate with the lowest recent error; last value and
+//! seasonal naive are always among the candidates, so `Auto` can only be worse than them by
+//! what picking on the recent past costs when the future differs. The combination averages
+//! only the models whose recent error is within [`COMBINE_WITHIN`] of the best one's. The
+//! upper quantile comes from the issued forecasts' own out-of-sample errors per step,
+//! calibrated adaptively ([`Conformal`]).
 
 use std::collections::VecDeque;
 
 use super::autoregressive::Autoregressive;
+use super::conformal::Conformal;
 use super::holt_winters::HoltWinters;
-use super::naive::{LastValue, SeasonalNaive};
+use super::naive::{LastValue, RecentMedian, SeasonalNaive};
+use super::theta::{damped_trend, theta};
 use super::track::Track;
-use super::{Forecast, ForecastConfig, ForecastError, ModelChoice, ModelKind, SeriesModel};
+use super::{
+    CandidateScore, Forecast, ForecastConfig, ForecastError, ModelChoice, ModelKind, Selection,
+    SeriesModel,
+};
 
 /// Fewer scored errors than this and an interval is not trusted to be calibrated.
 const MIN_RESIDUALS: usize = 20;
+
+/// A model joins the combination only if its recent error is at most this multiple of the
+/// best candidate's: averaging with a far worse model only adds its error. With members
+/// within ρ of the best, the mean of two can be at most (1 + ρ)/2 times worse than the best
+/// member by the triangle inequality, and is usually better than each.
+pub(crate) const COMBINE_WITHIN: f64 = 1.25;
 
 /// One competing model with its running backtest.
 #[derive(Debug)]
@@ -25,21 +45,18 @@ struct Candidate {
     ready: bool,
     /// Why the model was disabled at the last refit.
     failed: Option<String>,
-    /// Cached per-step upper offsets for the configured quantile.
-    offsets: Vec<Option<f64>>,
 }
 
 impl Candidate {
-    fn new(kind: ModelKind, model: Option<Box<dyn SeriesModel>>, h: usize, cap: usize) -> Self {
+    fn new(kind: ModelKind, model: Option<Box<dyn SeriesModel>>, h: usize, half_life: f64) -> Self {
         Self {
             kind,
             model,
             fallback: false,
-            track: Track::new(h, cap),
+            track: Track::new(h, half_life),
             path: vec![0.0; h],
             ready: false,
             failed: None,
-            offsets: Vec::new(),
         }
     }
 }
@@ -50,7 +67,8 @@ impl Candidate {
 /// [`forecast`](Self::forecast) when it decides. Parameters are refitted every
 /// `refit_every` samples on the last `window` samples; between refits each new sample only
 /// filters the model states (microseconds), and every model's forecast is scored against
-/// the actuals as they arrive, which drives `Auto`'s choice and the residual intervals.
+/// the actuals as they arrive, which drives `Auto`'s choice; the issued forecasts' errors
+/// drive the intervals.
 #[derive(Debug)]
 pub struct Forecaster {
     config: ForecastConfig,
@@ -63,16 +81,24 @@ pub struct Forecaster {
     seasonal: Option<bool>,
     candidates: Vec<Candidate>,
     winner: Option<usize>,
+    /// The members of the combination at the current origin.
+    members: Vec<usize>,
+    /// The issued forecasts' errors and the adaptive upper quantile.
+    issued: Conformal,
     /// Why the last refit degraded something.
     notes: Vec<String>,
-    since_offsets: usize,
-    scratch: Vec<f64>,
 }
 
 impl Forecaster {
     /// A forecaster with no history yet. Fails only on a configuration that cannot work.
     pub fn new(config: ForecastConfig) -> Result<Self, ForecastError> {
         config.validate()?;
+        let issued = Conformal::new(
+            config.horizon,
+            config.backtest_origins(),
+            config.quantile,
+            MIN_RESIDUALS,
+        );
         Ok(Self {
             history: VecDeque::with_capacity(config.window),
             imputed: VecDeque::with_capacity(config.window),
@@ -82,9 +108,9 @@ impl Forecaster {
             seasonal: None,
             candidates: Vec::new(),
             winner: None,
+            members: Vec::new(),
+            issued,
             notes: Vec::new(),
-            since_offsets: 0,
-            scratch: Vec::new(),
         })
     }
 
@@ -120,39 +146,23 @@ impl Forecaster {
             }
         };
         let actual = (!missing).then_some(v);
-        let h = self.config.horizon;
         for c in &mut self.candidates {
             c.track.actual(actual);
             if let Some(m) = c.model.as_mut() {
                 m.update(v);
             }
         }
+        self.issued.actual(actual);
         self.push(v, missing);
         self.since_refit += 1;
         if self.refit_due() {
             self.refit();
             return;
         }
-        for i in 0..self.candidates.len() {
-            if self.candidates[i].model.is_some() {
-                let c = &mut self.candidates[i];
-                c.path.resize(h, 0.0);
-                c.ready = c.model.as_ref().is_some_and(|m| m.predict(&mut c.path));
-            }
-        }
-        self.combine();
-        for c in &mut self.candidates {
-            let path = c.ready.then_some(&c.path[..]);
-            c.track.record(path);
-        }
+        self.predict_all();
+        self.record_tracks(None);
         self.choose();
-        self.since_offsets += 1;
-        if self.since_offsets >= h {
-            self.since_offsets = 0;
-            if let Some(w) = self.winner {
-                self.refresh_offsets(w);
-            }
-        }
+        self.issue();
     }
 
     /// Adds many samples at once (e.g. the persisted history after a restart) and refits
@@ -189,17 +199,18 @@ impl Forecaster {
                 2 * season
             ));
         }
-        let growing = n < self.config.window;
         if self.seasonal != Some(seasonal) {
             self.build_candidates(seasonal);
         }
         let y: Vec<f64> = self.history.iter().copied().collect();
         let imputed: Vec<bool> = self.imputed.iter().copied().collect();
-        // A backtest is rebuilt from the window while history is still growing (or the
-        // model is new); once the window is full it is the genuine out-of-sample record.
+        // A new model's backtest is built by replaying the window (in-sample: its parameters
+        // saw these samples; a cold start has nothing better). From then on it is the
+        // genuine out-of-sample record, also while history grows: refits change the
+        // parameters, and the discount lets the errors of an early, poorly fitted model fade.
         let mut rebuild = Vec::with_capacity(self.candidates.len());
         for c in &mut self.candidates {
-            let fresh = c.track.len() == 0 || growing;
+            let fresh = c.track.scored() == 0;
             c.failed = None;
             if let Some(m) = c.model.as_mut()
                 && let Err(reason) = m.fit(&y)
@@ -211,8 +222,13 @@ impl Forecaster {
             }
             rebuild.push(fresh);
         }
-        let h = self.config.horizon;
         let any_fresh = rebuild.iter().any(|&f| f);
+        // The issued record is rebuilt with the backtests, replaying the choice made at
+        // each origin.
+        let issued_fresh = any_fresh;
+        if issued_fresh {
+            self.issued.clear();
+        }
         for (i, (&v, &miss)) in y.iter().zip(&imputed).enumerate() {
             let last = i + 1 == y.len();
             for (c, &fresh) in self.candidates.iter_mut().zip(&rebuild) {
@@ -223,23 +239,19 @@ impl Forecaster {
                     m.update(v);
                 }
             }
+            if issued_fresh {
+                self.issued.actual((!miss).then_some(v));
+            }
             if !(any_fresh || last) {
                 // Only the end state matters for a backtest that is kept.
                 continue;
             }
-            for c in &mut self.candidates {
-                if c.model.is_some() {
-                    c.path.resize(h, 0.0);
-                    c.ready = c.failed.is_none()
-                        && c.model.as_ref().is_some_and(|m| m.predict(&mut c.path));
-                }
-            }
-            self.combine();
-            for (c, &fresh) in self.candidates.iter_mut().zip(&rebuild) {
-                if fresh || last {
-                    let path = c.ready.then_some(&c.path[..]);
-                    c.track.record(path);
-                }
+            self.predict_all();
+            let record: Vec<bool> = rebuild.iter().map(|&f| f || last).collect();
+            self.record_tracks(Some(&record));
+            self.choose();
+            if issued_fresh || last {
+                self.issue();
             }
         }
         for c in &self.candidates {
@@ -247,10 +259,39 @@ impl Forecaster {
                 self.notes.push(format!("{} disabled: {reason}", c.kind));
             }
         }
+    }
+
+    /// Every model candidate's path for the current origin, then the combination.
+    fn predict_all(&mut self) {
+        let h = self.config.horizon;
         for c in &mut self.candidates {
-            c.offsets.clear();
+            if c.model.is_some() {
+                c.path.resize(h, 0.0);
+                c.ready =
+                    c.failed.is_none() && c.model.as_ref().is_some_and(|m| m.predict(&mut c.path));
+            }
         }
-        self.choose();
+        self.combine();
+    }
+
+    /// Records the current origin's forecasts in the tracks (all, or those `which` says).
+    fn record_tracks(&mut self, which: Option<&[bool]>) {
+        for (i, c) in self.candidates.iter_mut().enumerate() {
+            if which.is_none_or(|w| w.get(i).copied().unwrap_or(false)) {
+                let path = c.ready.then_some(&c.path[..]);
+                c.track.record(path);
+            }
+        }
+    }
+
+    /// Registers the winner's forecast as the one issued at this origin.
+    fn issue(&mut self) {
+        let path = self
+            .winner
+            .map(|w| &self.candidates[w])
+            .filter(|c| c.ready && c.path.iter().all(|v| v.is_finite()))
+            .map(|c| c.path.clone());
+        self.issued.record(path.as_deref());
     }
 
     /// Forecasts `horizon` steps ahead with the upper `quantile`. Steps beyond the
@@ -259,13 +300,18 @@ impl Forecaster {
         let Some(&last) = self.history.back() else {
             return Err(ForecastError::NoHistory);
         };
+        if horizon == 0 {
+            return Err(ForecastError::Config {
+                field: "horizon",
+                message: "must be at least one sample".into(),
+            });
+        }
         if !(quantile > 0.0 && quantile < 1.0) {
             return Err(ForecastError::Config {
                 field: "quantile",
                 message: "must be strictly between 0 and 1".into(),
             });
         }
-        let horizon = horizon.max(1);
         let mut reasons = self.notes.clone();
         let reactive = |reason: Option<String>| Forecast {
             mean: vec![last; horizon],
@@ -275,6 +321,7 @@ impl Forecaster {
             model: ModelKind::Reactive,
             backtest_wape: None,
             reason,
+            selection: None,
         };
         if self.config.model == ModelChoice::None {
             return Ok(reactive(None));
@@ -298,23 +345,17 @@ impl Forecaster {
             ));
         }
         let mean = self.path_of(w, horizon);
-        let computed;
-        let offsets: &[Option<f64>] =
-            if quantile == self.config.quantile && !cand.offsets.is_empty() {
-                &cand.offsets
-            } else {
-                let mut o = Vec::new();
-                cand.track.quantiles(quantile, MIN_RESIDUALS, &mut o);
-                computed = o;
-                &computed
-            };
+        let h = self.config.horizon;
+        let adaptive = quantile == self.config.quantile;
         let mut upper = Vec::with_capacity(horizon);
         let mut uncalibrated = false;
         for (k, m) in mean.iter().enumerate() {
-            let off = offsets
-                .get(k.min(offsets.len().saturating_sub(1)))
-                .copied()
-                .flatten();
+            let k = k.min(h - 1);
+            let off = if adaptive {
+                self.issued.offset(k)
+            } else {
+                self.issued.offset_at(k, quantile)
+            };
             let off = off.unwrap_or_else(|| {
                 uncalibrated = true;
                 0.0
@@ -323,7 +364,8 @@ impl Forecaster {
         }
         if uncalibrated {
             reasons.push(format!(
-                "fewer than {MIN_RESIDUALS} scored forecasts: the upper bound is the point forecast"
+                "fewer than {} scored forecasts: the upper bound is the point forecast",
+                self.issued.min_count()
             ));
         }
         if mean.iter().chain(&upper).any(|v| !v.is_finite()) {
@@ -339,7 +381,43 @@ impl Forecaster {
             model: cand.kind,
             backtest_wape: cand.track.wape(),
             reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            selection: Some(self.selection(w)),
         })
+    }
+
+    /// The explanation of the current choice.
+    fn selection(&self, w: usize) -> Selection {
+        let candidates: Vec<CandidateScore> = self
+            .candidates
+            .iter()
+            .filter(|c| !c.fallback || self.candidates[w].fallback)
+            .map(|c| CandidateScore {
+                model: c.kind,
+                wape: c.track.wape(),
+                mae: c.track.mae(),
+                ready: c.ready,
+            })
+            .collect();
+        let runner_up = self
+            .candidates
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| *i != w && c.ready && !c.fallback)
+            .filter_map(|(_, c)| c.track.mae().map(|m| (m, c)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, c)| (c.kind, c.track.wape()));
+        Selection {
+            chosen: self.candidates[w].kind,
+            chosen_wape: self.candidates[w].track.wape(),
+            runner_up,
+            candidates,
+            combined: self
+                .members
+                .iter()
+                .map(|&i| self.candidates[i].kind)
+                .collect(),
+            half_life: self.config.half_life(),
+        }
     }
 
     /// Every candidate's latest point forecast (steps 1..=config.horizon), for evaluations
@@ -351,8 +429,8 @@ impl Forecaster {
             .map(|c| (c.kind, c.ready.then_some(&c.path[..])))
     }
 
-    /// Each candidate model with its backtest WAPE over recent origins, so status and
-    /// reports can show why `Auto` chose what it chose.
+    /// Each candidate model with its recent backtest WAPE, so status and reports can show
+    /// why `Auto` chose what it chose.
     pub fn backtests(&self) -> Vec<(ModelKind, Option<f64>)> {
         self.candidates
             .iter()
@@ -396,24 +474,31 @@ impl Forecaster {
     fn build_candidates(&mut self, seasonal: bool) {
         self.seasonal = Some(seasonal);
         let h = self.config.horizon;
-        let cap = self.config.backtest_origins();
+        let half_life = self.config.half_life();
         let s = if seasonal { self.config.season() } else { 1 };
         let boxed = |kind: ModelKind| -> Option<Box<dyn SeriesModel>> {
             Some(match kind {
                 ModelKind::LastValue => Box::new(LastValue::default()),
                 ModelKind::SeasonalNaive => Box::new(SeasonalNaive::new(s)),
+                ModelKind::RecentMedian => Box::new(RecentMedian::new(h)),
                 ModelKind::Autoregressive => Box::new(Autoregressive::new(s)),
                 ModelKind::HoltWinters => Box::new(HoltWinters::new(s)),
+                ModelKind::Theta => Box::new(theta(s)),
+                ModelKind::DampedTrend => Box::new(damped_trend(s)),
                 ModelKind::Combined | ModelKind::Reactive => return None,
             })
         };
         let primaries: Vec<ModelKind> = match self.config.model {
             ModelChoice::Auto => {
+                // The simple models first: ties go to them.
                 let mut v = vec![ModelKind::LastValue];
                 if seasonal {
                     v.push(ModelKind::SeasonalNaive);
                 }
                 v.extend([
+                    ModelKind::RecentMedian,
+                    ModelKind::Theta,
+                    ModelKind::DampedTrend,
                     ModelKind::Autoregressive,
                     ModelKind::HoltWinters,
                     ModelKind::Combined,
@@ -422,6 +507,9 @@ impl Forecaster {
             }
             ModelChoice::HoltWinters => vec![ModelKind::HoltWinters],
             ModelChoice::Autoregressive => vec![ModelKind::Autoregressive],
+            ModelChoice::RecentMedian => vec![ModelKind::RecentMedian],
+            ModelChoice::Theta => vec![ModelKind::Theta],
+            ModelChoice::DampedTrend => vec![ModelKind::DampedTrend],
             ModelChoice::SeasonalNaive if seasonal => vec![ModelKind::SeasonalNaive],
             ModelChoice::SeasonalNaive => {
                 self.notes
@@ -432,19 +520,43 @@ impl Forecaster {
         };
         self.candidates = primaries
             .iter()
-            .map(|&k| Candidate::new(k, boxed(k), h, cap))
+            .map(|&k| Candidate::new(k, boxed(k), h, half_life))
             .collect();
         if !primaries.contains(&ModelKind::LastValue) {
-            let mut lv = Candidate::new(ModelKind::LastValue, boxed(ModelKind::LastValue), h, cap);
+            let mut lv = Candidate::new(
+                ModelKind::LastValue,
+                boxed(ModelKind::LastValue),
+                h,
+                half_life,
+            );
             lv.fallback = true;
             self.candidates.push(lv);
         }
         self.winner = None;
+        self.members.clear();
     }
 
-    /// The combination's forecast: the per-step median of the other primary models. A
-    /// median ignores one model going astray, and averaging models with different errors
-    /// is the most reliable way known to beat each of them.
+    /// Indices of the model candidates (not the combination) that could join it: ready,
+    /// primary, scored, and within [`COMBINE_WITHIN`] of the best recent error.
+    fn combination_members(&self) -> Vec<usize> {
+        let scored: Vec<(usize, f64)> = self
+            .candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.model.is_some() && !c.fallback && c.ready)
+            .filter_map(|(i, c)| c.track.mae().map(|m| (i, m)))
+            .collect();
+        let Some(best) = scored.iter().map(|&(_, m)| m).min_by(f64::total_cmp) else {
+            return Vec::new();
+        };
+        scored
+            .into_iter()
+            .filter(|&(_, m)| m <= COMBINE_WITHIN * best)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The combination's forecast: the per-step mean of the members.
     fn combine(&mut self) {
         let Some(ci) = self
             .candidates
@@ -454,41 +566,26 @@ impl Forecaster {
             return;
         };
         let h = self.config.horizon;
-        let members: Vec<usize> = (0..self.candidates.len())
-            .filter(|&i| i != ci && !self.candidates[i].fallback && self.candidates[i].ready)
-            .collect();
+        let members = self.combination_members();
+        let ready = members.len() >= 2;
         let mut path = std::mem::take(&mut self.candidates[ci].path);
         path.resize(h, 0.0);
-        let ready = members.len() >= 2;
         if ready {
             for (k, p) in path.iter_mut().enumerate() {
-                self.scratch.clear();
-                self.scratch
-                    .extend(members.iter().map(|&i| self.candidates[i].path[k]));
-                *p = median(&mut self.scratch);
+                let sum: f64 = members.iter().map(|&i| self.candidates[i].path[k]).sum();
+                *p = sum / members.len() as f64;
             }
         }
         let c = &mut self.candidates[ci];
         c.path = path;
         c.ready = ready;
+        self.members = if ready { members } else { Vec::new() };
     }
 
-    /// Picks the candidate with the lowest backtest error among primaries that can
-    /// forecast now; ties go to the simpler model (listed first).
+    /// Picks the candidate with the lowest recent backtest error among primaries that can
+    /// forecast now; ties go to the simpler model (listed first). A candidate not scored
+    /// yet is only chosen when none is.
     fn choose(&mut self) {
-        let before = self.winner;
-        self.pick();
-        // Intervals are only needed for the model that forecasts: compute its residual
-        // quantiles when it takes over, and every horizon's worth of samples after.
-        if let Some(w) = self.winner
-            && (before != self.winner || self.candidates[w].offsets.is_empty())
-        {
-            self.refresh_offsets(w);
-            self.since_offsets = 0;
-        }
-    }
-
-    fn pick(&mut self) {
         let mut best: Option<(usize, f64)> = None;
         for fallback in [false, true] {
             for (i, c) in self.candidates.iter().enumerate() {
@@ -507,14 +604,6 @@ impl Forecaster {
         self.winner = best.map(|(i, _)| i);
     }
 
-    fn refresh_offsets(&mut self, i: usize) {
-        let c = &mut self.candidates[i];
-        let mut o = std::mem::take(&mut c.offsets);
-        c.track
-            .quantiles(self.config.quantile, MIN_RESIDUALS, &mut o);
-        c.offsets = o;
-    }
-
     /// Candidate `i`'s point forecast for `horizon` steps.
     fn path_of(&self, i: usize, horizon: usize) -> Vec<f64> {
         let c = &self.candidates[i];
@@ -530,35 +619,21 @@ impl Forecaster {
             }
             None => {
                 let members: Vec<Vec<f64>> = self
-                    .candidates
+                    .members
                     .iter()
-                    .enumerate()
-                    .filter(|(j, o)| *j != i && !o.fallback && o.ready && o.model.is_some())
-                    .map(|(j, _)| self.path_of(j, horizon))
+                    .map(|&j| self.path_of(j, horizon))
                     .collect();
-                let mut col = Vec::with_capacity(members.len());
                 for (k, o) in out.iter_mut().enumerate() {
-                    col.clear();
-                    col.extend(members.iter().map(|p| p[k]));
-                    *o = median(&mut col);
+                    let sum: f64 = members.iter().map(|p| p[k]).sum();
+                    *o = if members.is_empty() {
+                        f64::NAN
+                    } else {
+                        sum / members.len() as f64
+                    };
                 }
             }
         }
         out
-    }
-}
-
-/// The median of a small slice (NaN if empty).
-fn median(v: &mut [f64]) -> f64 {
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    v.sort_unstable_by(f64::total_cmp);
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
     }
 }
 
@@ -674,5 +749,72 @@ mod tests {
         }
         let share = covered as f64 / total as f64;
         assert!((0.86..=0.94).contains(&share), "coverage {share}");
+    }
+
+    #[test]
+    fn auto_explains_its_choice_with_the_simple_models_among_the_candidates() {
+        let mut f = Forecaster::new(cfg(ModelChoice::Auto, 24, 240)).unwrap();
+        let y: Vec<f64> = (0..400).map(|t| daily(t, 24) + (t % 7) as f64).collect();
+        f.extend_from_slice(&y[..240]);
+        for &v in &y[240..] {
+            f.observe(v);
+        }
+        let fc = f.forecast(4, 0.95).unwrap();
+        let sel = fc.selection.clone().expect("auto explains its choice");
+        assert_eq!(sel.chosen, fc.model);
+        assert_eq!(sel.chosen_wape, fc.backtest_wape);
+        let kinds: Vec<ModelKind> = sel.candidates.iter().map(|c| c.model).collect();
+        for k in [ModelKind::LastValue, ModelKind::SeasonalNaive] {
+            assert!(kinds.contains(&k), "{kinds:?}");
+        }
+        // The chosen model has the lowest recent error of the ready candidates.
+        let best = sel
+            .candidates
+            .iter()
+            .filter(|c| c.ready)
+            .filter_map(|c| c.mae)
+            .fold(f64::INFINITY, f64::min);
+        let chosen = sel
+            .candidates
+            .iter()
+            .find(|c| c.model == sel.chosen)
+            .unwrap();
+        assert_eq!(chosen.mae, Some(best));
+        let (runner, _) = sel.runner_up.expect("a runner-up");
+        assert_ne!(runner, sel.chosen);
+        let line = sel.summary();
+        assert!(line.starts_with(sel.chosen.name()), "{line}");
+        assert!(line.contains("runner-up"), "{line}");
+    }
+
+    #[test]
+    fn combination_leaves_out_models_far_worse_than_the_best() {
+        let mut f = Forecaster::new(cfg(ModelChoice::Auto, 24, 240)).unwrap();
+        let y: Vec<f64> = (0..500).map(|t| daily(t, 24)).collect();
+        f.extend_from_slice(&y[..240]);
+        for &v in &y[240..] {
+            f.observe(v);
+        }
+        let best = f
+            .candidates
+            .iter()
+            .filter(|c| c.model.is_some() && c.ready)
+            .filter_map(|c| c.track.mae())
+            .fold(f64::INFINITY, f64::min);
+        for &i in &f.members {
+            let m = f.candidates[i].track.mae().unwrap();
+            assert!(
+                m <= COMBINE_WITHIN * best,
+                "{:?} {m} vs {best}",
+                f.candidates[i].kind
+            );
+        }
+        // Last value is far worse than the seasonal models on a clean daily cycle.
+        let lv = f
+            .candidates
+            .iter()
+            .position(|c| c.kind == ModelKind::LastValue)
+            .unwrap();
+        assert!(!f.members.contains(&lv));
     }
 }

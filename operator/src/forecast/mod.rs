@@ -13,12 +13,14 @@
 //! [`evaluate`] runs the rolling-origin protocol used by `skyfleet forecast-eval`.
 
 mod autoregressive;
+mod conformal;
 mod eval;
 mod forecaster;
 mod holt_winters;
 mod linalg;
 mod naive;
 mod optimize;
+mod theta;
 mod track;
 
 use std::time::Duration;
@@ -44,6 +46,15 @@ pub enum ModelChoice {
     SeasonalNaive,
     /// The latest value, for series without structure (random walks, spikes).
     LastValue,
+    /// The median of the last horizon's samples, for spiky demand. Not in the CRD yet:
+    /// `forecast-eval` and the library only.
+    RecentMedian,
+    /// The Theta method (exponential smoothing with drift) on the seasonally adjusted
+    /// series. Not in the CRD yet: `forecast-eval` and the library only.
+    Theta,
+    /// Damped-trend exponential smoothing on the seasonally adjusted series. Not in the
+    /// CRD yet: `forecast-eval` and the library only.
+    DampedTrend,
     /// No forecast at all: scale on current usage only (reactive autoscaling).
     None,
 }
@@ -71,6 +82,9 @@ impl ModelChoice {
             Self::Autoregressive => "autoregressive",
             Self::SeasonalNaive => "seasonal-naive",
             Self::LastValue => "last-value",
+            Self::RecentMedian => "recent-median",
+            Self::Theta => "theta",
+            Self::DampedTrend => "damped-trend",
             Self::None => "none",
         }
     }
@@ -83,6 +97,9 @@ impl ModelChoice {
             Self::Autoregressive,
             Self::SeasonalNaive,
             Self::LastValue,
+            Self::RecentMedian,
+            Self::Theta,
+            Self::DampedTrend,
             Self::None,
         ]
         .into_iter()
@@ -98,11 +115,18 @@ pub enum ModelKind {
     LastValue,
     /// The value one season ago.
     SeasonalNaive,
+    /// The median of the last horizon's samples.
+    RecentMedian,
     /// AR(p) on the seasonally adjusted series.
     Autoregressive,
     /// Additive Holt-Winters with a fitted damping factor.
     HoltWinters,
-    /// The median of the other models' forecasts: robust when no single model is reliable.
+    /// The Theta method (exponential smoothing with drift) on the seasonally adjusted series.
+    Theta,
+    /// Damped-trend exponential smoothing on the seasonally adjusted series.
+    DampedTrend,
+    /// The mean of the models whose recent error is close to the best one's: a combination
+    /// of good models is more reliable than any of them, and the far worse are left out.
     Combined,
     /// No model: current usage only (asked for, or too little history to forecast).
     Reactive,
@@ -114,8 +138,11 @@ impl ModelKind {
         match self {
             Self::LastValue => "LastValue",
             Self::SeasonalNaive => "SeasonalNaive",
+            Self::RecentMedian => "RecentMedian",
             Self::Autoregressive => "Autoregressive",
             Self::HoltWinters => "HoltWinters",
+            Self::Theta => "Theta",
+            Self::DampedTrend => "DampedTrend",
             Self::Combined => "Combined",
             Self::Reactive => "Reactive",
         }
@@ -237,8 +264,9 @@ impl ForecastConfig {
         }
     }
 
-    /// How many origins the backtest remembers: the whole window, unless that would keep
-    /// more than [`MAX_BACKTEST_CELLS`] errors per model (origins × horizon). Every origin
+    /// How many origins of the issued forecasts' errors the interval remembers: the whole
+    /// window, unless that would keep more than [`MAX_BACKTEST_CELLS`] errors (origins ×
+    /// horizon). Model choice keeps no rows at all, only discounted sums per model. Every origin
     /// keeps a row of `horizon` errors, so a long window with a fine step and a long horizon
     /// (7 days of 5 s steps, 30 min ahead: 44 million errors, 350 MB per model) would make one
     /// workload cost gigabytes; the most recent origins are plenty to choose a model and to
@@ -249,6 +277,22 @@ impl ForecastConfig {
         }
         let within_budget = (MAX_BACKTEST_CELLS / self.horizon.max(1)).max(self.horizon + 1);
         self.window.max(self.horizon + 1).min(within_budget)
+    }
+}
+
+impl ForecastConfig {
+    /// The half-life, in samples, of the discount on backtest errors that drives model
+    /// choice: one season (one demand cycle, a day by default), or a seventh of the window
+    /// without a season, the same period models are refitted on; never below one horizon.
+    /// An error a day old then counts half, a week old under 1%: the choice follows a
+    /// change of regime within a day or two and still rests on hundreds of origins.
+    pub fn half_life(&self) -> f64 {
+        let period = if self.season() > 1 {
+            self.season()
+        } else {
+            (self.window / 7).max(1)
+        };
+        (period as f64).max(self.horizon as f64)
     }
 }
 
@@ -286,6 +330,65 @@ pub struct Forecast {
     pub backtest_wape: Option<f64>,
     /// Why a simpler model was used, or why the interval is not yet calibrated.
     pub reason: Option<String>,
+    /// Why this model: every candidate's recent backtest and the runner-up, so status can
+    /// explain `Auto`'s choice. `None` when no model forecast (reactive).
+    pub selection: Option<Selection>,
+}
+
+/// How the forecasting model was chosen: the rolling backtest behind the choice.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Selection {
+    /// The model that made the forecast.
+    pub chosen: ModelKind,
+    /// Its recent backtest WAPE (errors discounted with a half-life of
+    /// [`Selection::half_life`] samples), if scored yet.
+    pub chosen_wape: Option<f64>,
+    /// The best other candidate and its recent backtest WAPE.
+    pub runner_up: Option<(ModelKind, Option<f64>)>,
+    /// Every candidate, in the order they were considered (simplest first).
+    pub candidates: Vec<CandidateScore>,
+    /// The models averaged by [`ModelKind::Combined`] at this origin (empty if it had
+    /// fewer than two close enough to the best).
+    pub combined: Vec<ModelKind>,
+    /// The half-life, in samples, of the discount on backtest errors.
+    pub half_life: f64,
+}
+
+impl Selection {
+    /// One line for status and events, e.g. `HoltWinters (recent WAPE 0.031; runner-up
+    /// Theta 0.034; LastValue 0.052)`.
+    pub fn summary(&self) -> String {
+        let w = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+        let mut s = format!("{} (recent WAPE {}", self.chosen, w(self.chosen_wape));
+        if let Some((k, v)) = self.runner_up {
+            s.push_str(&format!("; runner-up {k} {}", w(v)));
+        }
+        for c in &self.candidates {
+            let named = c.model == self.chosen || self.runner_up.is_some_and(|(k, _)| k == c.model);
+            if !named && matches!(c.model, ModelKind::LastValue | ModelKind::SeasonalNaive) {
+                s.push_str(&format!("; {} {}", c.model, w(c.wape)));
+            }
+        }
+        if self.chosen == ModelKind::Combined && !self.combined.is_empty() {
+            let m: Vec<&str> = self.combined.iter().map(|k| k.name()).collect();
+            s.push_str(&format!("; mean of {}", m.join(", ")));
+        }
+        s.push(')');
+        s
+    }
+}
+
+/// One candidate model's standing in the rolling backtest.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CandidateScore {
+    /// The model.
+    pub model: ModelKind,
+    /// Recent (discounted) backtest WAPE, if scored.
+    pub wape: Option<f64>,
+    /// Recent (discounted) mean absolute error per step: the choice criterion.
+    pub mae: Option<f64>,
+    /// Whether it could forecast at this origin.
+    pub ready: bool,
 }
 
 /// Why no forecast could be made at all (every other problem degrades to a simpler model).
@@ -303,7 +406,9 @@ pub enum ForecastError {
     #[error("no demand history yet: at least one finite sample is needed")]
     NoHistory,
     /// The series is too short for the asked evaluation.
-    #[error("series of {len} samples is too short: need at least {need} (window + horizon)")]
+    #[error(
+        "series of {len} samples is too short: need at least {need} (window, or two seasons, + horizon)"
+    )]
     TooShort {
         /// Samples given.
         len: usize,

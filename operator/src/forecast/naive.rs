@@ -72,6 +72,66 @@ impl SeriesModel for SeasonalNaive {
     }
 }
 
+/// Forecasts the median of the last `len` samples for every step. Under absolute error the
+/// best point forecast is the median of what comes next, and on spiky demand (short bursts
+/// on a steady base) the recent median stays on the base where the latest value jumps with
+/// every burst; on smooth demand it lags the latest value by about `len / 2` samples.
+#[derive(Debug)]
+pub(crate) struct RecentMedian {
+    ring: Vec<f64>,
+    head: usize,
+    seen: usize,
+}
+
+impl RecentMedian {
+    /// The median of the last `len` samples (at least 1).
+    pub(crate) fn new(len: usize) -> Self {
+        Self {
+            ring: vec![0.0; len.max(1)],
+            head: 0,
+            seen: 0,
+        }
+    }
+}
+
+impl SeriesModel for RecentMedian {
+    fn fit(&mut self, _y: &[f64]) -> Result<(), String> {
+        self.head = 0;
+        self.seen = 0;
+        Ok(())
+    }
+    fn update(&mut self, y: f64) {
+        self.ring[self.head] = y;
+        self.head = (self.head + 1) % self.ring.len();
+        self.seen += 1;
+    }
+    fn predict(&self, out: &mut [f64]) -> bool {
+        let n = self.seen.min(self.ring.len());
+        if n == 0 {
+            return false;
+        }
+        let mut stack = [0.0; 64];
+        let mut heap = Vec::new();
+        let v: &mut [f64] = if n <= stack.len() {
+            &mut stack[..n]
+        } else {
+            heap.extend_from_slice(&self.ring[..n]);
+            &mut heap
+        };
+        if n <= 64 {
+            v.copy_from_slice(&self.ring[..n]);
+        }
+        v.sort_unstable_by(f64::total_cmp);
+        let m = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        };
+        out.fill(m);
+        m.is_finite()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +147,19 @@ mod tests {
         }
         assert!(m.predict(&mut out));
         assert_eq!(out, [2.0, 3.0, 4.0, 2.0, 3.0, 4.0, 2.0]);
+    }
+
+    #[test]
+    fn recent_median_ignores_a_burst() {
+        let mut m = RecentMedian::new(5);
+        let mut out = [0.0; 2];
+        assert!(!m.predict(&mut out));
+        for v in [10.0, 11.0, 500.0, 9.0, 10.0, 12.0] {
+            m.update(v);
+        }
+        // Last five: 11, 500, 9, 10, 12.
+        assert!(m.predict(&mut out));
+        assert_eq!(out, [11.0; 2]);
     }
 
     #[test]

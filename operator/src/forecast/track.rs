@@ -1,74 +1,67 @@
-//! A model's running rolling-origin backtest: every forecast it made, scored as the
-//! actuals arrive.
+//! A model's running rolling-origin backtest, kept as an exponentially discounted summary.
 //!
-//! The same record serves model choice (mean absolute error and WAPE over recent origins)
-//! and prediction intervals (per-step empirical quantiles of the signed errors), so both
-//! come from the model's own out-of-sample behaviour and cost O(h) per sample to keep.
+//! Every forecast a model makes is scored as the actuals arrive; each step's absolute error
+//! is added to a per-horizon-step sum whose older terms are discounted by `λ` per sample, so
+//! the score says how the model has done *lately* (a change of regime shows up within a few
+//! half-lives) while the state stays O(h²) per model however long the window: the pending
+//! forecasts of the last `h` origins plus `2h + 1` sums. Raw error rows are kept only for the
+//! forecast that is actually issued, in [`super::conformal`].
 
-/// Pending forecasts of the last `h` origins and the completed error rows of the last
-/// `cap` origins.
+/// Pending forecasts of the last `h` origins and the discounted error sums.
 #[derive(Debug, Clone)]
 pub(crate) struct Track {
     h: usize,
-    cap: usize,
+    /// Discount per sample: the weight of an error `a` samples old is `λ^a`.
+    lambda: f64,
     // Pending rows, one slot per origin modulo h.
     pred: Vec<f64>,
-    perr: Vec<f64>,
     page: Vec<usize>,
-    pabse: Vec<f64>,
-    pabsy: Vec<f64>,
     plive: Vec<bool>,
     next: usize,
-    // Completed rows: a ring of `cap` rows of `h` signed errors (NaN = actual missing),
-    // grown as origins complete, so a young history costs little. f32: the errors feed
-    // quantiles, where seven significant digits are plenty, and this is most of a
-    // workload's memory.
-    errs: Vec<f32>,
+    /// Discounted Σ|y − ŷ| per step.
     abse: Vec<f64>,
-    absy: Vec<f64>,
-    steps: Vec<u32>,
-    head: usize,
-    len: usize,
-    sum_abse: f64,
-    sum_absy: f64,
-    sum_steps: u64,
+    /// Discounted count of scored errors per step.
+    count: Vec<f64>,
+    /// Discounted Σ|y| over all steps.
+    absy: f64,
+    /// Errors scored since the last clear (undiscounted), to know when a score is trusted.
+    scored: u64,
 }
 
 impl Track {
-    /// A track for forecasts of `h` steps remembering `cap` origins.
-    pub(crate) fn new(h: usize, cap: usize) -> Self {
+    /// A track for forecasts of `h` steps whose errors lose half their weight every
+    /// `half_life` samples.
+    pub(crate) fn new(h: usize, half_life: f64) -> Self {
         let h = h.max(1);
-        let cap = cap.max(1);
+        let lambda = if half_life.is_finite() && half_life > 0.0 {
+            0.5f64.powf(1.0 / half_life)
+        } else {
+            1.0
+        };
         Self {
             h,
-            cap,
+            lambda,
             pred: vec![0.0; h * h],
-            perr: vec![0.0; h * h],
             page: vec![0; h],
-            pabse: vec![0.0; h],
-            pabsy: vec![0.0; h],
             plive: vec![false; h],
             next: 0,
-            errs: Vec::new(),
-            abse: Vec::new(),
-            absy: Vec::new(),
-            steps: Vec::new(),
-            head: 0,
-            len: 0,
-            sum_abse: 0.0,
-            sum_absy: 0.0,
-            sum_steps: 0,
+            abse: vec![0.0; h],
+            count: vec![0.0; h],
+            absy: 0.0,
+            scored: 0,
         }
     }
 
     /// Forgets everything (a new model or a rebuilt backtest).
     pub(crate) fn clear(&mut self) {
-        *self = Self::new(self.h, self.cap);
+        let lambda = self.lambda;
+        *self = Self::new(self.h, f64::INFINITY);
+        self.lambda = lambda;
     }
 
-    /// Completed origins remembered.
-    pub(crate) fn len(&self) -> usize {
-        self.len
+    /// Errors scored since the last clear.
+    pub(crate) fn scored(&self) -> u64 {
+        self.scored
     }
 
     /// Registers the forecast made at the current origin (`None`: the model had none).
@@ -79,116 +72,52 @@ impl Track {
             Some(p) if p.len() >= self.h => {
                 self.pred[slot * self.h..(slot + 1) * self.h].copy_from_slice(&p[..self.h]);
                 self.page[slot] = 0;
-                self.pabse[slot] = 0.0;
-                self.pabsy[slot] = 0.0;
                 self.plive[slot] = true;
             }
             _ => self.plive[slot] = false,
         }
     }
 
-    /// Scores pending forecasts against the sample that just arrived (`None`: missing).
+    /// Discounts the sums by one sample and scores pending forecasts against the sample
+    /// that just arrived (`None`: missing, nothing scored).
     pub(crate) fn actual(&mut self, y: Option<f64>) {
         let h = self.h;
+        let l = self.lambda;
+        self.abse.iter_mut().for_each(|v| *v *= l);
+        self.count.iter_mut().for_each(|v| *v *= l);
+        self.absy *= l;
         for slot in 0..h {
             if !self.plive[slot] {
                 continue;
             }
             let k = self.page[slot];
-            let e = match y {
-                Some(v) => {
-                    let e = v - self.pred[slot * h + k];
-                    self.pabse[slot] += e.abs();
-                    self.pabsy[slot] += v.abs();
-                    e
+            if let Some(v) = y {
+                let e = (v - self.pred[slot * h + k]).abs();
+                if e.is_finite() {
+                    self.abse[k] += e;
+                    self.count[k] += 1.0;
+                    self.absy += v.abs();
+                    self.scored += 1;
                 }
-                None => f64::NAN,
-            };
-            self.perr[slot * h + k] = e;
+            }
             self.page[slot] = k + 1;
             if k + 1 == h {
-                self.complete(slot);
                 self.plive[slot] = false;
             }
         }
     }
 
-    fn complete(&mut self, slot: usize) {
-        let h = self.h;
-        let row = self.head;
-        if self.len == self.cap {
-            self.sum_abse -= self.abse[row];
-            self.sum_absy -= self.absy[row];
-            self.sum_steps -= u64::from(self.steps[row]);
-        } else {
-            self.len += 1;
-        }
-        let src = &self.perr[slot * h..(slot + 1) * h];
-        let steps = src.iter().filter(|e| !e.is_nan()).count() as u32;
-        if self.abse.len() <= row {
-            // Still filling: rows are appended in order (head == len until the ring is full).
-            self.errs.extend(src.iter().map(|&e| e as f32));
-            self.abse.push(self.pabse[slot]);
-            self.absy.push(self.pabsy[slot]);
-            self.steps.push(steps);
-        } else {
-            for (dst, &e) in self.errs[row * h..(row + 1) * h].iter_mut().zip(src) {
-                *dst = e as f32;
-            }
-            self.abse[row] = self.pabse[slot];
-            self.absy[row] = self.pabsy[slot];
-            self.steps[row] = steps;
-        }
-        self.sum_abse += self.pabse[slot];
-        self.sum_absy += self.pabsy[slot];
-        self.sum_steps += u64::from(steps);
-        self.head = (self.head + 1) % self.cap;
-        if self.head == 0 {
-            // Running sums drift with many subtractions; recompute once per lap.
-            self.sum_abse = self.abse[..self.len].iter().sum();
-            self.sum_absy = self.absy[..self.len].iter().sum();
-        }
-    }
-
-    /// Mean absolute error per scored step; the choice criterion (scale-free comparisons
-    /// are not needed: every candidate is scored on the same series).
+    /// Discounted mean absolute error per scored step, every step weighted alike; the
+    /// choice criterion (all candidates are scored on the same series, so no scaling is
+    /// needed).
     pub(crate) fn mae(&self) -> Option<f64> {
-        (self.sum_steps > 0).then(|| self.sum_abse.max(0.0) / self.sum_steps as f64)
+        let n: f64 = self.count.iter().sum();
+        (self.scored > 0 && n > 0.0).then(|| self.abse.iter().sum::<f64>() / n)
     }
 
-    /// WAPE over the remembered origins: Σ|y − ŷ| / Σ|y|, the error users are told.
+    /// Discounted WAPE, Σ|y − ŷ| / Σ|y|: the error users are told.
     pub(crate) fn wape(&self) -> Option<f64> {
-        (self.sum_steps > 0 && self.sum_absy > 0.0).then(|| self.sum_abse.max(0.0) / self.sum_absy)
-    }
-
-    /// Signed errors of step `k` (0-based) that were scored.
-    fn column(&self, k: usize, into: &mut Vec<f64>) {
-        into.clear();
-        let h = self.h;
-        into.extend(
-            (0..self.len)
-                .map(|r| f64::from(self.errs[r * h + k]))
-                .filter(|e| !e.is_nan()),
-        );
-    }
-
-    /// The `q` quantile of the signed errors of each step, or `None` for steps with
-    /// fewer than `min_count` scored errors. Uses the ⌈q(n+1)⌉-th smallest error, the
-    /// conformal choice that keeps coverage at or above `q` for exchangeable errors.
-    pub(crate) fn quantiles(&self, q: f64, min_count: usize, out: &mut Vec<Option<f64>>) {
-        out.clear();
-        let mut col = Vec::with_capacity(self.len);
-        for k in 0..self.h {
-            self.column(k, &mut col);
-            let n = col.len();
-            if n < min_count.max(1) {
-                out.push(None);
-                continue;
-            }
-            let rank = ((q * (n + 1) as f64).ceil() as usize).clamp(1, n) - 1;
-            let (_, v, _) = col.select_nth_unstable_by(rank, f64::total_cmp);
-            out.push(Some(*v));
-        }
+        (self.scored > 0 && self.absy > 0.0).then(|| self.abse.iter().sum::<f64>() / self.absy)
     }
 }
 
@@ -198,35 +127,34 @@ mod tests {
 
     #[test]
     fn scores_each_forecast_against_the_right_actuals() {
-        let mut t = Track::new(2, 10);
+        // No discount: plain sums.
+        let mut t = Track::new(2, f64::INFINITY);
         // Origin 0 forecasts [1, 2]; actuals 1.5 then 2.5.
         t.record(Some(&[1.0, 2.0]));
         t.actual(Some(1.5));
         t.record(Some(&[1.5, 1.5]));
         t.actual(Some(2.5));
-        assert_eq!(t.len(), 1);
-        // Row 0: errors 0.5, 0.5; |y| = 4.
-        assert!((t.wape().unwrap() - 1.0 / 4.0).abs() < 1e-12);
+        // Errors so far: 0.5 (o0 s1), 0.5 (o0 s2), 1.0 (o1 s1); |y| = 1.5 + 2.5 + 2.5.
+        assert_eq!(t.scored(), 3);
+        assert!((t.mae().unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((t.wape().unwrap() - 2.0 / 6.5).abs() < 1e-12);
         t.record(None);
-        t.actual(Some(1.5));
-        // Row 1: errors 1.0, 0.0.
-        assert_eq!(t.len(), 2);
-        assert!((t.mae().unwrap() - 2.0 / 4.0).abs() < 1e-12);
-        let mut q = Vec::new();
-        t.quantiles(0.5, 1, &mut q);
-        // Conformal rank ⌈0.5·3⌉ = 2: the larger of the two errors per step.
-        assert_eq!(q, vec![Some(1.0), Some(0.5)]);
+        t.actual(None);
+        assert_eq!(t.scored(), 3, "a missing actual is not scored");
     }
 
     #[test]
-    fn forgets_the_oldest_rows() {
-        let mut t = Track::new(1, 3);
-        for i in 0..10 {
+    fn recent_errors_weigh_more() {
+        let mut t = Track::new(1, 10.0);
+        for i in 0..200 {
             t.record(Some(&[0.0]));
-            t.actual(Some(i as f64));
+            // Error 10 for a long time, then error 1 for the last 50 samples.
+            t.actual(Some(if i < 150 { 10.0 } else { 1.0 }));
         }
-        assert_eq!(t.len(), 3);
-        // Remembers errors 7, 8, 9.
-        assert!((t.mae().unwrap() - 8.0).abs() < 1e-12);
+        let mae = t.mae().unwrap();
+        // 50 samples = 5 half-lives: the old regime keeps ~3% of the weight.
+        assert!(mae < 1.5, "{mae}");
+        t.clear();
+        assert_eq!(t.mae(), None);
     }
 }

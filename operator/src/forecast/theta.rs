@@ -1,0 +1,217 @@
+//! Two cheap exponential-smoothing models on the seasonally adjusted series.
+//!
+//! - The Theta method, which Hyndman & Billah (2003) showed to be simple exponential
+//!   smoothing with a drift of half the series' linear-trend slope: robust, and among the
+//!   best single methods of the M3 competition.
+//! - Damped-trend ETS(A,Ad,N): Holt's linear trend with a fitted damping factor.
+//!
+//! Both run on the series minus its robust seasonal profile (the one the autoregression
+//! uses) and add the profile back, i.e. classical decomposition forecasting; without two
+//! whole seasons the profile is zero and they are the plain non-seasonal methods.
+
+use super::SeriesModel;
+use super::autoregressive::seasonal_profile;
+use super::holt_winters::HoltWinters;
+
+/// A non-seasonal model run on the seasonally adjusted series.
+#[derive(Debug)]
+pub(crate) struct Deseasonalized<M> {
+    season_len: usize,
+    profile: Vec<f64>,
+    /// Phase of the next sample.
+    phase: usize,
+    inner: M,
+}
+
+impl<M: SeriesModel> Deseasonalized<M> {
+    fn with(season_len: usize, inner: M) -> Self {
+        Self {
+            season_len: season_len.max(1),
+            profile: vec![0.0],
+            phase: 0,
+            inner,
+        }
+    }
+}
+
+/// The Theta method for seasons of `season_len` samples.
+pub(crate) fn theta(season_len: usize) -> Deseasonalized<SesDrift> {
+    Deseasonalized::with(season_len, SesDrift::default())
+}
+
+/// Damped-trend exponential smoothing for seasons of `season_len` samples.
+pub(crate) fn damped_trend(season_len: usize) -> Deseasonalized<HoltWinters> {
+    Deseasonalized::with(season_len, HoltWinters::new(1))
+}
+
+impl<M: SeriesModel> SeriesModel for Deseasonalized<M> {
+    fn fit(&mut self, y: &[f64]) -> Result<(), String> {
+        self.profile = seasonal_profile(y, self.season_len);
+        let ps = self.profile.len();
+        let x: Vec<f64> = y
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v - self.profile[i % ps])
+            .collect();
+        self.phase = 0;
+        self.inner.fit(&x)
+    }
+
+    fn update(&mut self, y: f64) {
+        let ps = self.profile.len();
+        self.inner.update(y - self.profile[self.phase]);
+        self.phase = (self.phase + 1) % ps;
+    }
+
+    fn predict(&self, out: &mut [f64]) -> bool {
+        if !self.inner.predict(out) {
+            return false;
+        }
+        let ps = self.profile.len();
+        for (k, o) in out.iter_mut().enumerate() {
+            *o += self.profile[(self.phase + k) % ps];
+        }
+        out.iter().all(|v| v.is_finite())
+    }
+}
+
+/// Simple exponential smoothing with a fixed drift b (half the least-squares slope of the
+/// fit window): ℓₜ = ℓₜ₋₁ + b + α(yₜ − ℓₜ₋₁ − b), forecast ℓₜ + k·b. α minimises the
+/// one-step squared error over the window (golden-section search: the loss is smooth in α).
+#[derive(Debug, Default)]
+pub(crate) struct SesDrift {
+    alpha: f64,
+    drift: f64,
+    init: f64,
+    level: Option<f64>,
+}
+
+impl SesDrift {
+    fn sse(y: &[f64], alpha: f64, drift: f64, init: f64) -> f64 {
+        let mut level = init;
+        let mut sse = 0.0;
+        for &v in y {
+            let e = v - (level + drift);
+            sse += e * e;
+            level += drift + alpha * e;
+        }
+        sse
+    }
+}
+
+impl SeriesModel for SesDrift {
+    fn fit(&mut self, y: &[f64]) -> Result<(), String> {
+        let n = y.len();
+        if n < 3 {
+            return Err(format!("Theta needs at least 3 samples, has {n}"));
+        }
+        // Least-squares slope against the sample index.
+        let nf = n as f64;
+        let tm = (nf - 1.0) / 2.0;
+        let ym = y.iter().sum::<f64>() / nf;
+        let (mut sxy, mut sxx) = (0.0, 0.0);
+        for (i, v) in y.iter().enumerate() {
+            let dt = i as f64 - tm;
+            sxy += dt * (v - ym);
+            sxx += dt * dt;
+        }
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        self.drift = if slope.is_finite() { slope / 2.0 } else { 0.0 };
+        self.init = y[0] - self.drift;
+        let (mut lo, mut hi) = (1e-3, 1.0);
+        let g = (5f64.sqrt() - 1.0) / 2.0;
+        let f = |a: f64| Self::sse(y, a, self.drift, self.init);
+        let (mut a, mut b) = (hi - g * (hi - lo), lo + g * (hi - lo));
+        let (mut fa, mut fb) = (f(a), f(b));
+        for _ in 0..30 {
+            if fa <= fb {
+                hi = b;
+                b = a;
+                fb = fa;
+                a = hi - g * (hi - lo);
+                fa = f(a);
+            } else {
+                lo = a;
+                a = b;
+                fa = fb;
+                b = lo + g * (hi - lo);
+                fb = f(b);
+            }
+        }
+        let alpha = 0.5 * (lo + hi);
+        if !alpha.is_finite() {
+            return Err("Theta: the smoothing fit failed on this window".into());
+        }
+        self.alpha = alpha;
+        self.level = None;
+        Ok(())
+    }
+
+    fn update(&mut self, y: f64) {
+        let level = self.level.unwrap_or(self.init);
+        let e = y - (level + self.drift);
+        self.level = Some(level + self.drift + self.alpha * e);
+    }
+
+    fn predict(&self, out: &mut [f64]) -> bool {
+        let Some(level) = self.level else {
+            return false;
+        };
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = level + (k + 1) as f64 * self.drift;
+        }
+        out.iter().all(|v| v.is_finite())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replay(m: &mut dyn SeriesModel, y: &[f64]) {
+        m.fit(y).unwrap();
+        for &v in y {
+            m.update(v);
+        }
+    }
+
+    #[test]
+    fn theta_follows_a_seasonal_ramp() {
+        let s = 24;
+        let at = |t: usize| {
+            let t = t as f64;
+            50.0 + 0.05 * t + 10.0 * (t * std::f64::consts::TAU / 24.0).sin()
+        };
+        let y: Vec<f64> = (0..s * 7).map(at).collect();
+        for m in [
+            &mut theta(s) as &mut dyn SeriesModel,
+            &mut damped_trend(s) as &mut dyn SeriesModel,
+        ] {
+            replay(m, &y);
+            let mut out = [0.0; 6];
+            assert!(m.predict(&mut out));
+            for (k, f) in out.iter().enumerate() {
+                let truth = at(y.len() + k);
+                assert!((f - truth).abs() < 1.5, "{m:?} step {k}: {f} vs {truth}");
+            }
+        }
+    }
+
+    #[test]
+    fn ses_drift_fits_alpha_near_one_on_a_random_walk() {
+        let mut seed: u64 = 3;
+        let mut x = 0.0;
+        let y: Vec<f64> = (0..1000)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                x += ((seed >> 11) as f64 / (1u64 << 53) as f64) - 0.5;
+                x
+            })
+            .collect();
+        let mut m = SesDrift::default();
+        m.fit(&y).unwrap();
+        assert!(m.alpha > 0.8, "{}", m.alpha);
+    }
+}
