@@ -106,14 +106,25 @@ async fn delete(
         return Ok(());
     };
     let api: Api<Deployment> = Api::namespaced(client, &owner.namespace);
+    delete_exactly(ctx, &api, &h.name, existing.uid()).await
+}
+
+/// Deletes the Deployment `name` only if it is still the object with `uid`; one already gone
+/// is no error.
+pub(super) async fn delete_exactly(
+    ctx: &WorkloadContext,
+    api: &Api<Deployment>,
+    name: &str,
+    uid: Option<String>,
+) -> Result<(), String> {
     let params = DeleteParams {
         preconditions: Some(Preconditions {
-            uid: existing.uid(),
+            uid,
             resource_version: None,
         }),
         ..DeleteParams::background()
     };
-    match member(ctx.member_timeout, api.delete(&h.name, &params)).await {
+    match member(ctx.member_timeout, api.delete(name, &params)).await {
         Ok(_) => Ok(()),
         Err(e) if e.contains("NotFound") || e.contains("not found") => Ok(()),
         Err(e) => Err(e),

@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{DeleteParams, ListParams, Preconditions};
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use tracing::{info, warn};
 
 use super::observe::{self, cluster_key};
-use super::{WorkloadContext, WorkloadError, member, report};
+use super::{WorkloadContext, WorkloadError, act, member, report};
 use crate::api::cloud_pool::CloudPool;
 use crate::api::workload::MultiCloudWorkload;
 use crate::controller::admin::WorkloadLabels;
@@ -123,18 +123,10 @@ async fn clean_cluster(
     let mut deleted = Vec::new();
     for d in list.items.into_iter().filter(|d| owner.owns(d)) {
         let dname = d.name_any();
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: d.uid(),
-                resource_version: None,
-            }),
-            ..DeleteParams::background()
-        };
-        match member(ctx.member_timeout, api.delete(&dname, &params)).await {
-            Ok(_) => deleted.push(dname),
-            Err(e) if e.contains("NotFound") || e.contains("not found") => {}
-            Err(e) => return Err(format!("deleting {dname}: {e}")),
-        }
+        act::delete_exactly(ctx, &api, &dname, d.uid())
+            .await
+            .map_err(|e| format!("deleting {dname}: {e}"))?;
+        deleted.push(dname);
     }
     Ok(deleted)
 }
