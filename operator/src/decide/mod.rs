@@ -557,3 +557,203 @@ fn fallback_explanation(plan: &Plan, demand: f64, model: &str) -> String {
             .unwrap_or_default()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::cloud_pool::CloudPoolStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    fn t(offset: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_800_000_000 + offset).unwrap()
+    }
+
+    fn spec() -> MultiCloudWorkloadSpec {
+        serde_json::from_value(serde_json::json!({
+            "replicas": {"min": 2, "max": 10},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": "app:1",
+                    "resources": {"requests": {"cpu": "500m", "memory": "64Mi"}}}]}},
+            "scaling": {"targetCPUUtilizationPercentage": 50, "forecast": {"model": "None"}},
+            "placement": {"redundancy": {"tolerate": 0}}
+        }))
+        .unwrap()
+    }
+
+    fn pool(
+        name: &str,
+        price: f64,
+        ready: bool,
+        reason: &str,
+        since: i64,
+        member: Member,
+    ) -> ObservedPool {
+        ObservedPool {
+            name: name.into(),
+            labels: Default::default(),
+            spec: serde_json::from_value(serde_json::json!({
+                "provider": name, "region": "r",
+                "pricing": {"cpuPerHour": price, "memoryGiBPerHour": 0.001}
+            }))
+            .unwrap(),
+            status: Some(CloudPoolStatus {
+                conditions: vec![Condition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    reason: reason.into(),
+                    message: "m".into(),
+                    observed_generation: None,
+                    last_transition_time: Time(t(since)),
+                }],
+                last_probe_time: Some(Time(t(0))),
+                ..Default::default()
+            }),
+            used_by_others: (0.0, 0.0),
+            age: Duration::from_secs(3600),
+            member,
+        }
+    }
+
+    fn running(n: u32) -> Member {
+        Member::Seen(Some(MemberDeployment {
+            replicas: n,
+            ready: n,
+            failure: None,
+        }))
+    }
+
+    fn memory() -> Memory {
+        Memory::new(demand::DemandTracker::new(
+            &Default::default(),
+            Duration::from_secs(60),
+        ))
+    }
+
+    const SETTINGS: Settings = Settings {
+        failover_grace: Duration::from_secs(30),
+        sync_period: Duration::from_secs(15),
+    };
+
+    fn run(world: &World, memory: Memory, at: i64) -> Decision {
+        let spec = spec();
+        let previous = MultiCloudWorkloadStatus::default();
+        let w = Workload {
+            spec: &spec,
+            generation: Some(1),
+            previous: &previous,
+        };
+        decide(&w, world, memory, &SETTINGS, t(at))
+    }
+
+    #[test]
+    fn a_partial_sample_is_not_recorded_as_a_dip() {
+        let world = |cores: f64, partial: bool| World {
+            pools: vec![pool("a", 0.01, true, "Probed", 0, running(4))],
+            measured: Measured {
+                cores: Some(cores),
+                partial,
+            },
+        };
+        let d = run(&world(2.0, false), memory(), 0);
+        let full = d.memory.demand.encode();
+        let d = run(&world(0.1, true), d.memory, 30);
+        assert_eq!(
+            d.memory.demand.encode(),
+            full,
+            "nothing recorded from a partial sample"
+        );
+        let d = run(&world(0.1, false), d.memory, 60);
+        assert_ne!(d.memory.demand.encode(), full, "a full sample is recorded");
+    }
+
+    #[test]
+    fn a_pool_in_its_grace_keeps_what_it_runs_but_does_not_grow() {
+        // The cheap pool does not answer for 10 s of a 30 s grace; demand needs 8 replicas.
+        let world = World {
+            pools: vec![
+                pool("cheap", 0.01, false, "Unreachable", 90, Member::Unknown),
+                pool("dear", 0.09, true, "Probed", 0, running(0)),
+            ],
+            measured: Measured {
+                cores: Some(2.0),
+                partial: false,
+            },
+        };
+        let mut m = memory();
+        m.known.insert("cheap".into(), 3);
+        let d = run(&world, m, 100);
+        assert_eq!(
+            d.actions[0],
+            MemberAction::Leave,
+            "an unreachable member is not touched"
+        );
+        let plan = d.plan.expect("a plan");
+        assert_eq!(plan.replicas_for("cheap"), 3, "capped at what it runs");
+        assert_eq!(
+            d.actions[1],
+            MemberAction::Apply(5),
+            "the growth goes elsewhere"
+        );
+        assert!(
+            d.requeue <= Duration::from_secs(21),
+            "looked at again when the grace ends"
+        );
+        assert!(d.events.iter().all(|e| e.reason != EventReason::Failover));
+
+        // Past the grace: lost, one Failover event, remembered.
+        let d = run(&world, d.memory, 125);
+        let failovers = d
+            .events
+            .iter()
+            .filter(|e| e.reason == EventReason::Failover)
+            .count();
+        assert_eq!(failovers, 1);
+        assert!(d.memory.lost.contains_key("cheap"));
+        // The next decision (or one after a restart with the stored memory) says it no more.
+        let stored = d.memory.encode();
+        let (restored, error) = Memory::restore(d.memory.demand, &stored, t(130).as_second());
+        assert_eq!(error, None, "{stored}");
+        assert!(restored.lost.contains_key("cheap"), "{stored}");
+        let d = run(&world, restored, 130);
+        assert!(
+            d.events.iter().all(|e| e.reason != EventReason::Failover),
+            "{:?}",
+            d.events
+        );
+    }
+
+    #[test]
+    fn a_conflict_is_reported_and_nothing_is_done_there() {
+        let world = World {
+            pools: vec![
+                pool(
+                    "a",
+                    0.01,
+                    true,
+                    "Probed",
+                    0,
+                    Member::Conflict("Deployment shop/x is not skyfleet's".into()),
+                ),
+                pool("b", 0.05, true, "Probed", 0, running(0)),
+            ],
+            measured: Measured {
+                cores: Some(0.5),
+                partial: false,
+            },
+        };
+        let d = run(&world, memory(), 0);
+        assert_eq!(d.actions[0], MemberAction::Leave);
+        assert!(
+            d.events
+                .iter()
+                .any(|e| e.reason == EventReason::Conflict && e.note.contains("shop/x"))
+        );
+        let degraded = d
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == conditions::DEGRADED)
+            .unwrap();
+        assert_eq!(degraded.reason, "Conflict");
+    }
+}
