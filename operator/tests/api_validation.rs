@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use kube::core::cel::{Validator, compile_schema};
 use serde_json::{Value, json};
-use skyfleet::api::{CloudPool, MultiCloudWorkload};
+use skyfleet::api::{CloudPool, MultiCloudWorkload, limits};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -51,7 +51,33 @@ fn messages(kind: &str, obj: &Value) -> Vec<String> {
     }
 }
 
-/// Asserts that the example of `kind`, changed by `edit`, is rejected with `expected`.
+/// What the operator's own checks (which must not trust the API server) say of `obj`.
+fn rust_messages(kind: &str, obj: &Value) -> Vec<String> {
+    let name = obj["metadata"]["name"].as_str();
+    match kind {
+        "MultiCloudWorkload" => {
+            let typed: MultiCloudWorkload =
+                serde_json::from_value(obj.clone()).expect("the edited workload deserializes");
+            limits::check_workload(name, &typed.spec)
+        }
+        _ => name.and_then(limits::check_pool_name).into_iter().collect(),
+    }
+}
+
+/// Messages of rules only the API server checks (the operator judges these itself, with its
+/// own errors, when it sizes replicas).
+const ONLY_CEL: &[&str] = &[
+    "every container in template.spec.containers must set resources.requests.cpu and resources.requests.memory: skyfleet sizes and prices replicas from them",
+];
+
+/// Whether the operator's Rust checks mirror the rule that gives `message`.
+fn mirrored(kind: &str, message: &str) -> bool {
+    (kind == "MultiCloudWorkload" && !ONLY_CEL.contains(&message))
+        || message.starts_with("metadata.name")
+}
+
+/// Asserts that the example of `kind`, changed by `edit`, is rejected with `expected`, by the
+/// CRD's CEL rules and (where the operator mirrors the rule) by the operator's own checks.
 fn rejects(kind: &str, edit: impl FnOnce(&mut Value), expected: &str) {
     let mut obj = first_example(kind);
     edit(&mut obj);
@@ -60,6 +86,22 @@ fn rejects(kind: &str, edit: impl FnOnce(&mut Value), expected: &str) {
         got.iter().any(|m| m == expected),
         "expected {expected:?} for {kind}, got {got:?}\nobject: {obj:#}"
     );
+    if mirrored(kind, expected) {
+        let rust = rust_messages(kind, &obj);
+        assert!(
+            rust.iter().any(|m| m == expected),
+            "the operator's checks must refuse what the CRD refuses: expected {expected:?}, got {rust:?}\nobject: {obj:#}"
+        );
+    }
+}
+
+/// Asserts that the example of `kind`, changed by `edit`, is accepted by CEL and by the
+/// operator's checks.
+fn accepts(kind: &str, edit: impl FnOnce(&mut Value)) {
+    let mut obj = first_example(kind);
+    edit(&mut obj);
+    assert_eq!(messages(kind, &obj), Vec::<String>::new(), "{obj:#}");
+    assert_eq!(rust_messages(kind, &obj), Vec::<String>::new(), "{obj:#}");
 }
 
 #[test]
@@ -105,6 +147,7 @@ fn the_examples_are_valid_and_deserialize() {
         let typed: MultiCloudWorkload =
             serde_json::from_value(w.clone()).expect("workload deserializes");
         assert!(typed.spec.replicas.min <= typed.spec.replicas.max);
+        assert_eq!(rust_messages(MCW, w), Vec::<String>::new(), "{w:#}");
     }
 }
 
@@ -324,12 +367,12 @@ fn workload_churn_and_spread_are_not_negative() {
     rejects(
         MCW,
         |o| o["spec"]["placement"]["maxMovesPerDecision"] = json!(-1),
-        "placement.maxMovesPerDecision must not be negative",
+        "placement.maxMovesPerDecision must be between 0 and 10000",
     );
     rejects(
         MCW,
         |o| o["spec"]["placement"]["spread"] = json!({"minPools": -1}),
-        "placement.spread minimums must not be negative",
+        "placement.spread minimums (minPools, minProviders, minRegions) must be between 0 and 64",
     );
 }
 
@@ -396,4 +439,328 @@ fn a_valid_edit_is_accepted() {
     p["spec"]["capacity"] = json!({"cpu": "500m", "memory": 1073741824});
     p["spec"]["provider"] = json!("onprem");
     assert_eq!(messages(POOL, &p), Vec::<String>::new());
+}
+
+// ---- Limits: what a tenant may ask for is bounded (operator/src/api/limits.rs) ----
+
+/// Sets a duration field of the example workload: `scaling.forecast.<field>`, or
+/// `scaling.scaleDownStabilization`.
+fn set_duration(o: &mut Value, field: &str, text: &str) {
+    if field == "scaleDownStabilization" {
+        o["spec"]["scaling"][field] = json!(text);
+    } else {
+        o["spec"]["scaling"]["forecast"][field] = json!(text);
+    }
+}
+
+#[test]
+fn replicas_max_is_bounded() {
+    rejects(
+        MCW,
+        |o| o["spec"]["replicas"]["max"] = json!(10_001),
+        "replicas.max must be at most 10000",
+    );
+    accepts(MCW, |o| o["spec"]["replicas"]["max"] = json!(10_000));
+    rejects(
+        MCW,
+        |o| {
+            o["spec"]["placement"]["pools"] =
+                json!([{"name": "aws-us-east-1", "maxReplicas": 10_001}])
+        },
+        "placement.pools[].maxReplicas must be at most 10000",
+    );
+    accepts(MCW, |o| {
+        o["spec"]["placement"]["pools"] = json!([{"name": "aws-us-east-1", "maxReplicas": 10_000}])
+    });
+}
+
+#[test]
+fn durations_are_bounded() {
+    // (field, the longest allowed, just over it in another spelling, its message)
+    let cases = [
+        (
+            "history",
+            "90d",
+            "2160h1s",
+            "scaling.forecast.history must be at most 90d",
+        ),
+        (
+            "season",
+            "14d",
+            "336h1s",
+            "scaling.forecast.season must be at most 14d",
+        ),
+        (
+            "horizon",
+            "24h",
+            "1d1s",
+            "scaling.forecast.horizon must be at most 24h",
+        ),
+        (
+            "scaleDownStabilization",
+            "24h",
+            "1441m",
+            "scaling.scaleDownStabilization must be at most 24h",
+        ),
+    ];
+    for (field, at_limit, over, message) in cases {
+        rejects(
+            MCW,
+            |o| {
+                set_duration(o, field, over);
+                // Keep the cross-field rules out of the way.
+                if field != "history" && field != "scaleDownStabilization" {
+                    set_duration(o, "history", "90d");
+                }
+            },
+            message,
+        );
+        accepts(MCW, |o| {
+            set_duration(o, "history", "90d");
+            set_duration(o, field, at_limit);
+            if field == "history" {
+                set_duration(o, "season", "14d");
+            }
+        });
+    }
+    // Numbers too long to be read safely are over the limit, not an overflow.
+    rejects(
+        MCW,
+        |o| set_duration(o, "history", "99999999999999999999d"),
+        "scaling.forecast.history must be at most 90d",
+    );
+    rejects(
+        MCW,
+        |o| set_duration(o, "horizon", "1000000000s"),
+        "scaling.forecast.horizon must be at most 24h",
+    );
+}
+
+#[test]
+fn durations_must_not_be_zero() {
+    for (field, message) in [
+        ("history", "scaling.forecast.history must be longer than 0s"),
+        ("season", "scaling.forecast.season must be longer than 0s"),
+        ("horizon", "scaling.forecast.horizon must be longer than 0s"),
+    ] {
+        rejects(MCW, |o| set_duration(o, field, "0s"), message);
+        rejects(MCW, |o| set_duration(o, field, "0h0m"), message);
+    }
+    accepts(MCW, |o| set_duration(o, "horizon", "1s"));
+    // No stabilisation at all is a legitimate choice.
+    accepts(MCW, |o| set_duration(o, "scaleDownStabilization", "0s"));
+}
+
+#[test]
+fn season_and_horizon_fit_in_the_history() {
+    rejects(
+        MCW,
+        |o| {
+            set_duration(o, "history", "1d");
+            set_duration(o, "season", "1d1s");
+        },
+        "scaling.forecast.season must not be longer than scaling.forecast.history",
+    );
+    accepts(MCW, |o| {
+        set_duration(o, "history", "1d");
+        set_duration(o, "season", "24h");
+    });
+    rejects(
+        MCW,
+        |o| {
+            set_duration(o, "history", "2h");
+            set_duration(o, "season", "1h");
+            set_duration(o, "horizon", "120m");
+        },
+        "scaling.forecast.horizon must be shorter than scaling.forecast.history",
+    );
+    accepts(MCW, |o| {
+        set_duration(o, "history", "2h");
+        set_duration(o, "season", "1h");
+        set_duration(o, "horizon", "119m59s");
+    });
+}
+
+#[test]
+fn placement_counts_are_bounded() {
+    rejects(
+        MCW,
+        |o| o["spec"]["placement"]["maxMovesPerDecision"] = json!(10_001),
+        "placement.maxMovesPerDecision must be between 0 and 10000",
+    );
+    accepts(MCW, |o| {
+        o["spec"]["placement"]["maxMovesPerDecision"] = json!(10_000)
+    });
+    let spread =
+        "placement.spread minimums (minPools, minProviders, minRegions) must be between 0 and 64";
+    rejects(
+        MCW,
+        |o| o["spec"]["placement"]["spread"] = json!({"minRegions": 65}),
+        spread,
+    );
+    rejects(
+        MCW,
+        |o| o["spec"]["placement"]["spread"] = json!({"minProviders": 65}),
+        spread,
+    );
+    accepts(MCW, |o| {
+        o["spec"]["replicas"]["max"] = json!(64);
+        o["spec"]["placement"]["spread"] =
+            json!({"minPools": 64, "minProviders": 64, "minRegions": 64});
+    });
+    rejects(
+        MCW,
+        |o| {
+            o["spec"]["replicas"] = json!({"min": 1, "max": 3});
+            o["spec"]["placement"]["spread"] = json!({"minPools": 4});
+        },
+        "placement.spread.minPools must not exceed replicas.max: every pool counted needs a replica",
+    );
+    accepts(MCW, |o| {
+        o["spec"]["replicas"] = json!({"min": 1, "max": 3});
+        o["spec"]["placement"]["spread"] = json!({"minPools": 3});
+    });
+    accepts(MCW, |o| {
+        o["spec"]["placement"]["redundancy"]["tolerate"] = json!(3)
+    });
+}
+
+#[test]
+fn names_must_fit_in_a_label_value() {
+    let long = "a".repeat(64);
+    let at_limit = "a".repeat(63);
+    rejects(
+        MCW,
+        |o| o["metadata"]["name"] = json!(long),
+        "metadata.name of a MultiCloudWorkload must be at most 63 characters: skyfleet puts it in a label value on every member Deployment",
+    );
+    accepts(MCW, |o| o["metadata"]["name"] = json!(at_limit));
+    rejects(
+        POOL,
+        |o| o["metadata"]["name"] = json!(format!("{}.{}", "b".repeat(40), "c".repeat(30))),
+        "metadata.name of a CloudPool must be at most 63 characters: skyfleet puts it in a label value on every member Deployment",
+    );
+    accepts(POOL, |o| o["metadata"]["name"] = json!(at_limit));
+}
+
+#[test]
+fn the_pool_label_is_reserved() {
+    let msg = "selector and template.metadata.labels must not use the label skyfleet.io/pool: skyfleet sets it on every member Deployment";
+    rejects(
+        MCW,
+        |o| o["spec"]["template"]["metadata"]["labels"]["skyfleet.io/pool"] = json!("aws"),
+        msg,
+    );
+    rejects(
+        MCW,
+        |o| {
+            o["spec"]["selector"] = json!({"matchExpressions": [
+                {"key": "skyfleet.io/pool", "operator": "Exists"}
+            ]})
+        },
+        msg,
+    );
+}
+
+// ---- Transition rules: the member Deployments' selector is immutable ----
+
+/// Messages of the CEL rules for an update from `old` to `new`.
+fn update_messages(old: &Value, new: &Value) -> Vec<String> {
+    match Validator::new().validate(&schema_of(MCW), new, Some(old)) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.iter().map(|e| e.message.clone()).collect(),
+    }
+}
+
+fn rust_update_messages(old: &Value, new: &Value) -> Vec<String> {
+    let old: MultiCloudWorkload = serde_json::from_value(old.clone()).unwrap();
+    let new: MultiCloudWorkload = serde_json::from_value(new.clone()).unwrap();
+    limits::check_workload_update(&old.spec, &new.spec)
+}
+
+/// The example workload with `selector` (or none), before and after `edit`.
+fn update(selector: Option<Value>, edit: impl FnOnce(&mut Value)) -> (Value, Value) {
+    let mut old = first_example(MCW);
+    if let Some(s) = selector {
+        old["spec"]["selector"] = s;
+    }
+    let mut new = old.clone();
+    edit(&mut new);
+    (old, new)
+}
+
+fn refuses_update(selector: Option<Value>, edit: impl FnOnce(&mut Value), expected: &str) {
+    let (old, new) = update(selector, edit);
+    let got = update_messages(&old, &new);
+    assert!(
+        got.iter().any(|m| m == expected),
+        "expected {expected:?}, got {got:?}\nold: {old:#}\nnew: {new:#}"
+    );
+    assert_eq!(rust_update_messages(&old, &new), vec![expected.to_string()]);
+}
+
+fn allows_update(selector: Option<Value>, edit: impl FnOnce(&mut Value)) {
+    let (old, new) = update(selector, edit);
+    assert_eq!(update_messages(&old, &new), Vec::<String>::new(), "{new:#}");
+    assert_eq!(rust_update_messages(&old, &new), Vec::<String>::new());
+}
+
+#[test]
+fn the_selector_is_immutable() {
+    let with = || Some(json!({"matchLabels": {"app": "checkout"}}));
+    refuses_update(
+        with(),
+        |o| {
+            o["spec"]["template"]["metadata"]["labels"]["tier"] = json!("web");
+            o["spec"]["selector"] = json!({"matchLabels": {"app": "checkout", "tier": "web"}});
+        },
+        limits::SELECTOR_IMMUTABLE,
+    );
+    refuses_update(
+        with(),
+        |o| {
+            o["spec"]["selector"] = json!({"matchLabels": {"app": "checkout"}, "matchExpressions": [
+                {"key": "tier", "operator": "DoesNotExist"}
+            ]})
+        },
+        limits::SELECTOR_IMMUTABLE,
+    );
+    // Removing a selector that differs from the template labels changes the selector.
+    refuses_update(
+        with(),
+        |o| {
+            o["spec"]["template"]["metadata"]["labels"]["tier"] = json!("web");
+            o["spec"].as_object_mut().unwrap().remove("selector");
+        },
+        limits::SELECTOR_IMMUTABLE,
+    );
+    // Template labels beyond the selector may change; so may anything else.
+    allows_update(with(), |o| {
+        o["spec"]["template"]["metadata"]["labels"]["version"] = json!("2");
+        o["spec"]["replicas"]["max"] = json!(40);
+    });
+    // Writing out the selector the template labels gave, or dropping it again, is no change.
+    allows_update(None, |o| {
+        o["spec"]["selector"] = json!({"matchLabels": {"app": "checkout"}})
+    });
+    allows_update(with(), |o| {
+        o["spec"].as_object_mut().unwrap().remove("selector");
+    });
+}
+
+#[test]
+fn without_a_selector_the_template_labels_are_immutable() {
+    refuses_update(
+        None,
+        |o| o["spec"]["template"]["metadata"]["labels"]["version"] = json!("2"),
+        limits::TEMPLATE_LABELS_IMMUTABLE,
+    );
+    refuses_update(
+        None,
+        |o| o["spec"]["template"]["metadata"]["labels"] = json!({"app": "checkout-v2"}),
+        limits::TEMPLATE_LABELS_IMMUTABLE,
+    );
+    allows_update(None, |o| {
+        o["spec"]["template"]["spec"]["containers"][0]["image"] = json!("checkout:1.5.0")
+    });
 }

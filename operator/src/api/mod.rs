@@ -7,6 +7,7 @@
 pub mod cloud_pool;
 pub mod conditions;
 pub mod duration;
+pub mod limits;
 pub mod quantity;
 pub mod workload;
 
@@ -65,11 +66,36 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
                 }
             }
         }
-        if let Some(labels) = child(spec, "selector").and_then(|s| child(s, "matchLabels")) {
-            bound_label_map(labels);
+        if let Some(selector) = child(spec, "selector") {
+            if let Some(labels) = child(selector, "matchLabels") {
+                bound_label_map(labels);
+            }
+            bound_expressions(selector);
         }
     }
-    vec![CloudPool::crd(), workload]
+    let mut pool = CloudPool::crd();
+    add_root_rules(&mut pool, limits::name_rules("CloudPool"));
+    add_root_rules(&mut workload, limits::name_rules("MultiCloudWorkload"));
+    vec![pool, workload]
+}
+
+/// Rules on the whole object (its `metadata.name`), which the derive cannot place.
+fn add_root_rules(crd: &mut CustomResourceDefinition, rules: Vec<serde_json::Value>) {
+    for version in &mut crd.spec.versions {
+        let Some(root) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        let list = root.x_kubernetes_validations.get_or_insert_with(Vec::new);
+        for rule in &rules {
+            if let Ok(r) = serde_json::from_value(rule.clone()) {
+                list.push(r);
+            }
+        }
+    }
 }
 
 fn child<'a>(schema: &'a mut JSONSchemaProps, name: &str) -> Option<&'a mut JSONSchemaProps> {
@@ -82,6 +108,19 @@ fn bound_label_map(map: &mut JSONSchemaProps) {
     map.max_properties = Some(MAX_LABELS);
     if let Some(JSONSchemaPropsOrBool::Schema(value)) = map.additional_properties.as_mut() {
         value.max_length = Some(63);
+    }
+}
+
+/// Selector expressions: at most [`MAX_LABELS`], each with at most [`MAX_LABELS`] values, so
+/// the rules comparing selectors have a bounded cost.
+fn bound_expressions(selector: &mut JSONSchemaProps) {
+    if let Some(exprs) = child(selector, "matchExpressions") {
+        exprs.max_items = Some(MAX_LABELS);
+        if let Some(JSONSchemaPropsOrArray::Schema(item)) = exprs.items.as_mut()
+            && let Some(values) = child(item, "values")
+        {
+            values.max_items = Some(MAX_LABELS);
+        }
     }
 }
 

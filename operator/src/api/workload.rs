@@ -50,20 +50,7 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {
-        "rule": "has(self.selector) || (has(self.template.metadata) && has(self.template.metadata.labels) && size(self.template.metadata.labels) > 0)",
-        "message": "template.metadata.labels must not be empty: the selector defaults to them"
-    },
-    {
-        "rule": "!has(self.selector) || !has(self.selector.matchLabels) || (has(self.template.metadata) && has(self.template.metadata.labels) && self.selector.matchLabels.all(k, k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k]))",
-        "message": "selector.matchLabels must match template.metadata.labels, or the Deployments would not own their pods"
-    },
-    {
-        "rule": "!has(self.placement.pools) || self.placement.pools.all(p, !has(p.minReplicas) || p.minReplicas <= self.replicas.max)",
-        "message": "placement.pools[].minReplicas must not exceed replicas.max"
-    }
-]))]
+#[schemars(extend("x-kubernetes-validations" = super::limits::workload_spec_rules()))]
 pub struct MultiCloudWorkloadSpec {
     /// Total replicas across all pools: never fewer than `min`, never more than `max`.
     pub replicas: ReplicaRange,
@@ -87,11 +74,7 @@ pub struct MultiCloudWorkloadSpec {
 
 /// Bounds on the total number of replicas.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.min >= 0", "message": "replicas.min must not be negative"},
-    {"rule": "self.max >= 1", "message": "replicas.max must be at least 1"},
-    {"rule": "self.min <= self.max", "message": "replicas.min must not exceed replicas.max"}
-]))]
+#[schemars(extend("x-kubernetes-validations" = super::limits::replica_rules()))]
 pub struct ReplicaRange {
     /// Fewest replicas in total, whatever the demand.
     pub min: i32,
@@ -115,10 +98,8 @@ pub struct Scaling {
     pub forecast: ForecastSpec,
     /// How long demand must stay lower before replicas are removed, e.g. 5m.
     #[serde(default = "default_stabilization")]
-    #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "self.matches('^([0-9]+(s|m|h|d))+$')",
-        "message": "scaling.scaleDownStabilization must be a duration such as 30s, 5m or 1h"
-    }]))]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-validations" = super::limits::stabilization_rules()))]
     pub scale_down_stabilization: String,
 }
 
@@ -142,12 +123,7 @@ fn default_stabilization() -> String {
 /// Forecast settings.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.horizon.matches('^([0-9]+(s|m|h|d))+$')", "message": "scaling.forecast.horizon must be a duration such as 30m, 1h or 1d"},
-    {"rule": "self.season.matches('^([0-9]+(s|m|h|d))+$')", "message": "scaling.forecast.season must be a duration such as 24h or 7d"},
-    {"rule": "self.history.matches('^([0-9]+(s|m|h|d))+$')", "message": "scaling.forecast.history must be a duration such as 7d"},
-    {"rule": "self.quantile > 0.0 && self.quantile < 1.0", "message": "scaling.forecast.quantile must be strictly between 0 and 1, e.g. 0.95"}
-]))]
+#[schemars(extend("x-kubernetes-validations" = super::limits::forecast_rules()))]
 pub struct ForecastSpec {
     /// Which model forecasts demand. `Auto` picks per workload by backtest; `None` scales
     /// on current usage only.
@@ -155,12 +131,15 @@ pub struct ForecastSpec {
     pub model: ForecastModel,
     /// How far ahead to provision, e.g. 30m.
     #[serde(default = "default_horizon")]
+    #[schemars(length(max = 32))]
     pub horizon: String,
     /// The length of one demand cycle, e.g. 24h.
     #[serde(default = "default_season")]
+    #[schemars(length(max = 32))]
     pub season: String,
     /// How much demand history to keep and fit on, e.g. 7d.
     #[serde(default = "default_history")]
+    #[schemars(length(max = 32))]
     pub history: String,
     /// The upper quantile of the forecast to provision for, in (0, 1).
     #[serde(default = "default_quantile")]
@@ -231,18 +210,14 @@ pub struct Placement {
     /// The most replicas moved between pools in one decision (scaling up or down is not a
     /// move). Absent means no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "self >= 0", "message": "placement.maxMovesPerDecision must not be negative"
-    }]))]
+    #[schemars(extend("x-kubernetes-validations" = super::limits::moves_rules()))]
     pub max_moves_per_decision: Option<i32>,
 }
 
 /// The least spread of replicas.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.minPools >= 0 && self.minProviders >= 0 && self.minRegions >= 0", "message": "placement.spread minimums must not be negative"}
-]))]
+#[schemars(extend("x-kubernetes-validations" = super::limits::spread_rules()))]
 pub struct Spread {
     /// At least this many pools run replicas.
     #[serde(default)]
@@ -299,11 +274,7 @@ pub enum FailureDomain {
 /// Bounds for one pool.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "!has(self.minReplicas) || self.minReplicas >= 0", "message": "placement.pools[].minReplicas must not be negative"},
-    {"rule": "!has(self.maxReplicas) || self.maxReplicas >= 0", "message": "placement.pools[].maxReplicas must not be negative"},
-    {"rule": "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas", "message": "placement.pools[].minReplicas must not exceed maxReplicas"}
-]))]
+#[schemars(extend("x-kubernetes-validations" = super::limits::pool_bounds_rules()))]
 pub struct PoolBounds {
     /// The CloudPool's name.
     #[schemars(length(min = 1, max = 253))]

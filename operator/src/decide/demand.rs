@@ -41,15 +41,35 @@ pub struct DemandTracker {
 impl DemandTracker {
     /// Empty history with `step` and room for the spec's history window.
     pub fn new(spec: &ForecastSpec, step: Duration) -> Self {
-        Self::with_history(DemandHistory::new(
-            step.as_secs().max(1) as i64,
-            capacity(spec, step),
-        ))
+        Self::with_history(DemandHistory::new(step_secs(step), capacity(spec, step)))
     }
 
-    /// Resumes from what [`encode`](Self::encode) stored.
+    /// Resumes from what [`encode`](Self::encode) stored. The text is untrusted: see
+    /// [`DemandHistory::decode`]. A history that ends in the future is dropped by the first
+    /// measurement; [`decode_at`](Self::decode_at) refuses it at once.
     pub fn decode(text: &str, spec: &ForecastSpec, step: Duration) -> Result<Self, HistoryError> {
-        let mut tracker = Self::with_history(DemandHistory::decode(text, capacity(spec, step))?);
+        Self::decode_checked(text, spec, step, None)
+    }
+
+    /// [`decode`](Self::decode) at unix time `now`: a history ending after `now` is refused,
+    /// one older than the window is forgotten.
+    pub fn decode_at(
+        text: &str,
+        spec: &ForecastSpec,
+        step: Duration,
+        now: i64,
+    ) -> Result<Self, HistoryError> {
+        Self::decode_checked(text, spec, step, Some(now))
+    }
+
+    fn decode_checked(
+        text: &str,
+        spec: &ForecastSpec,
+        step: Duration,
+        now: Option<i64>,
+    ) -> Result<Self, HistoryError> {
+        let history = DemandHistory::decode(text, step_secs(step), capacity(spec, step), now)?;
+        let mut tracker = Self::with_history(history);
         tracker.persisted_at = Some(tracker.finished());
         Ok(tracker)
     }
@@ -246,10 +266,18 @@ impl Stabilizer {
     }
 }
 
-/// Steps the spec's history window holds at `step`.
+/// The history step in whole seconds (at least one).
+fn step_secs(step: Duration) -> i64 {
+    i64::try_from(step.as_secs()).unwrap_or(i64::MAX).max(1)
+}
+
+/// Steps the spec's history window holds at `step`, never more than the longest window the
+/// CRD allows ([`MAX_HISTORY_SECS`](crate::api::limits::MAX_HISTORY_SECS)), whatever the
+/// stored object says.
 fn capacity(spec: &ForecastSpec, step: Duration) -> usize {
+    let longest = Duration::from_secs(crate::api::limits::MAX_HISTORY_SECS);
     crate::api::duration::parse(&spec.history)
-        .map(|d| crate::forecast::steps(d, step))
+        .map(|d| crate::forecast::steps(d.min(longest), step))
         .unwrap_or(10_080)
 }
 
