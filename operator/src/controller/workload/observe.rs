@@ -287,7 +287,8 @@ pub async fn memory(
     };
     let mut problem = None;
     let demand = match data.get(HISTORY_KEY) {
-        Some(text) => match DemandTracker::decode(text, spec, ctx.history_step) {
+        Some(text) => match DemandTracker::decode_at(text, spec, ctx.history_step, now.as_second())
+        {
             Ok(t) => {
                 info!(workload = %workload.name_any(), %namespace, "resumed demand history");
                 t
