@@ -1,5 +1,5 @@
 //! The README's first command as a newcomer runs it: in a clone of the repository with nothing
-//! beside it (no `../shared`), `hack/demo.sh` explains itself and finds its default trace.
+//! beside it (no shared folder next to the clone), `hack/demo.sh` explains itself and finds its default trace.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
