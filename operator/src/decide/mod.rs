@@ -328,11 +328,7 @@ pub fn decide(
             _ => None,
         })
         .collect();
-    let ready_after: Vec<u32> = slots
-        .iter()
-        .zip(&gated.after)
-        .map(|(s, &a)| s.ready.min(a))
-        .collect();
+    let ready_after = safety::ready_after(&slots, &gated.after);
     let surviving = safety::surviving(&slots, &ready_after, problem.tolerate);
     let summary = Summary {
         verdict: verdict.clone(),

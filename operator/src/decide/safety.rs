@@ -96,7 +96,7 @@ pub fn surviving(slots: &[Slot], ready: &[u32], k: u32) -> u32 {
 
 /// Ready replicas each slot has when it runs `after[i]`: a Deployment scaled down removes
 /// its not-Ready pods first.
-fn ready_after(slots: &[Slot], after: &[u32]) -> Vec<u32> {
+pub fn ready_after(slots: &[Slot], after: &[u32]) -> Vec<u32> {
     slots
         .iter()
         .zip(after)
