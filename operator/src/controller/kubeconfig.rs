@@ -2,8 +2,12 @@
 //! make the operator run a program, read its files or send credentials through a proxy.
 //!
 //! A kubeconfig is accepted only when it is self-contained: credentials and CAs inline
-//! (`*-data`, `token`), no `exec` plugin, no `auth-provider`, no file paths, no proxy, TLS
-//! verified. Flux's GHSA-vvmq-fwmg-2gjc is the cautionary tale.
+//! (`*-data`, `token`), no `exec` plugin, no `auth-provider`, no file paths, no proxy, an
+//! `https://` server with TLS verified (a bearer token never travels in clear text). Flux's
+//! GHSA-vvmq-fwmg-2gjc is the cautionary tale.
+//!
+//! No message about a kubeconfig quotes it: a parser's error can echo the value it choked
+//! on (a token, say), so only the kind of problem and its line and column are kept.
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
@@ -33,6 +37,10 @@ pub enum KubeconfigError {
     Proxy(String),
     #[error("cluster {0:?} sets insecure-skip-tls-verify; give certificate-authority-data instead")]
     InsecureTls(String),
+    #[error(
+        "cluster {0:?} has a server that is not https://; a token must never travel in clear text"
+    )]
+    NotHttps(String),
     #[error("the kubeconfig has no clusters")]
     NoCluster,
 }
@@ -59,8 +67,12 @@ impl std::fmt::Debug for MemberKubeconfig {
 pub fn parse_untrusted(bytes: &[u8]) -> Result<MemberKubeconfig, KubeconfigError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| KubeconfigError::Invalid("not UTF-8 text".into()))?;
-    let kubeconfig =
-        Kubeconfig::from_yaml(text).map_err(|e| KubeconfigError::Invalid(e.to_string()))?;
+    let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| {
+        KubeconfigError::Invalid(format!(
+            "not a kubeconfig in YAML{}",
+            location(&crate::controller::registry::error_chain(&e))
+        ))
+    })?;
     check_self_contained(&kubeconfig)?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
@@ -68,6 +80,24 @@ pub fn parse_untrusted(bytes: &[u8]) -> Result<MemberKubeconfig, KubeconfigError
         kubeconfig,
         fingerprint: hasher.finish(),
     })
+}
+
+/// Where a parser's message says the problem is (" at line 3 column 7"), and nothing else of
+/// it: the rest may quote the Secret.
+fn location(message: &str) -> String {
+    let Some(at) = message.find("line ") else {
+        return String::new();
+    };
+    let numbers: Vec<&str> = message[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|n| !n.is_empty())
+        .take(2)
+        .collect();
+    match numbers.as_slice() {
+        [line, column] => format!(" (line {line}, column {column})"),
+        [line] => format!(" (line {line})"),
+        _ => String::new(),
+    }
 }
 
 /// Refuses every way a kubeconfig can reach beyond its own text.
@@ -116,7 +146,14 @@ pub fn check_self_contained(kc: &Kubeconfig) -> Result<(), KubeconfigError> {
             return Err(KubeconfigError::Proxy(name));
         }
         if cluster.insecure_skip_tls_verify == Some(true) {
-            return Err(KubeconfigError::InsecureTls(name));
+            return Err(KubeconfigError::InsecureTls(name.clone()));
+        }
+        let https = cluster
+            .server
+            .as_deref()
+            .is_some_and(|s| s.len() > 8 && s[..8].eq_ignore_ascii_case("https://"));
+        if !https {
+            return Err(KubeconfigError::NotHttps(name));
         }
     }
     Ok(())
@@ -130,9 +167,16 @@ impl MemberKubeconfig {
             &KubeConfigOptions::default(),
         )
         .await
-        .map_err(|e| KubeconfigError::Invalid(e.to_string()))?;
+        // The loader's message may quote what it could not decode; only its kind is kept.
+        .map_err(|_| {
+            KubeconfigError::Invalid(
+                "its credentials or certificates cannot be loaded (base64 or PEM)".into(),
+            )
+        })?;
         config.connect_timeout = Some(connect_timeout);
-        kube::Client::try_from(config).map_err(|e| KubeconfigError::Invalid(e.to_string()))
+        kube::Client::try_from(config).map_err(|_| {
+            KubeconfigError::Invalid("no client can be built from its TLS settings".into())
+        })
     }
 }
 
@@ -266,6 +310,64 @@ current-context: member
             parse_untrusted(b"apiVersion: v1\nkind: Config\n").unwrap_err(),
             KubeconfigError::NoCluster
         );
+    }
+
+    #[test]
+    fn refuses_plain_http_servers() {
+        for server in [
+            "http://127.0.0.1:6443",
+            "HTTP://member",
+            "127.0.0.1:6443",
+            "",
+        ] {
+            let bad = with(
+                "    server: https://127.0.0.1:6443",
+                &format!("    server: {server:?}"),
+            );
+            assert_eq!(
+                parse_untrusted(bad.as_bytes()).unwrap_err(),
+                KubeconfigError::NotHttps("member".into()),
+                "{server}"
+            );
+        }
+        let upper = with("    server: https://", "    server: HTTPS://");
+        assert!(parse_untrusted(upper.as_bytes()).is_ok());
+    }
+
+    /// A fake token in a Secret that is not a valid kubeconfig: the refusal names the problem
+    /// and where, and never a byte of the token.
+    #[test]
+    fn a_refused_kubeconfig_never_echoes_its_token() {
+        const TOKEN: &str = "sk-FAKE-9f8e7d6c5b4a3210";
+        for text in [
+            format!("users:\n- name: a\n  user:\n    token: {TOKEN}\n  : [unclosed"),
+            format!("users: {TOKEN}\n"),
+            format!("clusters:\n- name: {TOKEN}\n  cluster: {TOKEN}\n"),
+            format!("{TOKEN}: [\n"),
+            format!("apiVersion: v1\nkind: Config\ncurrent-context: [{TOKEN}\n"),
+            format!("\t{TOKEN}"),
+        ] {
+            let err = parse_untrusted(text.as_bytes()).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("sk-FAKE"), "{text:?} gave {shown}");
+            assert!(!shown.contains("9f8e7d"), "{text:?} gave {shown}");
+            assert!(shown.contains("not a kubeconfig in YAML"), "{shown}");
+        }
+        // A valid kubeconfig whose certificate data is broken, with the token beside it.
+        let broken = with(
+            "certificate-authority-data: Zm9v",
+            &format!("certificate-authority-data: '{TOKEN}'"),
+        )
+        .replace("token: abc", &format!("token: {TOKEN}"));
+        let kc = parse_untrusted(broken.as_bytes()).expect("passes the static checks");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err = rt
+            .block_on(kc.client(Duration::from_millis(100)))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("sk-FAKE"), "{err}");
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl MemberError {
     /// A member call failed on the wire: the message names the innermost cause (such as
     /// "Connection refused") rather than only the client's outer "client error (Connect)".
     pub fn unreachable(error: &(dyn std::error::Error + 'static)) -> Self {
-        Self::Unreachable(error_chain(error))
+        Self::Unreachable(sanitize(&error_chain(error)))
     }
 
     /// A CamelCase reason for conditions and events.
@@ -152,6 +152,20 @@ impl MemberRegistry {
         Ok(client)
     }
 }
+
+/// A member's message, made short and printable for status, Events and logs: a member's
+/// error body is its own text, so no more than a short reason of it is passed on.
+pub fn sanitize(message: &str) -> String {
+    let clean: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MESSAGE_LIMIT)
+        .collect();
+    clean.trim().to_string()
+}
+
+/// The most characters of a member's message that are passed on.
+pub const MESSAGE_LIMIT: usize = 300;
 
 /// `error` and each of its sources, joined by ": ", leaving out a source whose text the
 /// previous one already contains.
