@@ -114,6 +114,40 @@ impl Env {
         self.state.join(cluster).join("kubeconfig")
     }
 
+    /// The kubeconfig skyfleet gets for a member, as a platform engineer would give it: a
+    /// token of the ServiceAccount that `charts/member/rbac.yaml` binds to exactly what
+    /// skyfleet does there, not the admin certificate. The role is applied once per test
+    /// binary and member.
+    pub fn member_kubeconfig(&self, member: &str) -> String {
+        static DONE: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+        let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, kc)) = done.iter().find(|(m, _)| m == member) {
+            return kc.clone();
+        }
+        self.kubectl_ok(member, &["apply", "-f", "charts/member/rbac.yaml"]);
+        let token = self.kubectl_ok(
+            member,
+            &[
+                "create",
+                "token",
+                "skyfleet",
+                "-n",
+                "skyfleet-member",
+                "--duration=24h",
+            ],
+        );
+        let admin = self.kubectl_ok(
+            member,
+            &["config", "view", "--raw", "--minify", "-o", "json"],
+        );
+        let mut kc: serde_json::Value = serde_json::from_str(&admin).expect("kubeconfig JSON");
+        let user = kc["contexts"][0]["context"]["user"].clone();
+        kc["users"] = serde_json::json!([{"name": user, "user": {"token": token.trim()}}]);
+        let text = kc.to_string();
+        done.push((member.to_string(), text.clone()));
+        text
+    }
+
     /// A kube client for a cluster, with admin rights.
     pub async fn client(&self, cluster: &str) -> kube::Client {
         let kc =
@@ -309,6 +343,40 @@ impl Env {
     pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
         self.root.join(rel)
     }
+}
+
+/// The stored history of a workload: `(step, start, values)`, values as stored (millicores,
+/// empty where nothing was measured); the last one is the step still being measured.
+pub fn stored_history(
+    env: &Env,
+    namespace: &str,
+    name: &str,
+) -> Option<(String, String, Vec<String>)> {
+    let out = env.kubectl(
+        "mgmt",
+        &[
+            "get",
+            "configmap",
+            &format!("{name}-skyfleet-history"),
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.data.history}",
+        ],
+    );
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut parts = text.split(' ');
+    let (_, step, start) = (parts.next()?, parts.next()?, parts.next()?);
+    let values = parts
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    Some((step.to_string(), start.to_string(), values))
 }
 
 /// A short string unique within this test run.

@@ -19,7 +19,7 @@ fn operator(env: &'static Env) -> &'static Operator {
         env.install_crds();
         let _ = env.kubectl("mgmt", &["create", "namespace", SECRET_NS]);
         for member in env.members() {
-            let kubeconfig = std::fs::read(env.kubeconfig(member)).expect("member kubeconfig");
+            let kubeconfig = env.member_kubeconfig(member).into_bytes();
             put_secret(env, &format!("member-{member}"), kubeconfig);
         }
         env.start_operator(&["--probe-period=2s", "--probe-timeout=2s"])
