@@ -132,6 +132,7 @@ fn decide_through_the_script(
                         status: Some(status),
                         used_by_others: (0.0, 0.0),
                         age: Duration::from_secs(3600),
+                        deleting: false,
                         member,
                     }
                 })
@@ -140,6 +141,7 @@ fn decide_through_the_script(
                 cores: Some(cores),
                 partial: false,
             },
+            namespace_labels: None,
         };
         let workload = decide::Workload {
             spec,

@@ -195,6 +195,7 @@ fn install_upgrade_uninstall_with_least_privilege() {
     for needed in [
         vec!["watch", "cloudpools.skyfleet.io"],
         vec!["patch", "cloudpools.skyfleet.io", "--subresource=status"],
+        vec!["patch", "cloudpools.skyfleet.io"],
         vec!["patch", "multicloudworkloads.skyfleet.io", "-n", "shop"],
         vec![
             "patch",
@@ -284,25 +285,11 @@ fn install_upgrade_uninstall_with_least_privilege() {
     );
 }
 
-/// RBAC is sufficient: the operator, run with nothing but a token of the chart's
-/// ServiceAccount (TokenRequest API), probes pools, places a workload in the members, writes
-/// status and cleans up on delete.
-#[tokio::test]
-async fn the_operator_does_its_job_with_only_the_charts_rbac() {
-    let env = Env::get();
-    let _g = env.shared_async().await;
-    env.install_crds();
-    let Release {
-        name: release,
-        ns,
-        members,
-    } = install(env, "chart-op", &["--set", "replicaCount=1"]);
-    let apps = env.namespace("chart-apps", &["mgmt"]);
+/// A kubeconfig for the management cluster that authenticates as the release's
+/// ServiceAccount (a TokenRequest token), so the operator runs with the chart's RBAC only.
+fn sa_kubeconfig(env: &Env, release: &str, ns: &str) -> PathBuf {
     let sa = format!("{release}-skyfleet");
-    let token = env.kubectl_ok(
-        "mgmt",
-        &["create", "token", &sa, "-n", &ns, "--duration=2h"],
-    );
+    let token = env.kubectl_ok("mgmt", &["create", "token", &sa, "-n", ns, "--duration=2h"]);
     let kubeconfig = env.path(format!("target/e2e-sa-{release}.kubeconfig"));
     std::fs::copy(env.kubeconfig("mgmt"), &kubeconfig).expect("copy kubeconfig");
     let kc = kubeconfig.to_str().expect("path");
@@ -340,23 +327,67 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
         String::from_utf8_lossy(&whoami.stdout),
         format!("system:serviceaccount:{ns}:{sa}")
     );
+    kubeconfig
+}
 
+/// A Secret with the member's kubeconfig in `members` and a CloudPool `pool` that uses it.
+fn member_pool(
+    env: &Env,
+    members: &str,
+    member: &str,
+    pool: &str,
+    label: &str,
+) -> Vec<serde_json::Value> {
+    let (provider, region) = match member {
+        "aws" => ("aws", "us-east-1"),
+        "azure" => ("azure", "eastus"),
+        _ => ("gcp", "us-central1"),
+    };
+    let member_kc = env.member_kubeconfig(member);
+    let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": format!("member-{member}"), "namespace": members},
+        "stringData": {"kubeconfig": member_kc}});
+    let pool = serde_json::json!({"apiVersion": "skyfleet.io/v1alpha1", "kind": "CloudPool",
+        "metadata": {"name": pool, "labels": {"chart-test": label}},
+        "spec": {"provider": provider, "region": region,
+                 "kubeconfigSecretRef": {"name": format!("member-{member}"), "namespace": members},
+                 "pricing": {"cpuPerHour": 0.04, "memoryGiBPerHour": 0.004}}});
+    vec![secret, pool]
+}
+
+/// Applies `items` on the management cluster as one List.
+fn apply_items(env: &Env, tag: &str, items: Vec<serde_json::Value>) {
+    let manifests =
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
+    let file = env.path(format!("target/e2e-chart-{tag}.json"));
+    std::fs::write(&file, manifests).expect("write manifests");
+    env.kubectl_ok("mgmt", &["apply", "-f", file.to_str().expect("path")]);
+}
+
+/// RBAC is sufficient: the operator, run with nothing but a token of the chart's
+/// ServiceAccount (TokenRequest API), probes pools, places a workload in the members, writes
+/// status and cleans up on delete.
+#[tokio::test]
+async fn the_operator_does_its_job_with_only_the_charts_rbac() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    env.install_crds();
+    let Release {
+        name: release,
+        ns,
+        members,
+    } = install(env, "chart-op", &["--set", "replicaCount=1"]);
+    let apps = env.namespace("chart-apps", &["mgmt"]);
+    let kubeconfig = sa_kubeconfig(env, &release, &ns);
     let mut items = Vec::new();
-    for (member, provider, region) in [
-        ("aws", "aws", "us-east-1"),
-        ("azure", "azure", "eastus"),
-        ("gcp", "gcp", "us-central1"),
-    ] {
-        let member_kc = std::fs::read_to_string(env.kubeconfig(member)).expect("member kubeconfig");
-        let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": format!("member-{member}"), "namespace": members},
-            "stringData": {"kubeconfig": member_kc}});
-        let pool = serde_json::json!({"apiVersion": "skyfleet.io/v1alpha1", "kind": "CloudPool",
-            "metadata": {"name": format!("{release}-{member}"), "labels": {"chart-test": release}},
-            "spec": {"provider": provider, "region": region,
-                     "kubeconfigSecretRef": {"name": format!("member-{member}"), "namespace": members},
-                     "pricing": {"cpuPerHour": 0.04, "memoryGiBPerHour": 0.004}}});
-        items.extend([secret, pool]);
+    for member in ["aws", "azure", "gcp"] {
+        items.extend(member_pool(
+            env,
+            &members,
+            member,
+            &format!("{release}-{member}"),
+            &release,
+        ));
     }
     let workload = serde_json::json!({"apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
         "metadata": {"name": "web", "namespace": apps},
@@ -372,11 +403,7 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
     outside["metadata"]["namespace"] = serde_json::json!(other);
     items.push(workload);
     items.push(outside);
-    let manifests =
-        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
-    let file = env.path(format!("target/e2e-chart-{release}.json"));
-    std::fs::write(&file, manifests).expect("write manifests");
-    env.kubectl_ok("mgmt", &["apply", "-f", file.to_str().expect("path")]);
+    apply_items(env, &release, items);
 
     let mut op = env.start_operator_as(
         &kubeconfig,
@@ -502,18 +529,41 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
         },
     )
     .await;
-    op.kill();
-    for member in ["aws", "azure", "gcp"] {
-        let _ = env.kubectl(
+    // Deleting its pools: the drain finalizer, released with this RBAC once nothing of this
+    // installation runs there.
+    let pools: Vec<String> = ["aws", "azure", "gcp"]
+        .iter()
+        .map(|m| format!("{release}-{m}"))
+        .collect();
+    for pool in &pools {
+        let finalizers = env.kubectl_ok(
             "mgmt",
             &[
-                "delete",
+                "get",
                 "cpool",
-                &format!("{release}-{member}"),
-                "--wait=false",
+                pool,
+                "-o",
+                "jsonpath={.metadata.finalizers}",
             ],
         );
+        assert!(
+            finalizers.contains("skyfleet.io/drain"),
+            "{pool}: {finalizers}"
+        );
+        env.kubectl_ok("mgmt", &["delete", "cpool", pool, "--wait=false"]);
     }
+    skyfleet_e2e::eventually(
+        "the deleted pools released by the ServiceAccount-run operator",
+        std::time::Duration::from_secs(60),
+        || async {
+            pools
+                .iter()
+                .all(|p| !env.kubectl("mgmt", &["get", "cpool", p]).status.success())
+                .then_some(())
+        },
+    )
+    .await;
+    op.kill();
     ok(
         helm(env, &["uninstall", &release, "-n", &ns]),
         "helm uninstall",
@@ -530,5 +580,171 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
             &other,
             "--wait=false",
         ],
+    );
+}
+
+/// The release's ClusterRole as it can be given to `kubectl replace` (no server fields).
+fn replaceable(role: &serde_json::Value) -> serde_json::Value {
+    let mut role = role.clone();
+    if let Some(meta) = role["metadata"].as_object_mut() {
+        for key in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "managedFields",
+        ] {
+            meta.remove(key);
+        }
+    }
+    role
+}
+
+/// The release's ClusterRole without `get` on ConfigMaps (create and patch stay).
+fn without_configmap_get(role: &serde_json::Value) -> serde_json::Value {
+    let mut role = replaceable(role);
+    for rule in role["rules"].as_array_mut().expect("rules") {
+        if rule["resources"] == serde_json::json!(["configmaps"]) {
+            let verbs = rule["verbs"].as_array_mut().expect("verbs");
+            verbs.retain(|v| v != "get");
+        }
+    }
+    role
+}
+
+/// A history that cannot be read (the operator's `get` on ConfigMaps revoked) is retried,
+/// never taken as "no history" and never overwritten (the operator may still write); once it
+/// can be read again, the operator resumes it with every stored step intact.
+#[tokio::test]
+async fn a_history_that_cannot_be_read_is_retried_and_never_overwritten() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    env.install_crds();
+    let Release {
+        name: release,
+        ns,
+        members,
+    } = install(env, "chart-hist", &["--set", "replicaCount=1"]);
+    let apps = env.namespace("chart-hist-apps", &["mgmt"]);
+    let kubeconfig = sa_kubeconfig(env, &release, &ns);
+    let pool = format!("{release}-azure");
+    let mut items = member_pool(env, &members, "azure", &pool, &release);
+    items.push(serde_json::json!({"apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+        "metadata": {"name": "api", "namespace": apps},
+        "spec": {"replicas": {"min": 1, "max": 4},
+                 "template": {"metadata": {"labels": {"app": "api"}},
+                              "spec": {"containers": [{"name": "api", "image": "api:1", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}},
+                 "scaling": {"forecast": {"model": "None"}},
+                 "placement": {"poolSelector": {"matchLabels": {"chart-test": release}},
+                               "redundancy": {"tolerate": 0}}}}));
+    apply_items(env, &format!("{release}-hist"), items);
+    env.set_usage("azure", &apps, "150m");
+    let args = [
+        format!("--member-kubeconfig-namespace={members}"),
+        "--probe-period=2s".into(),
+        "--sync-period=2s".into(),
+        "--history-step=2s".into(),
+        format!("--namespace={apps}"),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let history = |env: &Env| skyfleet_e2e::stored_history(env, &apps, "api");
+    let mut op = env.start_operator_as(&kubeconfig, &args);
+    let before = skyfleet_e2e::eventually(
+        "a few history steps stored",
+        std::time::Duration::from_secs(120),
+        || async { history(env).filter(|h| h.2.iter().filter(|v| !v.is_empty()).count() >= 4) },
+    )
+    .await;
+    op.kill();
+    let before = history(env).unwrap_or(before);
+
+    // The operator's get on ConfigMaps revoked: it may still create and patch them.
+    let role_name = format!("{release}-skyfleet");
+    let role: serde_json::Value = serde_json::from_str(
+        &env.kubectl_ok("mgmt", &["get", "clusterrole", &role_name, "-o", "json"]),
+    )
+    .expect("ClusterRole JSON");
+    let replace = |role: &serde_json::Value, tag: &str| {
+        let file = env.path(format!("target/e2e-role-{release}-{tag}.json"));
+        std::fs::write(&file, role.to_string()).expect("write role");
+        env.kubectl_ok("mgmt", &["replace", "-f", file.to_str().expect("path")]);
+    };
+    replace(&without_configmap_get(&role), "denied");
+    let sa = format!("system:serviceaccount:{ns}:{role_name}");
+    let can_get = |env: &Env| {
+        let out = env.kubectl(
+            "mgmt",
+            &[
+                "auth",
+                "can-i",
+                "get",
+                "configmaps",
+                "-n",
+                &apps,
+                "--as",
+                &sa,
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    skyfleet_e2e::eventually(
+        "get on ConfigMaps denied",
+        std::time::Duration::from_secs(30),
+        || async { (!can_get(env)).then_some(()) },
+    )
+    .await;
+    let mut op = env.start_operator_as(&kubeconfig, &args);
+    let failing = "reading the demand history (retried";
+    skyfleet_e2e::eventually(
+        "the unreadable history retried three times",
+        std::time::Duration::from_secs(60),
+        || async { (op.log_text().matches(failing).count() >= 3).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        history(env),
+        Some(before.clone()),
+        "an unreadable history is left exactly as stored\n{}",
+        op.log_text()
+    );
+
+    // Readable again: resumed, with every step stored before intact.
+    replace(&replaceable(&role), "restored");
+    let after = skyfleet_e2e::eventually(
+        "history grows again once it can be read",
+        std::time::Duration::from_secs(90),
+        || async { history(env).filter(|h| h.2.len() >= before.2.len() + 3) },
+    )
+    .await;
+    assert_eq!(
+        (&after.0, &after.1),
+        (&before.0, &before.1),
+        "same step and start"
+    );
+    let done = before.2.len() - 1;
+    assert_eq!(
+        after.2[..done],
+        before.2[..done],
+        "the steps stored before are intact"
+    );
+    assert!(
+        op.log_text().contains("resumed demand history"),
+        "{}",
+        op.log_text()
+    );
+
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", "api", "-n", &apps, "--timeout=60s"],
+    );
+    env.kubectl_ok("mgmt", &["delete", "cpool", &pool, "--timeout=60s"]);
+    op.kill();
+    ok(
+        helm(env, &["uninstall", &release, "-n", &ns]),
+        "helm uninstall",
+    );
+    let _ = std::fs::remove_file(kubeconfig);
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "namespace", &ns, &members, &apps, "--wait=false"],
     );
 }

@@ -97,6 +97,77 @@ pub struct CloudPoolSpec {
     /// Drain the pool on purpose: nothing new is placed here and its replicas move elsewhere.
     #[serde(default)]
     pub unschedulable: bool,
+    /// The Pod Security Admission level of the namespaces skyfleet creates in the member
+    /// (`baseline` when absent). A namespace that already exists keeps its own labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security: Option<PodSecurity>,
+    /// Which management-cluster namespaces may place workloads here, by their labels. Absent
+    /// means every namespace; a workload in a namespace it does not select is not placed
+    /// here, and says so in a condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<NamespaceSelector>,
+}
+
+/// Pod Security Admission for the namespaces skyfleet creates in a member.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSecurity {
+    /// The level enforced, warned about and audited: `baseline` or `restricted`.
+    /// (`privileged` is not offered: skyfleet never opens a member wider than baseline.)
+    #[serde(default)]
+    pub enforce: PodSecurityLevel,
+}
+
+/// A Pod Security Standard level.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSecurityLevel {
+    /// Prevents known privilege escalations; runs most workloads unchanged.
+    #[default]
+    Baseline,
+    /// Current pod-hardening best practice: non-root, no capabilities, a seccomp profile.
+    Restricted,
+}
+
+impl PodSecurityLevel {
+    /// The value of the `pod-security.kubernetes.io/*` labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::Restricted => "restricted",
+        }
+    }
+}
+
+/// Management-cluster namespaces, selected by their labels (`matchLabels` all hold).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSelector {
+    /// Labels the namespace must carry, e.g. `{team: payments}`; `kubernetes.io/metadata.name`
+    /// selects namespaces by name.
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.size() > 0 && self.size() <= 16",
+        "message": "allowedNamespaces.matchLabels needs between 1 and 16 labels"
+    }]))]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+impl NamespaceSelector {
+    /// Whether a namespace with `labels` is selected.
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    /// The rule, as a person reads it: `team=payments,tier=prod`.
+    pub fn describe(&self) -> String {
+        self.match_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// Where a member cluster's kubeconfig is kept.

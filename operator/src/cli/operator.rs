@@ -209,6 +209,8 @@ async fn operate(args: Args) -> anyhow::Result<()> {
         probe_period: args.probe_period,
         probe_timeout: args.probe_timeout,
         metrics: state.metrics.clone(),
+        installation: installation.clone(),
+        failover_grace: args.failover_grace,
     });
     let workload_ctx = Arc::new(
         workload::WorkloadContext::new(

@@ -276,6 +276,7 @@ fn decide_once(
                 status: Some(status),
                 used_by_others: p.used_by_others,
                 age: std::time::Duration::from_secs(86_400),
+                deleting: false,
                 member: Member::Seen((p.current > 0).then_some(MemberDeployment {
                     replicas: p.current,
                     ready: p.current,
@@ -290,6 +291,7 @@ fn decide_once(
             cores: Some(demand),
             partial: false,
         },
+        namespace_labels: None,
     };
     let memory = Memory::new(crate::decide::demand::DemandTracker::new(
         &spec.scaling.forecast,

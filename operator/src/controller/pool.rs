@@ -3,6 +3,12 @@
 //!
 //! Probing is periodic (every `probe_period`), so a member that stops answering is reported
 //! `Ready=False` within one period plus the probe timeout.
+//!
+//! A CloudPool carries the finalizer [`FINALIZER`]. Deleting it (or renaming it: a delete and
+//! a create) makes it `Ready=False` with reason `Deleting`; the workloads move their replicas
+//! out make-before-break, and the finalizer clears once none of this installation's
+//! Deployments are left in the pool, or once its member has not answered for longer than the
+//! failover grace (there is nothing left to protect then, and nothing skyfleet could remove).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
@@ -45,6 +52,23 @@ pub struct ProbeReport {
     pub placed_replicas: i32,
     /// Nodes that belong to the pool.
     pub nodes: usize,
+    /// This installation's Deployments in the pool (those a deletion waits for).
+    pub owned: usize,
+}
+
+/// The finalizer that keeps a deleted CloudPool until its replicas have moved out.
+pub const FINALIZER: &str = "skyfleet.io/drain";
+
+/// Why an Event about a pool was published.
+pub mod event_reason {
+    /// The pool became Ready.
+    pub const READY: &str = "PoolReady";
+    /// The pool stopped being Ready.
+    pub const NOT_READY: &str = "PoolNotReady";
+    /// A deleted pool waits for its replicas to move out.
+    pub const DELETE_WAITING: &str = "DeleteWaiting";
+    /// A deleted pool's member could not be reached: whatever skyfleet ran there is left.
+    pub const ORPHANED: &str = "Orphaned";
 }
 
 /// How often an unchanged status is rewritten just to refresh `lastProbeTime`; rewriting it
@@ -55,6 +79,7 @@ pub const PROBE_TIME_REFRESH: Duration = Duration::from_secs(60);
 pub fn pool_status(
     spec: &CloudPoolSpec,
     generation: Option<i64>,
+    deleting: bool,
     probe: &Result<ProbeReport, MemberError>,
     previous: &CloudPoolStatus,
     now: jiff::Timestamp,
@@ -63,7 +88,17 @@ pub fn pool_status(
     status.observed_generation = generation;
     match probe {
         Ok(report) => {
-            let (ready, reason, message) = if spec.unschedulable {
+            let (ready, reason, message) = if deleting {
+                (
+                    false,
+                    reason::DELETING,
+                    format!(
+                        "the CloudPool is being deleted: {} skyfleet Deployments are left here; \
+                         each goes once its replacements elsewhere are Ready",
+                        report.owned
+                    ),
+                )
+            } else if spec.unschedulable {
                 (
                     false,
                     reason::DRAINED,
@@ -216,6 +251,10 @@ pub struct PoolContext {
     pub probe_timeout: Duration,
     /// Exported metrics.
     pub metrics: Arc<super::admin::Metrics>,
+    /// This installation's id: a deleted pool waits only for Deployments carrying it.
+    pub installation: String,
+    /// How long a deleted pool's member may not answer before the pool goes without it.
+    pub failover_grace: Duration,
 }
 
 /// Errors that make the controller retry; member problems are status, not errors.
@@ -223,6 +262,10 @@ pub struct PoolContext {
 pub enum PoolError {
     #[error("writing CloudPool status: {0}")]
     Status(#[source] kube::Error),
+    #[error("the deleted CloudPool waits for its replicas to move out: {0}")]
+    DrainPending(String),
+    #[error(transparent)]
+    Finalizer(Box<finalizer::Error<PoolError>>),
 }
 
 async fn probe(ctx: &PoolContext, pool: &CloudPool) -> Result<ProbeReport, MemberError> {
@@ -247,6 +290,7 @@ async fn probe(ctx: &PoolContext, pool: &CloudPool) -> Result<ProbeReport, Membe
             used_memory: 0.0,
             placed_replicas: 0,
             nodes: 0,
+            owned: 0,
         };
         for node in nodes.items.iter().filter(|n| node_in_pool(&pool.spec, n)) {
             let alloc = node
@@ -281,6 +325,11 @@ async fn probe(ctx: &PoolContext, pool: &CloudPool) -> Result<ProbeReport, Membe
             report.used_cpu += cpu * f64::from(replicas);
             report.used_memory += memory * f64::from(replicas);
             report.placed_replicas += replicas;
+            // Ours, or left by a version before installation ids (adopted by its workload).
+            let installation = d.labels().get(labels::INSTALLATION);
+            if installation.is_none_or(|i| *i == ctx.installation) {
+                report.owned += 1;
+            }
         }
         Ok(report)
     };
@@ -293,16 +342,117 @@ async fn probe(ctx: &PoolContext, pool: &CloudPool) -> Result<ProbeReport, Membe
     }
 }
 
-/// Probes one pool and writes its status; publishes an Event when readiness changes.
+/// Probes one pool and writes its status; when it is being deleted, lets it go once its
+/// replicas have moved out.
 pub async fn reconcile(pool: Arc<CloudPool>, ctx: Arc<PoolContext>) -> Result<Action, PoolError> {
     let started = std::time::Instant::now();
-    let result = reconcile_inner(&pool, &ctx).await;
+    let api: Api<CloudPool> = Api::all(ctx.registry.management());
+    let result = finalizer(&api, FINALIZER, pool, |event| async {
+        match event {
+            finalizer::Event::Apply(p) => probe_and_report(&p, &ctx, false)
+                .await
+                .map(|_| Action::requeue(ctx.probe_period)),
+            finalizer::Event::Cleanup(p) => release(&p, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| PoolError::Finalizer(Box::new(e)));
     ctx.metrics
         .observe_reconcile("cloudpool", started.elapsed(), result.is_err());
     result
 }
 
-async fn reconcile_inner(pool: &CloudPool, ctx: &PoolContext) -> Result<Action, PoolError> {
+/// A deleted pool: Ok (the finalizer goes) once none of this installation's Deployments are
+/// left there, or once the member has not answered for longer than the failover grace.
+async fn release(pool: &CloudPool, ctx: &PoolContext) -> Result<Action, PoolError> {
+    let name = pool.name_any();
+    let (outcome, status) = probe_and_report(pool, ctx, true).await?;
+    let waiting = match &outcome {
+        Ok(report) if report.owned == 0 => None,
+        Ok(report) => Some(format!(
+            "{} skyfleet Deployments are left in the member; each goes once its replacements elsewhere are Ready",
+            report.owned
+        )),
+        Err(e) => {
+            let silent_for = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == conditions::READY && c.status != "True")
+                .map_or(Duration::ZERO, |c| {
+                    jiff::Timestamp::now()
+                        .duration_since(c.last_transition_time.0)
+                        .unsigned_abs()
+                });
+            if silent_for < ctx.failover_grace {
+                Some(format!(
+                    "the member does not answer ({}); waiting up to the failover grace ({:?}) for it",
+                    e.reason(),
+                    ctx.failover_grace
+                ))
+            } else {
+                let note = format!(
+                    "the member has not answered for {}s ({e}): whatever skyfleet ran there is left",
+                    silent_for.as_secs()
+                );
+                warn!(pool = %name, %note, "deleted pool released without its member");
+                publish(ctx, pool, EventType::Warning, event_reason::ORPHANED, note).await;
+                None
+            }
+        }
+    };
+    match waiting {
+        None => {
+            info!(pool = %name, "deleted pool released; finalizer removed");
+            Ok(Action::await_change())
+        }
+        Some(why) => {
+            let previous = pool.status.as_ref().and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == conditions::READY)
+                    .map(|c| c.reason.clone())
+            });
+            if previous.as_deref() != Some(reason::DELETING) {
+                publish(
+                    ctx,
+                    pool,
+                    EventType::Normal,
+                    event_reason::DELETE_WAITING,
+                    why.clone(),
+                )
+                .await;
+            }
+            Err(PoolError::DrainPending(why))
+        }
+    }
+}
+
+async fn publish(
+    ctx: &PoolContext,
+    pool: &CloudPool,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Probe".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &pool.object_ref(&())).await {
+        warn!(pool = %pool.name_any(), error = %e, "could not publish event");
+    }
+}
+
+/// Probes the pool, writes its status when it changed and publishes an Event when its
+/// readiness changed; returns the probe's outcome and the status written.
+async fn probe_and_report(
+    pool: &CloudPool,
+    ctx: &PoolContext,
+    deleting: bool,
+) -> Result<(Result<ProbeReport, MemberError>, CloudPoolStatus), PoolError> {
     let name = pool.name_any();
     let previous = pool.status.clone().unwrap_or_default();
     let probe_started = std::time::Instant::now();
@@ -316,6 +466,7 @@ async fn reconcile_inner(pool: &CloudPool, ctx: &PoolContext) -> Result<Action, 
     let status = pool_status(
         &pool.spec,
         pool.metadata.generation,
+        deleting,
         &outcome,
         &previous,
         jiff::Timestamp::now(),
@@ -354,26 +505,14 @@ async fn reconcile_inner(pool: &CloudPool, ctx: &PoolContext) -> Result<Action, 
         } else {
             warn!(pool = %name, %reason, %note, "pool not ready");
         }
-        let event = Event {
-            type_: if is_ready {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
-            reason: if is_ready {
-                "PoolReady".into()
-            } else {
-                "PoolNotReady".into()
-            },
-            note: Some(format!("{reason}: {note}")),
-            action: "Probe".into(),
-            secondary: None,
+        let (type_, why) = if is_ready {
+            (EventType::Normal, event_reason::READY)
+        } else {
+            (EventType::Warning, event_reason::NOT_READY)
         };
-        if let Err(e) = ctx.recorder.publish(&event, &pool.object_ref(&())).await {
-            warn!(pool = %name, error = %e, "could not publish event");
-        }
+        publish(ctx, pool, type_, why, format!("{reason}: {note}")).await;
     }
-    Ok(Action::requeue(ctx.probe_period))
+    Ok((outcome, status))
 }
 
 fn error_policy(pool: Arc<CloudPool>, error: &PoolError, ctx: Arc<PoolContext>) -> Action {
@@ -446,6 +585,7 @@ mod tests {
             used_memory: 3.0 * quantity::GIB,
             placed_replicas: 3,
             nodes: 2,
+            owned: 1,
         }
     }
 
@@ -458,6 +598,7 @@ mod tests {
         let s = pool_status(
             &spec(),
             Some(2),
+            false,
             &Ok(report()),
             &CloudPoolStatus::default(),
             t("2026-01-01T00:00:00Z"),
@@ -487,6 +628,7 @@ mod tests {
         let ok = pool_status(
             &spec(),
             Some(1),
+            false,
             &Ok(report()),
             &CloudPoolStatus::default(),
             t("2026-01-01T00:00:00Z"),
@@ -494,6 +636,7 @@ mod tests {
         let down = pool_status(
             &spec(),
             Some(1),
+            false,
             &Err(MemberError::Unreachable("connection refused".into())),
             &ok,
             t("2026-01-01T00:00:05Z"),
@@ -525,6 +668,7 @@ mod tests {
         let s = pool_status(
             &drained,
             None,
+            false,
             &Ok(report()),
             &CloudPoolStatus::default(),
             t("2026-01-01T00:00:00Z"),
@@ -537,6 +681,7 @@ mod tests {
         let s = pool_status(
             &spec(),
             None,
+            false,
             &Ok(empty),
             &CloudPoolStatus::default(),
             t("2026-01-01T00:00:00Z"),
@@ -545,11 +690,47 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_being_deleted_says_so_while_its_member_answers() {
+        let now = t("2026-01-01T00:00:00Z");
+        let s = pool_status(
+            &spec(),
+            None,
+            true,
+            &Ok(report()),
+            &CloudPoolStatus::default(),
+            now,
+        );
+        let ready = &s.conditions[0];
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Deleting")
+        );
+        assert!(
+            ready.message.contains("1 skyfleet Deployments are left"),
+            "{}",
+            ready.message
+        );
+        let down = pool_status(
+            &spec(),
+            None,
+            true,
+            &Err(MemberError::Unreachable("connection refused".into())),
+            &s,
+            now,
+        );
+        assert_eq!(
+            down.conditions[0].reason, "Unreachable",
+            "a dead member is not contacted, deleted or not"
+        );
+    }
+
+    #[test]
     fn an_unchanged_probe_does_not_rewrite_status_until_the_refresh_interval() {
         let t0 = t("2026-01-01T00:00:00Z");
         let first = pool_status(
             &spec(),
             Some(1),
+            false,
             &Ok(report()),
             &CloudPoolStatus::default(),
             t0,
@@ -557,6 +738,7 @@ mod tests {
         let again = pool_status(
             &spec(),
             Some(1),
+            false,
             &Ok(report()),
             &first,
             t("2026-01-01T00:00:05Z"),
@@ -565,6 +747,7 @@ mod tests {
         let later = pool_status(
             &spec(),
             Some(1),
+            false,
             &Ok(report()),
             &first,
             t("2026-01-01T00:01:00Z"),

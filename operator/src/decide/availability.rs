@@ -114,6 +114,25 @@ pub fn availability(
     Availability { health, contact }
 }
 
+/// Why a CloudPool being deleted is planned on no more.
+pub const DELETING: &str =
+    "the CloudPool is being deleted: its replicas move elsewhere, make-before-break";
+
+/// The availability of an observed pool: its status's, except that a CloudPool being deleted
+/// is treated as drained (no grace, nothing new placed there) whatever its last probe said.
+pub fn of_pool(pool: &super::ObservedPool, grace: Duration, now: jiff::Timestamp) -> Availability {
+    let a = availability(pool.status.as_ref(), grace, now);
+    if !pool.deleting {
+        return a;
+    }
+    Availability {
+        health: Health::Lost {
+            why: DELETING.to_string(),
+        },
+        contact: a.contact,
+    }
+}
+
 /// Whether a workload that runs nothing yet should wait before its first placement: a pool
 /// it selects was created `age` ago and has not been probed. Placing at once would put
 /// everything in the pools that happened to be probed first and move it again seconds later;
@@ -188,6 +207,45 @@ mod tests {
         let none = availability(None, grace, now);
         assert!(!none.available() && !none.contact);
         assert_eq!(none.reason().as_deref(), Some(NOT_PROBED));
+    }
+
+    #[test]
+    fn a_pool_being_deleted_is_drained_at_once_and_still_contacted() {
+        let grace = Duration::from_secs(30);
+        let now = t("2026-01-01T00:01:00Z");
+        let mut pool = super::super::ObservedPool {
+            name: "aws".into(),
+            labels: Default::default(),
+            spec: serde_json::from_value(serde_json::json!({"provider": "aws", "region": "r",
+                "pricing": {"cpuPerHour": 0.1, "memoryGiBPerHour": 0.01}}))
+            .unwrap(),
+            status: Some(pool_status(
+                "True",
+                reason::PROBED,
+                "2026-01-01T00:00:00Z",
+                true,
+            )),
+            used_by_others: (0.0, 0.0),
+            age: Duration::from_secs(3600),
+            deleting: false,
+            member: super::super::Member::Unknown,
+        };
+        assert_eq!(of_pool(&pool, grace, now).health, Health::Ready);
+        pool.deleting = true;
+        let a = of_pool(&pool, grace, now);
+        assert!(!a.available(), "no grace for a deletion: {a:?}");
+        assert!(a.contact, "its replicas are removed once replaced");
+        assert_eq!(a.reason().as_deref(), Some(DELETING));
+        pool.status = Some(pool_status(
+            "False",
+            reason::UNREACHABLE,
+            "2026-01-01T00:00:50Z",
+            true,
+        ));
+        assert!(
+            !of_pool(&pool, grace, now).contact,
+            "a dead member is not waited on"
+        );
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub fn decide(
     let health: Vec<Availability> = world
         .pools
         .iter()
-        .map(|p| availability(p.status.as_ref(), settings.failover_grace, now))
+        .map(|p| availability::of_pool(p, settings.failover_grace, now))
         .collect();
     let inputs: Vec<PoolInput> = world
         .pools
@@ -142,12 +142,13 @@ pub fn decide(
                 (_, Member::Seen(Some(d))) if refused => Some(d.ready),
                 _ => None,
             };
+            let refused_namespace = world.namespace_refused(p);
             PoolInput {
                 name: p.name.clone(),
                 labels: p.labels.clone(),
                 spec: p.spec.clone(),
-                available: a.available(),
-                unavailable_reason: a.reason(),
+                available: a.available() && refused_namespace.is_none(),
+                unavailable_reason: refused_namespace.or_else(|| a.reason()),
                 used_by_others: p.used_by_others,
                 current,
                 cap,
@@ -276,6 +277,11 @@ pub fn decide(
         }
     }
 
+    // A CloudPool that no longer exists cannot hold anything of the workload's any more.
+    memory
+        .known
+        .retain(|name, _| world.pools.iter().any(|p| &p.name == name));
+
     let explanation = if plan.explanation.is_empty() {
         fallback_explanation(&plan, demand, &estimate.status.model)
     } else {
@@ -328,6 +334,16 @@ pub fn decide(
             _ => None,
         })
         .collect();
+    // Pools the workload selects that do not admit its namespace.
+    let not_allowed: Vec<String> = world
+        .pools
+        .iter()
+        .zip(&problem.pools)
+        .filter_map(|(p, o)| {
+            let why = world.namespace_refused(p)?;
+            (o.ineligible_reason.as_deref() == Some(why.as_str())).then_some(why)
+        })
+        .collect();
     let ready_after = safety::ready_after(&slots, &gated.after);
     let surviving = safety::surviving(&slots, &ready_after, problem.tolerate);
     let summary = Summary {
@@ -340,6 +356,7 @@ pub fn decide(
         held: gated.held,
         conflicts: conflicts.clone(),
         refused: refused.clone(),
+        not_allowed: not_allowed.clone(),
     };
     let status = status::build(workload.previous, workload.generation, &summary, now);
 
@@ -403,6 +420,12 @@ pub fn decide(
     }
     if !refused.is_empty() && !degraded(ConditionReason::MemberRefused) {
         events.push(warning(EventReason::MemberRefused, refused.join("; ")));
+    }
+    if !not_allowed.is_empty() && !degraded(ConditionReason::NamespaceNotAllowed) {
+        events.push(warning(
+            EventReason::NamespaceNotAllowed,
+            not_allowed.join("; "),
+        ));
     }
 
     // When to look again: when a grace runs out, soon while replacements start.
@@ -507,6 +530,7 @@ fn invalid(
         held: 0,
         conflicts: Vec::new(),
         refused: Vec::new(),
+        not_allowed: Vec::new(),
     };
     let was_invalid = workload.previous.conditions.iter().any(|c| {
         c.type_ == conditions::READY
@@ -606,6 +630,7 @@ mod tests {
             }),
             used_by_others: (0.0, 0.0),
             age: Duration::from_secs(3600),
+            deleting: false,
             member,
         }
     }
@@ -649,6 +674,7 @@ mod tests {
                 cores: Some(cores),
                 partial,
             },
+            namespace_labels: None,
         };
         let d = run(&world(2.0, false), memory(), 0);
         let full = d.memory.demand.encode();
@@ -674,6 +700,7 @@ mod tests {
                 cores: Some(2.0),
                 partial: false,
             },
+            namespace_labels: None,
         };
         let mut m = memory();
         m.known.insert("cheap".into(), 3);
@@ -736,6 +763,7 @@ mod tests {
                 cores: Some(0.5),
                 partial: false,
             },
+            namespace_labels: None,
         };
         let d = run(&world, memory(), 0);
         assert_eq!(d.actions[0], MemberAction::Leave);
@@ -751,5 +779,59 @@ mod tests {
             .find(|c| c.type_ == conditions::DEGRADED)
             .unwrap();
         assert_eq!(degraded.reason, "Conflict");
+    }
+
+    #[test]
+    fn a_pool_that_does_not_admit_the_namespace_is_not_placed_on_and_says_why() {
+        let mut cheap = pool("cheap", 0.01, true, "Probed", 0, Member::Seen(None));
+        cheap.spec.allowed_namespaces = Some(crate::api::cloud_pool::NamespaceSelector {
+            match_labels: [("team".to_string(), "payments".to_string())].into(),
+        });
+        let world = |team: &str| World {
+            pools: vec![
+                cheap.clone(),
+                pool("dear", 0.05, true, "Probed", 0, running(0)),
+            ],
+            measured: Measured {
+                cores: Some(0.5),
+                partial: false,
+            },
+            namespace_labels: Some([("team".to_string(), team.to_string())].into()),
+        };
+        let d = run(&world("web"), memory(), 0);
+        assert_eq!(
+            d.actions[0],
+            MemberAction::Leave,
+            "nothing in the cheap pool"
+        );
+        assert!(
+            matches!(d.actions[1], MemberAction::Apply(n) if n >= 2),
+            "{:?}",
+            d.actions
+        );
+        let degraded = d
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == conditions::DEGRADED)
+            .unwrap();
+        assert_eq!(degraded.reason, "NamespaceNotAllowed");
+        assert!(
+            degraded.message.contains("cheap") && degraded.message.contains("team=payments"),
+            "{}",
+            degraded.message
+        );
+        assert!(
+            d.events
+                .iter()
+                .any(|e| e.reason == EventReason::NamespaceNotAllowed)
+        );
+
+        let d = run(&world("payments"), memory(), 0);
+        assert!(
+            matches!(d.actions[0], MemberAction::Apply(n) if n >= 2),
+            "{:?}",
+            d.actions
+        );
     }
 }

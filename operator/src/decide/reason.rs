@@ -31,6 +31,8 @@ pub enum ConditionReason {
     MemberRefused,
     /// Replicas planned to go are kept until replacements are Ready elsewhere.
     WaitingForReplacements,
+    /// A selected pool does not admit the workload's namespace (`allowedNamespaces`).
+    NamespaceNotAllowed,
 }
 
 impl ConditionReason {
@@ -49,6 +51,7 @@ impl ConditionReason {
             Self::Conflict => "Conflict",
             Self::MemberRefused => "MemberRefused",
             Self::WaitingForReplacements => "WaitingForReplacements",
+            Self::NamespaceNotAllowed => "NamespaceNotAllowed",
         }
     }
 }
@@ -84,6 +87,8 @@ pub enum EventReason {
     CleanupPending,
     /// The stored history could not be read; it is not overwritten.
     HistoryUnreadable,
+    /// A selected pool does not admit the workload's namespace.
+    NamespaceNotAllowed,
 }
 
 impl EventReason {
@@ -101,6 +106,7 @@ impl EventReason {
             Self::Deleted => "Deleted",
             Self::CleanupPending => "CleanupPending",
             Self::HistoryUnreadable => "HistoryUnreadable",
+            Self::NamespaceNotAllowed => "NamespaceNotAllowed",
         }
     }
 }
@@ -122,4 +128,8 @@ pub mod pool {
     pub const UNREACHABLE: &str = "Unreachable";
     /// No node matches the pool's selector and tolerations (e.g. a reclaimed spot group).
     pub const NO_MATCHING_NODES: &str = "NoMatchingNodes";
+    /// The CloudPool is being deleted (or renamed: deleted and created anew): like a drain,
+    /// its replicas move at once, make-before-break, and its finalizer clears when skyfleet
+    /// runs nothing there any more.
+    pub const DELETING: &str = "Deleting";
 }

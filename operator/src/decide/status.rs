@@ -60,6 +60,8 @@ pub struct Summary {
     pub conflicts: Vec<String>,
     /// Members that refused an apply or cannot create the pods, with their reason.
     pub refused: Vec<String>,
+    /// Pools the workload selects whose `allowedNamespaces` does not admit its namespace.
+    pub not_allowed: Vec<String>,
 }
 
 /// The status for `summary`, keeping condition transition times of `previous` and its
@@ -180,6 +182,14 @@ pub fn build(
                     R::MemberRefused,
                     &summary.refused.join("; "),
                 );
+            } else if !summary.not_allowed.is_empty() {
+                set(
+                    c,
+                    conditions::DEGRADED,
+                    true,
+                    R::NamespaceNotAllowed,
+                    &summary.not_allowed.join("; "),
+                );
             } else if summary.lost.is_empty() {
                 set(c, conditions::DEGRADED, false, R::AsPlanned, "");
             } else {
@@ -297,6 +307,7 @@ mod tests {
             held: 0,
             conflicts: vec![],
             refused: vec![],
+            not_allowed: vec![],
         }
     }
 

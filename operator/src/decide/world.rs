@@ -47,6 +47,9 @@ pub struct ObservedPool {
     pub used_by_others: (f64, f64),
     /// How long ago the CloudPool was created (for the first-probe wait).
     pub age: Duration,
+    /// The CloudPool is being deleted: planned on no more, its replicas moved at once
+    /// (make-before-break), whatever its last probe said.
+    pub deleting: bool,
     /// What its member showed.
     pub member: Member,
 }
@@ -67,4 +70,22 @@ pub struct World {
     pub pools: Vec<ObservedPool>,
     /// Demand now.
     pub measured: Measured,
+    /// The labels of the workload's namespace on the management cluster, read when some
+    /// CloudPool restricts `allowedNamespaces`; None when not read (every pool admits it).
+    pub namespace_labels: Option<BTreeMap<String, String>>,
+}
+
+impl World {
+    /// Why `pool` does not admit the workload's namespace, if it does not.
+    pub fn namespace_refused(&self, pool: &ObservedPool) -> Option<String> {
+        let rule = pool.spec.allowed_namespaces.as_ref()?;
+        let labels = self.namespace_labels.as_ref()?;
+        (!rule.selects(labels)).then(|| {
+            format!(
+                "CloudPool {} admits workloads only from namespaces labelled {} (spec.allowedNamespaces), and this workload's namespace is not",
+                pool.name,
+                rule.describe()
+            )
+        })
+    }
 }

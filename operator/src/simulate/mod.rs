@@ -369,6 +369,7 @@ fn observed_world(
                 status: Some(status),
                 used_by_others: pool.used_by_others,
                 age: Duration::from_secs(3600),
+                deleting: false,
                 member,
             }
         })
@@ -379,6 +380,7 @@ fn observed_world(
             cores: Some(demand),
             partial: false,
         },
+        namespace_labels: None,
     }
 }
 

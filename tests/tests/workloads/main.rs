@@ -5,6 +5,7 @@
 
 mod make_before_break;
 mod state;
+mod tenancy;
 
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -52,7 +53,7 @@ fn operator(env: &'static Env) -> &'static SharedOperator {
         env.install_crds();
         let _ = env.kubectl("mgmt", &["create", "namespace", SECRET_NS]);
         for member in env.members() {
-            let kubeconfig = std::fs::read(env.kubeconfig(member)).expect("member kubeconfig");
+            let kubeconfig = env.member_kubeconfig(member).into_bytes();
             put_secret(env, &format!("member-{member}"), kubeconfig);
         }
         SharedOperator(Mutex::new(env.start_operator(&OPERATOR_ARGS)))

@@ -22,21 +22,37 @@ const STARTUP: &str = "15s";
 
 /// A CloudPool named `name` in member `cluster`, with `labels`.
 fn apply_pool(env: &Env, name: &str, cluster: &str, price: f64, labels: Value) {
+    apply_pool_with(env, name, cluster, price, labels, json!({}));
+}
+
+/// A CloudPool named `name` in member `cluster`, with `labels` and `extra` fields of its spec.
+pub(super) fn apply_pool_with(
+    env: &Env,
+    name: &str,
+    cluster: &str,
+    price: f64,
+    labels: Value,
+    extra: Value,
+) {
     let (provider, region) = match cluster {
         "aws" => ("aws", "us-east-1"),
         "azure" => ("azure", "eastus"),
         _ => ("gcp", "us-central1"),
     };
+    let mut spec = json!({
+        "provider": provider, "region": region,
+        "kubeconfigSecretRef": {"namespace": SECRET_NS, "name": format!("member-{cluster}")},
+        "pricing": {"cpuPerHour": price, "memoryGiBPerHour": 0.004}
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        spec[k] = v.clone();
+    }
     apply_json(
         env,
         &json!({
             "apiVersion": "skyfleet.io/v1alpha1", "kind": "CloudPool",
             "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "provider": provider, "region": region,
-                "kubeconfigSecretRef": {"namespace": SECRET_NS, "name": format!("member-{cluster}")},
-                "pricing": {"cpuPerHour": price, "memoryGiBPerHour": 0.004}
-            }
+            "spec": spec
         }),
     );
 }
@@ -424,4 +440,168 @@ async fn a_pool_whose_nodes_vanish_keeps_its_replicas_until_replacements_are_rea
     for p in [&group, &other] {
         env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
     }
+}
+
+#[tokio::test]
+async fn a_renamed_pool_hands_its_replicas_to_its_successor_before_it_goes() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    // A rename is a delete and a create: the same cloud under a new name.
+    let (old, new) = (format!("aws-old-{run}"), format!("aws-new-{run}"));
+    apply_pool(env, &old, "aws", 0.02, json!({"e2e-run": run}));
+    let namespace = env.namespace("rename", &["mgmt"]);
+    let name = format!("rn-{run}");
+    apply_slow_workload(env, &namespace, &name, json!({"e2e-run": run}), 4);
+    wait_all_in(env, &namespace, &name, &old, 4).await;
+
+    let sampler = Sampler::start(env, &namespace, &name).await;
+    apply_pool(env, &new, "aws", 0.02, json!({"e2e-run": run}));
+    env.kubectl_ok("mgmt", &["delete", "cpool", &old, "--wait=false"]);
+    let end = wait_all_in(env, &namespace, &name, &new, 4).await;
+    let samples = sampler.finish().await;
+    assert_never_below(&samples, 4, "renaming a pool (delete and create)");
+    assert_eq!(end.get(&new), Some(&(4, 4)));
+    // The deleted pool waited for its replicas to move out, then went.
+    eventually(
+        &format!("{old} released by its finalizer\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            (!env
+                .kubectl("mgmt", &["get", "cpool", &old])
+                .status
+                .success())
+            .then_some(())
+        },
+    )
+    .await;
+    let waited = events(env, "default", &old, "DeleteWaiting");
+    assert!(
+        waited.contains("replacements elsewhere are Ready"),
+        "{waited}\n{}",
+        op.log_text()
+    );
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    env.kubectl_ok("mgmt", &["delete", "cpool", &new, "--wait=false"]);
+}
+
+#[tokio::test]
+async fn a_deployment_made_before_ownership_labels_is_adopted_with_nothing_recreated() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pool = format!("azure-adopt-{run}");
+    apply_pool(env, &pool, "azure", 0.03, json!({"e2e-run": run}));
+    let namespace = env.namespace("adopt", &["mgmt", "azure"]);
+    let name = format!("ad-{run}");
+    // What skyfleet applied for this workload in this pool before this version: named
+    // `<workload>-<pool>`, labelled with the workload's name, namespace and pool and the owner
+    // annotation, but with neither its UID nor an installation id.
+    let legacy = format!("{name}-{pool}");
+    let owners = json!({
+        "app.kubernetes.io/managed-by": "skyfleet", "skyfleet.io/pool": pool,
+        "skyfleet.io/workload": name, "skyfleet.io/workload-namespace": namespace
+    });
+    let mut pod_labels = owners.clone();
+    pod_labels["app"] = json!(name);
+    let old = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": legacy, "namespace": namespace, "labels": owners,
+                     "annotations": {"skyfleet.io/owner": format!("{namespace}/{name}")}},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": name, "skyfleet.io/pool": pool}},
+            "template": {
+                "metadata": {"labels": pod_labels,
+                             "annotations": {"pod-ready.stage.kwok.x-k8s.io/delay": STARTUP}},
+                "spec": {"containers": [{
+                    "name": "app", "image": "registry.example/web:1",
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+                }]}
+            }
+        }
+    });
+    let file = std::env::temp_dir().join(format!("skyfleet-e2e-legacy-{run}.json"));
+    std::fs::write(&file, old.to_string()).expect("write manifest");
+    env.kubectl_ok(
+        "azure",
+        &["apply", "--server-side", "-f", file.to_str().expect("path")],
+    );
+    let _ = std::fs::remove_file(&file);
+    let before = wait_all_in(env, &namespace, &name, &pool, 3).await;
+    let deployment = |env: &Env| get_json(env, "azure", &["deployment", &legacy, "-n", &namespace]);
+    let pods = |env: &Env| -> Vec<String> {
+        let out = env.kubectl_ok(
+            "azure",
+            &[
+                "get",
+                "pods",
+                "-n",
+                &namespace,
+                "-o",
+                "jsonpath={.items[*].metadata.uid}",
+            ],
+        );
+        let mut uids: Vec<String> = out.split_whitespace().map(str::to_string).collect();
+        uids.sort();
+        uids
+    };
+    let (was, pods_before) = (deployment(env).expect("legacy"), pods(env));
+    assert_eq!(pods_before.len(), 3);
+
+    // The upgraded operator meets a workload that already runs there.
+    apply_slow_workload(env, &namespace, &name, json!({"e2e-run": run}), 3);
+    let uid = eventually(
+        &format!("{name}: Ready"),
+        Duration::from_secs(60),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            (condition(&w, "Ready")?.0 == "True")
+                .then(|| w["metadata"]["uid"].as_str().map(str::to_string))?
+        },
+    )
+    .await;
+    let adopted = eventually(
+        &format!(
+            "{legacy} labelled with the workload's UID\n{}",
+            op.log_text()
+        ),
+        Duration::from_secs(60),
+        || async {
+            let d = deployment(env)?;
+            (d["metadata"]["labels"]["skyfleet.io/workload-uid"] == json!(uid)).then_some(d)
+        },
+    )
+    .await;
+    assert!(
+        adopted["metadata"]["labels"]["skyfleet.io/installation"]
+            .as_str()
+            .is_some_and(|i| !i.is_empty()),
+        "{adopted}"
+    );
+    assert_eq!(
+        adopted["metadata"]["uid"], was["metadata"]["uid"],
+        "the same object"
+    );
+    assert_eq!(
+        adopted["metadata"]["generation"], was["metadata"]["generation"],
+        "its spec untouched: no rollout"
+    );
+    assert_eq!(pods(env), pods_before, "every pod kept");
+    let clients = vec![("azure".to_string(), env.client("azure").await)];
+    let now = snapshot(&clients, &namespace, &name).await;
+    assert_eq!(now, Some(before), "no second Deployment");
+
+    // Adopted means owned: deleting the workload removes it.
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--timeout=60s"],
+    );
+    assert!(
+        deployment(env).is_none(),
+        "{legacy} deleted with its workload"
+    );
+    env.kubectl_ok("mgmt", &["delete", "cpool", &pool, "--wait=false"]);
 }

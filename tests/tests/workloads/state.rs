@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use skyfleet_e2e::{Env, eventually, unique};
+use skyfleet_e2e::{Env, eventually, stored_history, unique};
 
 use super::{
     SECRET_NS, apply_json, apply_pools, condition, events, member_replicas, operator, status_pools,
@@ -422,36 +422,6 @@ async fn deleting_a_workload_is_not_held_by_a_pool_it_never_ran_in() {
     for p in [&good, &broken] {
         env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
     }
-}
-
-/// The stored history of a workload: `(step, start, values)`, values as stored (millicores,
-/// empty where nothing was measured); the last one is the step still being measured.
-fn stored_history(env: &Env, namespace: &str, name: &str) -> Option<(String, String, Vec<String>)> {
-    let out = env.kubectl(
-        "mgmt",
-        &[
-            "get",
-            "configmap",
-            &format!("{name}-skyfleet-history"),
-            "-n",
-            namespace,
-            "-o",
-            "jsonpath={.data.history}",
-        ],
-    );
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut parts = text.split(' ');
-    let (_, step, start) = (parts.next()?, parts.next()?, parts.next()?);
-    let values = parts
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    Some((step.to_string(), start.to_string(), values))
 }
 
 #[tokio::test]

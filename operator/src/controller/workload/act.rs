@@ -12,11 +12,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 
-use super::observe::{Handle, sanitize};
+use super::observe::Handle;
 use super::{WorkloadContext, member};
+use crate::api::cloud_pool::{CloudPool, PodSecurityLevel};
 use crate::api::workload::MultiCloudWorkload;
 use crate::controller::desired::{self, Owner};
 use crate::controller::labels;
+use crate::controller::registry::sanitize;
 use crate::decide::MemberAction;
 
 /// What happened in one pool.
@@ -68,7 +70,7 @@ async fn apply(
     if h.existing.is_none() {
         member(
             ctx.member_timeout,
-            ensure_namespace(client.clone(), &owner.namespace),
+            ensure_namespace(client.clone(), &owner.namespace, pod_security(&h.pool)),
         )
         .await?;
     }
@@ -141,8 +143,35 @@ fn fingerprint(desired: &Deployment) -> Result<u64, String> {
     Ok(h.finish())
 }
 
-/// Creates the namespace in a member when it is missing, labelled as skyfleet's.
-async fn ensure_namespace(client: kube::Client, namespace: &str) -> Result<(), kube::Error> {
+/// The Pod Security Admission level for namespaces skyfleet creates in the pool's member.
+fn pod_security(pool: &CloudPool) -> PodSecurityLevel {
+    pool.spec.pod_security.unwrap_or_default().enforce
+}
+
+/// The labels of a namespace skyfleet creates: its own, and Pod Security Admission enforcing,
+/// warning about and auditing `level` (pinned to `latest`).
+pub fn namespace_labels(level: PodSecurityLevel) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::from([(labels::MANAGED_BY.to_string(), labels::MANAGER.to_string())]);
+    for mode in ["enforce", "warn", "audit"] {
+        out.insert(
+            format!("pod-security.kubernetes.io/{mode}"),
+            level.as_str().to_string(),
+        );
+        out.insert(
+            format!("pod-security.kubernetes.io/{mode}-version"),
+            "latest".to_string(),
+        );
+    }
+    out
+}
+
+/// Creates the namespace in a member when it is missing, labelled as skyfleet's and with
+/// Pod Security Admission at `level`. A namespace that exists is someone's: left as it is.
+async fn ensure_namespace(
+    client: kube::Client,
+    namespace: &str,
+    level: PodSecurityLevel,
+) -> Result<(), kube::Error> {
     let api: Api<Namespace> = Api::all(client);
     if api.get_opt(namespace).await?.is_some() {
         return Ok(());
@@ -150,10 +179,7 @@ async fn ensure_namespace(client: kube::Client, namespace: &str) -> Result<(), k
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some(namespace.to_string()),
-            labels: Some(BTreeMap::from([(
-                labels::MANAGED_BY.to_string(),
-                labels::MANAGER.to_string(),
-            )])),
+            labels: Some(namespace_labels(level)),
             ..Default::default()
         },
         ..Default::default()
@@ -162,5 +188,31 @@ async fn ensure_namespace(client: kube::Client, namespace: &str) -> Result<(), k
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_namespaces_enforce_the_pools_pod_security_level() {
+        let l = namespace_labels(PodSecurityLevel::Restricted);
+        for mode in ["enforce", "warn", "audit"] {
+            assert_eq!(
+                l[&format!("pod-security.kubernetes.io/{mode}")],
+                "restricted"
+            );
+        }
+        let pool: CloudPool = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "aws"},
+            "spec": {"provider": "aws", "region": "r", "pricing": {"cpuPerHour": 0.1, "memoryGiBPerHour": 0.01}}
+        }))
+        .unwrap();
+        assert_eq!(
+            pod_security(&pool),
+            PodSecurityLevel::Baseline,
+            "baseline by default"
+        );
     }
 }

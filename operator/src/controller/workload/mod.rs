@@ -173,6 +173,8 @@ pub enum WorkloadError {
     ListPools(#[source] kube::Error),
     #[error("reading the demand history (retried; never taken as no history): {0}")]
     ReadHistory(#[source] kube::Error),
+    #[error("reading the workload's namespace, which a CloudPool's allowedNamespaces needs: {0}")]
+    ReadNamespace(#[source] kube::Error),
     #[error("writing MultiCloudWorkload status: {0}")]
     Status(#[source] kube::Error),
     #[error("the decision did not finish: {0}")]
@@ -193,7 +195,7 @@ pub(crate) async fn member<T>(
     work: impl std::future::Future<Output = Result<T, kube::Error>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
+        Ok(r) => r.map_err(|e| super::registry::sanitize(&e.to_string())),
         Err(_) => Err(format!("no answer within {timeout:?}")),
     }
 }
@@ -219,7 +221,9 @@ async fn apply(
         .map(Arc::new)
         .collect();
     let (memory, history_problem) = observe::memory(ctx, &workload, &namespace, now).await?;
-    let observed = observe::world(ctx, &owner, pools, &memory, now).await;
+    let namespace_labels = observe::namespace_labels(ctx, &namespace, &pools).await?;
+    let mut observed = observe::world(ctx, &owner, pools, &memory, now).await;
+    observed.world.namespace_labels = namespace_labels;
 
     // Decide, off the executor's threads: a forecast or a solve never stalls other work.
     let settings = Settings {

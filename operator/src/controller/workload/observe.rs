@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
@@ -19,6 +19,7 @@ use crate::api::cloud_pool::CloudPool;
 use crate::api::quantity;
 use crate::api::workload::MultiCloudWorkload;
 use crate::controller::desired::{self, Owner};
+use crate::controller::registry::sanitize;
 use crate::controller::{metrics_api, pool};
 use crate::decide::demand::DemandTracker;
 use crate::decide::{self, Measured, Member, MemberDeployment, Memory, ObservedPool, World};
@@ -116,12 +117,32 @@ pub async fn world(
             age: pool.creation_timestamp().map_or(Duration::ZERO, |Time(t)| {
                 now.duration_since(t).unsigned_abs()
             }),
+            deleting: pool.metadata.deletion_timestamp.is_some(),
             member: observed,
         });
         handles.push(handle);
     }
     world.measured = measure(ctx, owner, &world, &handles, memory).await;
     Observed { world, handles }
+}
+
+/// The labels of the workload's namespace, when some pool admits only some namespaces. A
+/// failed read fails the reconcile (retried): an unknown namespace is never taken as refused,
+/// which would move replicas out.
+pub async fn namespace_labels(
+    ctx: &WorkloadContext,
+    namespace: &str,
+    pools: &[Arc<CloudPool>],
+) -> Result<Option<BTreeMap<String, String>>, WorkloadError> {
+    if pools.iter().all(|p| p.spec.allowed_namespaces.is_none()) {
+        return Ok(None);
+    }
+    let api: Api<Namespace> = Api::all(ctx.registry.management());
+    let ns = api
+        .get(namespace)
+        .await
+        .map_err(WorkloadError::ReadNamespace)?;
+    Ok(Some(ns.metadata.labels.unwrap_or_default()))
 }
 
 /// Lists the workload's Deployments in the pool's member cluster.
@@ -183,16 +204,6 @@ fn seen(d: &Deployment) -> MemberDeployment {
         ready: u32::try_from(ready).unwrap_or(0),
         failure,
     }
-}
-
-/// A member's message, made short and printable for status and Events.
-pub fn sanitize(message: &str) -> String {
-    let clean: String = message
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(300)
-        .collect();
-    clean.trim().to_string()
 }
 
 /// CPU cores and memory bytes other workloads request in the pool: the pool's `used` minus
