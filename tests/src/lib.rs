@@ -148,6 +148,52 @@ impl Env {
         text
     }
 
+    /// A kubeconfig file for `cluster` that authenticates as ServiceAccount `ns/sa` (a
+    /// TokenRequest token), so a process run with it has that account's RBAC and no more.
+    pub fn token_kubeconfig(&self, cluster: &str, ns: &str, sa: &str) -> PathBuf {
+        let token = self.kubectl_ok(cluster, &["create", "token", sa, "-n", ns, "--duration=2h"]);
+        let path = self
+            .root
+            .join(format!("target/e2e-sa-{cluster}-{ns}-{sa}.kubeconfig"));
+        std::fs::copy(self.kubeconfig(cluster), &path).expect("copy kubeconfig");
+        let kc = path.to_str().expect("path");
+        for args in [
+            vec![
+                "config",
+                "set-credentials",
+                "e2e-sa",
+                &format!("--token={}", token.trim()),
+            ],
+            vec!["config", "set-context", "--current", "--user=e2e-sa"],
+        ] {
+            let out = Command::new("kubectl")
+                .arg(format!("--kubeconfig={kc}"))
+                .args(&args)
+                .output()
+                .expect("kubectl config");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let whoami = Command::new("kubectl")
+            .args([
+                &format!("--kubeconfig={kc}"),
+                "auth",
+                "whoami",
+                "-o",
+                "jsonpath={.status.userInfo.username}",
+            ])
+            .output()
+            .expect("whoami");
+        assert_eq!(
+            String::from_utf8_lossy(&whoami.stdout),
+            format!("system:serviceaccount:{ns}:{sa}")
+        );
+        path
+    }
+
     /// A kube client for a cluster, with admin rights.
     pub async fn client(&self, cluster: &str) -> kube::Client {
         let kc =
@@ -452,6 +498,14 @@ impl Operator {
     /// The operator's log so far, for assertion messages.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGSTOP` to pause the process, `libc::SIGCONT` to resume it).
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on a child this handle owns; no memory is shared.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal})");
     }
 
     /// Kills the process at once (SIGKILL), as a crash or node loss would.

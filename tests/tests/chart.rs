@@ -288,46 +288,7 @@ fn install_upgrade_uninstall_with_least_privilege() {
 /// A kubeconfig for the management cluster that authenticates as the release's
 /// ServiceAccount (a TokenRequest token), so the operator runs with the chart's RBAC only.
 fn sa_kubeconfig(env: &Env, release: &str, ns: &str) -> PathBuf {
-    let sa = format!("{release}-skyfleet");
-    let token = env.kubectl_ok("mgmt", &["create", "token", &sa, "-n", ns, "--duration=2h"]);
-    let kubeconfig = env.path(format!("target/e2e-sa-{release}.kubeconfig"));
-    std::fs::copy(env.kubeconfig("mgmt"), &kubeconfig).expect("copy kubeconfig");
-    let kc = kubeconfig.to_str().expect("path");
-    for args in [
-        vec![
-            "config",
-            "set-credentials",
-            "chart-sa",
-            &format!("--token={}", token.trim()),
-        ],
-        vec!["config", "set-context", "--current", "--user=chart-sa"],
-    ] {
-        let out = Command::new("kubectl")
-            .arg(format!("--kubeconfig={kc}"))
-            .args(&args)
-            .output()
-            .expect("kubectl config");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let whoami = Command::new("kubectl")
-        .args([
-            &format!("--kubeconfig={kc}"),
-            "auth",
-            "whoami",
-            "-o",
-            "jsonpath={.status.userInfo.username}",
-        ])
-        .output()
-        .expect("whoami");
-    assert_eq!(
-        String::from_utf8_lossy(&whoami.stdout),
-        format!("system:serviceaccount:{ns}:{sa}")
-    );
-    kubeconfig
+    env.token_kubeconfig("mgmt", ns, &format!("{release}-skyfleet"))
 }
 
 /// A Secret with the member's kubeconfig in `members` and a CloudPool `pool` that uses it.

@@ -11,7 +11,7 @@ use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
 use tracing::{error, info};
 
 use crate::controller::admin::{self, AdminState};
-use crate::controller::{pool, registry::MemberRegistry, workload};
+use crate::controller::{fence, pool, registry::MemberRegistry, workload};
 
 /// Arguments of `skyfleet operator`.
 #[derive(Debug, clap::Args)]
@@ -203,6 +203,13 @@ async fn operate(args: Args) -> anyhow::Result<()> {
         instance: Some(identity.clone()),
     };
     let recorder = Recorder::new(client.clone(), reporter);
+    // Without leader election one instance writes freely; with it, only while its lease is
+    // provably its own.
+    let fence = if args.leader_elect {
+        fence::Fence::closed()
+    } else {
+        fence::Fence::open()
+    };
     let ctx = Arc::new(pool::PoolContext {
         registry: registry.clone(),
         recorder: recorder.clone(),
@@ -226,7 +233,8 @@ async fn operate(args: Args) -> anyhow::Result<()> {
             namespace: args.namespace.clone(),
             concurrency: args.concurrency,
         })
-        .with_installation(installation),
+        .with_installation(installation)
+        .with_fence(fence.clone()),
     );
 
     if !args.leader_elect {
@@ -237,6 +245,7 @@ async fn operate(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    let client_for_fence = client.clone();
     let manager = LeaseManagerBuilder::new(client, &args.lease_name)
         .with_namespace(&args.lease_namespace)
         .with_identity(&identity)
@@ -269,7 +278,25 @@ async fn operate(args: Args) -> anyhow::Result<()> {
             } => { lost_flag.store(true, Ordering::Relaxed); }
         }
     };
-    run_controllers(ctx, workload_ctx, shutdown).await;
+    let margin = Duration::from_secs(1).min(args.lease_duration / 4);
+    let period = (args.lease_grace / 2).clamp(Duration::from_millis(250), Duration::from_secs(1));
+    let fenced = fence::watch(
+        kube::Api::namespaced(client_for_fence, &args.lease_namespace),
+        args.lease_name.clone(),
+        identity.clone(),
+        margin,
+        period,
+        args.lease_duration,
+        fence,
+    );
+    // A closed fence stops everything at once: in-flight reconciles are dropped, not finished.
+    tokio::select! {
+        () = run_controllers(ctx, workload_ctx, shutdown) => {}
+        () = fenced => {
+            state.metrics.leader.set(0);
+            anyhow::bail!("the leader lease was not renewed in time; stopped at once, writing nothing more");
+        }
+    }
     state.metrics.leader.set(0);
     if lost.load(Ordering::Relaxed) {
         anyhow::bail!("lost the leader lease; exiting so that a restart begins from fresh state");

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod desired;
+pub mod fence;
 pub mod kubeconfig;
 pub mod labels;
 pub mod metrics_api;

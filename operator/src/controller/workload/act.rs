@@ -65,6 +65,7 @@ async fn apply(
     replicas: u32,
 ) -> Result<(), String> {
     let replicas = i32::try_from(replicas).map_err(|e| e.to_string())?;
+    ctx.fence.check().map_err(|e| e.to_string())?;
     let desired = desired::deployment(workload, owner, &h.pool, &h.name, replicas)
         .map_err(|e| e.to_string())?;
     if h.existing.is_none() {
@@ -82,6 +83,8 @@ async fn apply(
         return Ok(());
     }
     let api: Api<Deployment> = Api::namespaced(client, &owner.namespace);
+    // Checked again just before the write: the fence may have closed while this waited.
+    ctx.fence.check().map_err(|e| e.to_string())?;
     let applied = member(
         ctx.member_timeout,
         api.patch(
@@ -119,6 +122,7 @@ pub(super) async fn delete_exactly(
     name: &str,
     uid: Option<String>,
 ) -> Result<(), String> {
+    ctx.fence.check().map_err(|e| e.to_string())?;
     let params = DeleteParams {
         preconditions: Some(Preconditions {
             uid,

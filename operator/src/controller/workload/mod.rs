@@ -71,6 +71,8 @@ pub struct WorkloadContext {
     pub scope: Scope,
     /// This installation's id, on every member object it owns.
     pub installation: String,
+    /// Whether this instance may still write to members (its leader lease is its own).
+    pub fence: Arc<super::fence::Fence>,
     memory: Mutex<HashMap<String, Memory>>,
     /// Per workload and pool: the fingerprint of the Deployment last applied and the
     /// generation the member gave it. While both hold, nobody changed it and applying again
@@ -113,6 +115,7 @@ impl WorkloadContext {
             metrics,
             scope: Scope::default(),
             installation: String::new(),
+            fence: super::fence::Fence::open(),
             memory: Mutex::new(HashMap::new()),
             applied: Mutex::new(HashMap::new()),
         }
@@ -127,6 +130,12 @@ impl WorkloadContext {
     /// The same context owning member objects as `installation`.
     pub fn with_installation(mut self, installation: String) -> Self {
         self.installation = installation;
+        self
+    }
+
+    /// The same context writing to members only while `fence` allows.
+    pub fn with_fence(mut self, fence: Arc<super::fence::Fence>) -> Self {
+        self.fence = fence;
         self
     }
 
