@@ -336,6 +336,7 @@ impl Env {
                     "--timeout=60s",
                     "crd/cloudpools.skyfleet.io",
                     "crd/multicloudworkloads.skyfleet.io",
+                    "crd/workloadhistories.skyfleet.io",
                 ],
             );
             if out.status.success() {
@@ -402,12 +403,12 @@ pub fn stored_history(
         "mgmt",
         &[
             "get",
-            "configmap",
-            &format!("{name}-skyfleet-history"),
+            "workloadhistory",
+            name,
             "-n",
             namespace,
             "-o",
-            "jsonpath={.data.history}",
+            "jsonpath={.spec.history}",
         ],
     );
     if !out.status.success() {

@@ -1,4 +1,5 @@
-//! The API users write: `CloudPool` and `MultiCloudWorkload` (group `skyfleet.io`, `v1alpha1`).
+//! The API users write: `CloudPool` and `MultiCloudWorkload` (group `skyfleet.io`, `v1alpha1`),
+//! and the `WorkloadHistory` the operator keeps beside each workload.
 //!
 //! Validation lives in the schema (types, enums, required fields) and in CEL rules
 //! (`x-kubernetes-validations`) so that the API server itself rejects bad objects with a
@@ -7,6 +8,7 @@
 pub mod cloud_pool;
 pub mod conditions;
 pub mod duration;
+pub mod history;
 pub mod limits;
 pub mod quantity;
 pub mod workload;
@@ -29,7 +31,7 @@ pub const MAX_LABELS: i64 = 64;
 /// Most containers a template may have, for the same reason.
 pub const MAX_CONTAINERS: i64 = 64;
 
-/// Both CRDs as the API server should get them.
+/// The CRDs as the API server should get them.
 ///
 /// Two adjustments to the derived schema of the embedded pod template:
 /// - its field descriptions are dropped (about 0.5 MB, as controller-gen's `maxDescLen=0`
@@ -76,7 +78,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     let mut pool = CloudPool::crd();
     add_root_rules(&mut pool, limits::name_rules("CloudPool"));
     add_root_rules(&mut workload, limits::name_rules("MultiCloudWorkload"));
-    vec![pool, workload]
+    vec![pool, workload, history::WorkloadHistory::crd()]
 }
 
 /// Rules on the whole object (its `metadata.name`), which the derive cannot place.

@@ -336,12 +336,12 @@ async fn a_workload_is_placed_repaired_and_cleaned_up_across_members() {
         "mgmt",
         &[
             "get",
-            "configmap",
-            &format!("{name}-skyfleet-history"),
+            "workloadhistory",
+            &name,
             "-n",
             &namespace,
             "-o",
-            "jsonpath={.data.history}",
+            "jsonpath={.spec.history}",
         ],
     );
     assert!(
@@ -762,12 +762,12 @@ async fn an_operator_restart_keeps_what_runs_and_the_demand_history() {
             "mgmt",
             &[
                 "get",
-                "configmap",
-                &format!("{name}-skyfleet-history"),
+                "workloadhistory",
+                &name,
                 "-n",
                 &namespace,
                 "-o",
-                "jsonpath={.data.history}",
+                "jsonpath={.spec.history}",
             ],
         )
     };

@@ -492,3 +492,78 @@ async fn a_management_api_server_restart_keeps_the_history() {
         env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
     }
 }
+
+/// An upgrade from a version that kept the history in a ConfigMap: the history is carried
+/// into the workload's WorkloadHistory with every stored step intact, and the ConfigMap is
+/// left as it was (read only; it goes with the workload).
+#[tokio::test]
+async fn a_history_kept_in_a_configmap_by_an_older_version_is_migrated_intact() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("migrate", &["mgmt"]);
+    let name = format!("mg-{run}");
+    // What an older skyfleet stored: a minute of 5 s steps, in millicores.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let start = (now - 60) / 5 * 5;
+    let old: Vec<String> = (0..12).map(|i| (300 + 10 * i).to_string()).collect();
+    let text = format!("v1 5 {start} {}", old.join(","));
+    apply_json(
+        env,
+        &json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("{name}-skyfleet-history"), "namespace": namespace,
+                         "labels": {"app.kubernetes.io/managed-by": "skyfleet", "skyfleet.io/workload": name}},
+            "data": {"history": text}}),
+    );
+    super::apply_workload(env, &namespace, &name, &run, 6, "500m");
+    let migrated = eventually(
+        &format!(
+            "{name}: its WorkloadHistory holds the old steps\n{}",
+            op.log_text()
+        ),
+        Duration::from_secs(90),
+        || async {
+            let h = stored_history(env, &namespace, &name)?;
+            (h.2.len() > old.len()).then_some(h)
+        },
+    )
+    .await;
+    assert_eq!(
+        (migrated.0.as_str(), migrated.1.as_str()),
+        ("5", start.to_string().as_str())
+    );
+    assert_eq!(
+        migrated.2[..old.len()],
+        old[..],
+        "every stored step carried over"
+    );
+    assert!(
+        op.log_text()
+            .contains("migrating the demand history from its ConfigMap")
+    );
+    let left = env.kubectl_ok(
+        "mgmt",
+        &[
+            "get",
+            "configmap",
+            &format!("{name}-skyfleet-history"),
+            "-n",
+            &namespace,
+            "-o",
+            "jsonpath={.data.history}",
+        ],
+    );
+    assert_eq!(left, text, "the ConfigMap is left as it was");
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--timeout=60s"],
+    );
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
+    }
+}

@@ -41,12 +41,13 @@ use crate::decide::{self, EventReason, Member, MemberAction, Memory, Notice, Set
 /// The finalizer that removes a workload's Deployments from every member before it goes.
 pub const FINALIZER: &str = "skyfleet.io/cleanup";
 
-/// The key of the demand history in the history ConfigMap.
+/// The key of the demand history in the ConfigMap older versions kept it in.
 pub const HISTORY_KEY: &str = "history";
 /// The key of the decision memory (stabiliser, failover memory, pools in use) beside it.
 pub const MEMORY_KEY: &str = "memory";
 
-/// The name of the ConfigMap holding a workload's demand history and decision memory.
+/// The name of the ConfigMap older versions kept a workload's demand history in (read once,
+/// to migrate it into its `WorkloadHistory`).
 pub fn history_configmap(workload: &str) -> String {
     format!("{workload}-skyfleet-history")
 }

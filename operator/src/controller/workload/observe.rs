@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::{HISTORY_KEY, MEMORY_KEY, WorkloadContext, WorkloadError, history_configmap, member};
 use crate::api::cloud_pool::CloudPool;
+use crate::api::history::WorkloadHistory;
 use crate::api::quantity;
 use crate::api::workload::MultiCloudWorkload;
 use crate::controller::desired::{self, Owner};
@@ -272,9 +273,11 @@ async fn measure(
     }
 }
 
-/// The workload's memory: from this process, or from the history ConfigMap once per
-/// process. A failed read is an error (the reconcile is retried), never "no history": what
-/// is stored is never overwritten by a fresh start.
+/// The workload's memory: from this process, or from its `WorkloadHistory` once per
+/// process; where there is none yet, from the ConfigMap an older skyfleet kept it in (read
+/// once, migrated by the next write, and left as it is: it goes with the workload). A failed
+/// read is an error (the reconcile is retried), never "no history": what is stored is never
+/// overwritten by a fresh start.
 pub async fn memory(
     ctx: &WorkloadContext,
     workload: &MultiCloudWorkload,
@@ -286,18 +289,36 @@ pub async fn memory(
         return Ok((m, None));
     }
     let spec = &workload.spec.scaling.forecast;
-    let api: Api<ConfigMap> = Api::namespaced(ctx.registry.management(), namespace);
-    let stored = api
-        .get_opt(&history_configmap(&workload.name_any()))
+    let name = workload.name_any();
+    let histories: Api<WorkloadHistory> = Api::namespaced(ctx.registry.management(), namespace);
+    let stored = match histories
+        .get_opt(&name)
         .await
         .map_err(WorkloadError::ReadHistory)?
-        .and_then(|cm| cm.data);
+    {
+        Some(h) => Some((h.spec.history, h.spec.memory)),
+        None => {
+            let legacy: Api<ConfigMap> = Api::namespaced(ctx.registry.management(), namespace);
+            let data = legacy
+                .get_opt(&history_configmap(&name))
+                .await
+                .map_err(WorkloadError::ReadHistory)?
+                .and_then(|cm| cm.data);
+            data.map(|d| {
+                info!(workload = %name, %namespace, "migrating the demand history from its ConfigMap");
+                (
+                    d.get(HISTORY_KEY).cloned().unwrap_or_default(),
+                    d.get(MEMORY_KEY).cloned().unwrap_or_default(),
+                )
+            })
+        }
+    };
     let fresh = || DemandTracker::new(spec, ctx.history_step);
-    let Some(data) = stored else {
+    let Some((history, memory_text)) = stored else {
         return Ok((Memory::new(fresh()), None));
     };
     let mut problem = None;
-    let demand = match data.get(HISTORY_KEY) {
+    let demand = match Some(history.as_str()).filter(|t| !t.is_empty()) {
         Some(text) => match DemandTracker::decode_at(text, spec, ctx.history_step, now.as_second())
         {
             Ok(t) => {
@@ -312,7 +333,7 @@ pub async fn memory(
         },
         None => fresh(),
     };
-    let memory = match data.get(MEMORY_KEY) {
+    let memory = match Some(memory_text.as_str()).filter(|t| !t.is_empty()) {
         Some(text) => {
             let (m, error) = Memory::restore(demand, text, now.as_second());
             if let Some(e) = error {

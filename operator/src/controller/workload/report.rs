@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
@@ -12,8 +11,9 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, warn};
 
 use super::act::Outcome;
-use super::{HISTORY_KEY, MEMORY_KEY, WorkloadContext, WorkloadError, history_configmap};
+use super::{WorkloadContext, WorkloadError};
 use crate::api::conditions;
+use crate::api::history::{WorkloadHistory, WorkloadHistorySpec};
 use crate::api::workload::{MultiCloudWorkload, MultiCloudWorkloadStatus};
 use crate::controller::admin::WorkloadLabels;
 use crate::controller::labels;
@@ -167,36 +167,36 @@ pub fn metrics(
         .set(status.cost_per_hour);
 }
 
-/// Stores the history and the decision memory in the workload's history ConfigMap.
+/// Stores the history and the decision memory in the workload's `WorkloadHistory`.
 pub async fn persist(
     ctx: &WorkloadContext,
     workload: &MultiCloudWorkload,
     memory: &Memory,
 ) -> Result<(), kube::Error> {
     let namespace = workload.namespace().unwrap_or_default();
-    let name = history_configmap(&workload.name_any());
-    let cm = ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(namespace.clone()),
-            labels: Some(BTreeMap::from([
-                (labels::MANAGED_BY.to_string(), labels::MANAGER.to_string()),
-                (labels::WORKLOAD_NAME.to_string(), workload.name_any()),
-            ])),
-            owner_references: workload.controller_owner_ref(&()).map(|o| vec![o]),
-            ..Default::default()
+    let name = workload.name_any();
+    let mut history = WorkloadHistory::new(
+        &name,
+        WorkloadHistorySpec {
+            history: memory.demand.encode(),
+            memory: memory.encode(),
         },
-        data: Some(BTreeMap::from([
-            (HISTORY_KEY.to_string(), memory.demand.encode()),
-            (MEMORY_KEY.to_string(), memory.encode()),
+    );
+    history.metadata = ObjectMeta {
+        name: Some(name.clone()),
+        namespace: Some(namespace.clone()),
+        labels: Some(BTreeMap::from([
+            (labels::MANAGED_BY.to_string(), labels::MANAGER.to_string()),
+            (labels::WORKLOAD_NAME.to_string(), name.clone()),
         ])),
+        owner_references: workload.controller_owner_ref(&()).map(|o| vec![o]),
         ..Default::default()
     };
-    let api: Api<ConfigMap> = Api::namespaced(ctx.registry.management(), &namespace);
+    let api: Api<WorkloadHistory> = Api::namespaced(ctx.registry.management(), &namespace);
     api.patch(
         &name,
         &PatchParams::apply(labels::FIELD_MANAGER).force(),
-        &Patch::Apply(&cm),
+        &Patch::Apply(&history),
     )
     .await
     .map(|_| ())
