@@ -9,6 +9,9 @@ pub const READY: &str = "Ready";
 pub const REDUNDANCY_SATISFIED: &str = "RedundancySatisfied";
 /// Something runs below what was asked: a pool lost, a partial plan, a bad reference.
 pub const DEGRADED: &str = "Degraded";
+/// The stored demand history and decision memory were accepted when read (a tenant can edit
+/// them; a refused one is replaced by a fresh start).
+pub const HISTORY_VALID: &str = "HistoryValid";
 
 /// Sets `kind` in `conditions` to the given status, reason and message.
 ///

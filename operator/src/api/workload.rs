@@ -341,6 +341,11 @@ pub struct DemandStatus {
     /// Samples of demand history kept.
     #[serde(default)]
     pub history_samples: i32,
+    /// Why this model: its recent backtest error against the runner-up's and the simple
+    /// baselines', e.g. `HoltWinters (recent WAPE 0.031; runner-up Theta 0.034; LastValue
+    /// 0.052)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<String>,
 }
 
 /// One pool's share of the workload.

@@ -437,7 +437,7 @@ async fn publish(
     let event = Event {
         type_,
         reason: reason.into(),
-        note: Some(note),
+        note: Some(super::workload::report::event_note(&note)),
         action: "Probe".into(),
         secondary: None,
     };

@@ -161,6 +161,7 @@ impl DemandTracker {
                 model: ModelKind::Reactive.name().to_string(),
                 backtest_error: None,
                 history_samples: i32::try_from(samples).unwrap_or(i32::MAX),
+                selection: None,
             },
             note: Some(note),
         };
@@ -195,6 +196,7 @@ impl DemandTracker {
                         model: fc.model.name().to_string(),
                         backtest_error: fc.backtest_wape.map(|w| super::status::round(w, 4)),
                         history_samples: i32::try_from(samples).unwrap_or(i32::MAX),
+                        selection: fc.selection.as_ref().map(|s| s.summary()),
                     },
                     note: fc.reason,
                 }
@@ -319,6 +321,13 @@ mod tests {
         let e = t.estimate(&s, Some(4.9));
         assert_ne!(e.status.model, "Reactive", "{e:?}");
         assert!(e.status.forecast_peak_cores > 4.9, "{e:?}");
+        // Status says why this model: its recent error, against the simple baselines'.
+        let why = e.status.selection.clone().unwrap_or_default();
+        assert!(
+            why.starts_with(&e.status.model) && why.contains("WAPE"),
+            "{why:?} for {}",
+            e.status.model
+        );
         assert!(e.cores >= 4.9);
         // New steps are fed incrementally and the answer stays sane.
         for i in 40..45 {

@@ -31,6 +31,9 @@ pub struct Memory {
     /// Replicas last seen in each pool's Deployment while its member answered; a pool is
     /// here from the first apply until its Deployment is gone.
     pub known: BTreeMap<String, u32>,
+    /// Why the stored history or memory was refused when this process read it (shown as
+    /// `HistoryValid=False` while this process runs); never stored itself.
+    pub refused: Option<String>,
     /// What was last stored, to tell when storing again is worth it.
     stored: Option<Fingerprint>,
 }
@@ -72,6 +75,7 @@ impl Memory {
             stabilizer: Stabilizer::default(),
             lost: BTreeMap::new(),
             known: BTreeMap::new(),
+            refused: None,
             stored: None,
         }
     }
@@ -152,6 +156,7 @@ impl Memory {
                 .filter(|(p, _)| plausible_pool(p))
                 .take(MAX_POOLS)
                 .collect(),
+            refused: None,
             stored: None,
         };
         memory.stored = Some(memory.fingerprint());

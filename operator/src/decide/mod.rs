@@ -357,6 +357,7 @@ pub fn decide(
         conflicts: conflicts.clone(),
         refused: refused.clone(),
         not_allowed: not_allowed.clone(),
+        history_refused: memory.refused.clone(),
     };
     let status = status::build(workload.previous, workload.generation, &summary, now);
 
@@ -531,6 +532,7 @@ fn invalid(
         conflicts: Vec::new(),
         refused: Vec::new(),
         not_allowed: Vec::new(),
+        history_refused: memory.refused.clone(),
     };
     let was_invalid = workload.previous.conditions.iter().any(|c| {
         c.type_ == conditions::READY
@@ -832,6 +834,40 @@ mod tests {
             matches!(d.actions[0], MemberAction::Apply(n) if n >= 2),
             "{:?}",
             d.actions
+        );
+    }
+
+    #[test]
+    fn a_refused_history_is_a_condition_while_this_process_runs() {
+        let world = World {
+            pools: vec![pool("a", 0.01, true, "Probed", 0, running(2))],
+            measured: Measured {
+                cores: Some(0.5),
+                partial: false,
+            },
+            namespace_labels: None,
+        };
+        let mut m = memory();
+        m.refused = Some("stored demand history refused: start in the future".into());
+        let d = run(&world, m, 0);
+        let valid = d
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == conditions::HISTORY_VALID)
+            .expect("HistoryValid");
+        assert_eq!(
+            (valid.status.as_str(), valid.reason.as_str()),
+            ("False", "HistoryInvalid")
+        );
+        assert!(valid.message.contains("in the future"), "{}", valid.message);
+        let d = run(&world, memory(), 0);
+        assert!(
+            d.status
+                .conditions
+                .iter()
+                .all(|c| c.type_ != conditions::HISTORY_VALID),
+            "no condition where nothing was refused"
         );
     }
 }

@@ -33,6 +33,10 @@ pub enum ConditionReason {
     WaitingForReplacements,
     /// A selected pool does not admit the workload's namespace (`allowedNamespaces`).
     NamespaceNotAllowed,
+    /// The stored history was refused when read; the workload started afresh.
+    HistoryInvalid,
+    /// The history in use was stored by this version and read back intact.
+    HistoryAccepted,
 }
 
 impl ConditionReason {
@@ -52,6 +56,8 @@ impl ConditionReason {
             Self::MemberRefused => "MemberRefused",
             Self::WaitingForReplacements => "WaitingForReplacements",
             Self::NamespaceNotAllowed => "NamespaceNotAllowed",
+            Self::HistoryInvalid => "HistoryInvalid",
+            Self::HistoryAccepted => "HistoryAccepted",
         }
     }
 }
@@ -85,8 +91,10 @@ pub enum EventReason {
     Deleted,
     /// Deleting the workload waits for members.
     CleanupPending,
-    /// The stored history could not be read; it is not overwritten.
-    HistoryUnreadable,
+    /// The stored history or memory was refused as implausible; the workload started afresh.
+    HistoryInvalid,
+    /// A decision overran its deadline; nothing was changed.
+    DecisionTimedOut,
     /// A selected pool does not admit the workload's namespace.
     NamespaceNotAllowed,
 }
@@ -105,7 +113,8 @@ impl EventReason {
             Self::MemberRefused => "MemberRefused",
             Self::Deleted => "Deleted",
             Self::CleanupPending => "CleanupPending",
-            Self::HistoryUnreadable => "HistoryUnreadable",
+            Self::HistoryInvalid => "HistoryInvalid",
+            Self::DecisionTimedOut => "DecisionTimedOut",
             Self::NamespaceNotAllowed => "NamespaceNotAllowed",
         }
     }

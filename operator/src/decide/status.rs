@@ -62,6 +62,8 @@ pub struct Summary {
     pub refused: Vec<String>,
     /// Pools the workload selects whose `allowedNamespaces` does not admit its namespace.
     pub not_allowed: Vec<String>,
+    /// Why the stored history was refused when this process read it.
+    pub history_refused: Option<String>,
 }
 
 /// The status for `summary`, keeping condition transition times of `previous` and its
@@ -120,6 +122,17 @@ pub fn build(
         .chain(&summary.refused)
         .cloned()
         .collect();
+    match &summary.history_refused {
+        Some(why) => set(c, conditions::HISTORY_VALID, false, R::HistoryInvalid, why),
+        None if c.iter().any(|x| x.type_ == conditions::HISTORY_VALID) => set(
+            c,
+            conditions::HISTORY_VALID,
+            true,
+            R::HistoryAccepted,
+            "the stored history was read back intact",
+        ),
+        None => {}
+    }
     match &summary.verdict {
         Verdict::InvalidSpec(why) | Verdict::NoEligiblePools(why) => {
             let reason = if matches!(summary.verdict, Verdict::InvalidSpec(_)) {
@@ -301,6 +314,7 @@ mod tests {
                 model: "Reactive".into(),
                 backtest_error: None,
                 history_samples: 3,
+                selection: None,
             },
             explanation: "3 replicas: aws 2, gcp 1".into(),
             surviving_ready: (1, 1),
@@ -308,6 +322,7 @@ mod tests {
             conflicts: vec![],
             refused: vec![],
             not_allowed: vec![],
+            history_refused: None,
         }
     }
 

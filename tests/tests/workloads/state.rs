@@ -567,3 +567,49 @@ async fn a_history_kept_in_a_configmap_by_an_older_version_is_migrated_intact() 
         env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
     }
 }
+
+/// A stored history a tenant made implausible (it starts a day in the future) is refused:
+/// the workload says `HistoryValid=False/HistoryInvalid` with the reason and an Event, and
+/// runs reactively all the same.
+#[tokio::test]
+async fn a_tampered_history_is_refused_with_a_condition_and_the_workload_runs_on() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("tamper", &["mgmt"]);
+    let name = format!("tp-{run}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    apply_json(
+        env,
+        &json!({"apiVersion": "skyfleet.io/v1alpha1", "kind": "WorkloadHistory",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"history": format!("v1 5 {} 100,200,300", now + 86_400)}}),
+    );
+    super::apply_workload(env, &namespace, &name, &run, 6, "500m");
+    let w = eventually(
+        &format!("{name}: HistoryValid=False\n{}", op.log_text()),
+        Duration::from_secs(90),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            let (status, reason, _) = condition(&w, "HistoryValid")?;
+            (status == "False" && reason == "HistoryInvalid").then_some(w)
+        },
+    )
+    .await;
+    let (_, _, message) = condition(&w, "HistoryValid").expect("HistoryValid");
+    assert!(message.contains("after now"), "{message}");
+    assert!(events(env, &namespace, &name, "HistoryInvalid").contains("after now"));
+    wait_placed(env, op, &namespace, &name, &pools).await;
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--timeout=60s"],
+    );
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
+    }
+}

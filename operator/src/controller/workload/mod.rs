@@ -46,6 +46,9 @@ pub const HISTORY_KEY: &str = "history";
 /// The key of the decision memory (stabiliser, failover memory, pools in use) beside it.
 pub const MEMORY_KEY: &str = "memory";
 
+/// How long one decision (forecast and solve) may take before it is reported and left.
+pub const DECIDE_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The name of the ConfigMap older versions kept a workload's demand history in (read once,
 /// to migrate it into its `WorkloadHistory`).
 pub fn history_configmap(workload: &str) -> String {
@@ -75,6 +78,8 @@ pub struct WorkloadContext {
     /// Whether this instance may still write to members (its leader lease is its own).
     pub fence: Arc<super::fence::Fence>,
     memory: Mutex<HashMap<String, Memory>>,
+    /// Workloads whose decision is running (at most one each).
+    deciding: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Per workload and pool: the fingerprint of the Deployment last applied and the
     /// generation the member gave it. While both hold, nobody changed it and applying again
     /// would only cost the member's API server a write.
@@ -118,6 +123,7 @@ impl WorkloadContext {
             installation: String::new(),
             fence: super::fence::Fence::open(),
             memory: Mutex::new(HashMap::new()),
+            deciding: Arc::default(),
             applied: Mutex::new(HashMap::new()),
         }
     }
@@ -138,6 +144,22 @@ impl WorkloadContext {
     pub fn with_fence(mut self, fence: Arc<super::fence::Fence>) -> Self {
         self.fence = fence;
         self
+    }
+
+    /// Whether a workload's decision is still running (one that overran its deadline).
+    fn is_deciding(&self, key: &str) -> bool {
+        self.deciding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+
+    /// Marks a workload's decision as running; false when one already is.
+    fn start_deciding(&self, key: &str) -> bool {
+        self.deciding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string())
     }
 
     /// Takes a workload's memory out (the controller reconciles one workload at a time).
@@ -220,6 +242,10 @@ async fn apply(
     let now = jiff::Timestamp::now();
     let owner = Owner::of(&workload, &ctx.installation);
     let key = memory_key(&namespace, &name);
+    if ctx.is_deciding(&key) {
+        debug!(workload = %name, %namespace, "the previous decision is still running");
+        return Ok(Action::requeue(DECIDE_DEADLINE));
+    }
 
     // Observe.
     let pools: Vec<Arc<CloudPool>> = Api::<CloudPool>::all(ctx.registry.management())
@@ -245,16 +271,46 @@ async fn apply(
     let generation = workload.metadata.generation;
     let previous = workload.status.clone().unwrap_or_default();
     let prev = previous.clone();
-    let decided = tokio::task::spawn_blocking(move || {
+    // One decision per workload at a time: one that overran its deadline keeps its thread
+    // until it finishes, and no second one is started beside it.
+    if !ctx.start_deciding(&key) {
+        debug!(workload = %name, %namespace, "the previous decision is still running");
+        return Ok(Action::requeue(DECIDE_DEADLINE));
+    }
+    let deciding = ctx.deciding.clone();
+    let done_key = key.clone();
+    let task = tokio::task::spawn_blocking(move || {
         let w = decide::Workload {
             spec: &spec,
             generation,
             previous: &prev,
         };
-        decide::decide(&w, &world, memory, &settings, now)
-    })
-    .await
-    .map_err(|e| WorkloadError::Decide(e.to_string()))?;
+        let decision = decide::decide(&w, &world, memory, &settings, now);
+        deciding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&done_key);
+        decision
+    });
+    let decided = match tokio::time::timeout(DECIDE_DEADLINE, task).await {
+        Ok(joined) => joined.map_err(|e| WorkloadError::Decide(e.to_string()))?,
+        Err(_) => {
+            // Reported, not hung on: nothing is changed, and the memory is read again from
+            // what is stored once the late decision has finished.
+            let note = format!(
+                "the decision took longer than {DECIDE_DEADLINE:?} (forecast and solve); nothing was changed, it is tried again"
+            );
+            warn!(workload = %name, %namespace, %note, "decision deadline");
+            let notice = Notice {
+                warning: true,
+                reason: EventReason::DecisionTimedOut,
+                action: "Decide",
+                note: note.clone(),
+            };
+            report::publish(ctx, &workload, &notice).await;
+            return Err(WorkloadError::Decide(note));
+        }
+    };
     let decide::Decision {
         actions,
         status: next,
@@ -269,7 +325,7 @@ async fn apply(
     if let Some(why) = history_problem {
         events.push(Notice {
             warning: true,
-            reason: EventReason::HistoryUnreadable,
+            reason: EventReason::HistoryInvalid,
             action: "Observe",
             note: why,
         });

@@ -344,5 +344,9 @@ pub async fn memory(
         }
         None => Memory::new(demand),
     };
+    let mut memory = memory;
+    memory.refused = problem.as_ref().map(|why| {
+        format!("{why} (read at {now}); the workload started afresh and runs reactively until it has history")
+    });
     Ok((memory, problem))
 }

@@ -115,7 +115,7 @@ pub async fn publish(ctx: &WorkloadContext, workload: &MultiCloudWorkload, notic
             EventType::Normal
         },
         reason: notice.reason.as_str().to_string(),
-        note: Some(notice.note.clone()),
+        note: Some(event_note(&notice.note)),
         action: notice.action.to_string(),
         secondary: None,
     };
@@ -126,6 +126,23 @@ pub async fn publish(ctx: &WorkloadContext, workload: &MultiCloudWorkload, notic
     {
         warn!(workload = %workload.name_any(), namespace = %workload.namespace().unwrap_or_default(), error = %e, "could not publish event");
     }
+}
+
+/// The most bytes the API server takes in an Event's note.
+pub const EVENT_NOTE_LIMIT: usize = 1024;
+
+/// `note` cut to what an Event may carry (a longer one is refused, and the Event lost: with
+/// many pools, "no pool may take replicas (...)" is easily longer), at a character boundary.
+pub fn event_note(note: &str) -> String {
+    const MARK: &str = " … (cut; the full text is in status)";
+    if note.len() <= EVENT_NOTE_LIMIT {
+        return note.to_string();
+    }
+    let mut end = EVENT_NOTE_LIMIT - MARK.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &note[..end])
 }
 
 /// A Warning Event for members that refused this decision's applies.
@@ -206,6 +223,15 @@ pub async fn persist(
 mod tests {
     use super::*;
     use crate::api::workload::PoolPlacementStatus;
+
+    #[test]
+    fn event_notes_fit_what_the_api_server_takes() {
+        assert_eq!(event_note("short"), "short");
+        let long = "pool é: not selected by placement.poolSelector; ".repeat(100);
+        let cut = event_note(&long);
+        assert!(cut.len() <= EVENT_NOTE_LIMIT, "{}", cut.len());
+        assert!(cut.starts_with("pool é: not selected") && cut.ends_with("in status)"));
+    }
 
     #[test]
     fn a_refused_apply_shows_what_runs_and_says_why() {
