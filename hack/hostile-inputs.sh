@@ -77,7 +77,10 @@ refused "quantile 1.5" "$(good_workload w12 '{"scaling": {"forecast": {"quantile
 refused "target utilisation 0" "$(good_workload w13 '{"scaling": {"targetCPUUtilizationPercentage": 0}}')"
 refused "workload name of 70 characters" "$(good_workload "$(printf 'a%.0s' $(seq 70))" '{}')"
 refused "template label skyfleet.io/pool" "$(good_workload w15 '{"template": {"metadata": {"labels": {"app": "h", "skyfleet.io/pool": "x"}}}}')"
-refused "poolSelector operator Sometimes" "$(good_workload w16 '{"placement": {"poolSelector": {"matchExpressions": [{"key": "a", "operator": "Sometimes", "values": ["b"]}]}}}')"
+N=$((N + 1))
+good_workload w16 '{"placement": {"poolSelector": {"matchExpressions": [{"key": "a", "operator": "Sometimes", "values": ["b"]}]}}}' | k apply -f - >/dev/null 2>&1 || true
+sleep 4
+row "poolSelector operator Sometimes" "accepted by the API server; operator: $(k get mcw w16 -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="Degraded")].reason}: {.status.conditions[?(@.type=="Degraded")].message}' | short)"
 refused "maxMovesPerDecision -1" "$(good_workload w17 '{"placement": {"maxMovesPerDecision": -1}}')"
 pool() { # name, extra spec JSON
   python3 -c 'import json,sys; s={"provider":"aws","region":"r","pricing":{"cpuPerHour":0.01,"memoryGiBPerHour":0.001}}; s.update(json.loads(sys.argv[2])); print(json.dumps({"apiVersion":"skyfleet.io/v1alpha1","kind":"CloudPool","metadata":{"name":sys.argv[1],"labels":{"hostile-run":sys.argv[3]}},"spec":s}))' "$1" "$2" "$RUN"
@@ -101,7 +104,10 @@ history() { # what, history text
   # over the edit), edit, and start it again so that it reads this one.
   kill -KILL $OP; wait $OP 2>/dev/null || true
   local out
-  out=$(k patch workloadhistory hist -n "$NS" --type=merge -p "$(python3 -c 'import json,sys; print(json.dumps({"spec": {"history": sys.argv[1]}}))' "$2")" 2>&1) || true
+  local before
+  before=$(k get mcw hist -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="HistoryValid")].message}' 2>/dev/null || true)
+  printf '%s' "$2" | python3 -c 'import json,sys; print(json.dumps({"spec": {"history": sys.stdin.read()}}))' >"$OUT/patch.json"
+  out=$(k patch workloadhistory hist -n "$NS" --type=merge --patch-file="$OUT/patch.json" 2>&1) || true
   "$BIN" operator --kubeconfig="$MG" --admin-address="$ADMIN" --namespace="$NS" \
     --member-kubeconfig-namespace="$SECRETS" --probe-period=2s --sync-period=2s \
     --history-step=5s >>"$OUT/operator.log" 2>&1 &
@@ -110,12 +116,17 @@ history() { # what, history text
   if [[ $out == *invalid* || $out == *rror* ]]; then
     row "$1" "refused by the API server: $(echo "$out" | sed 's/.*is invalid: //' | short)"; return
   fi
-  local cond=""
-  for _ in $(seq 40); do
-    cond=$(k get mcw hist -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="HistoryValid")].reason}: {.status.conditions[?(@.type=="HistoryValid")].message}' 2>/dev/null || true)
-    [[ $cond == HistoryInvalid* ]] && break; sleep 0.5
+  # The answer of the process just started: a new refusal, or none (accepted or clamped).
+  local cond="" msg=""
+  for _ in $(seq 24); do
+    msg=$(k get mcw hist -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="HistoryValid")].message}' 2>/dev/null || true)
+    [ -n "$msg" ] && [ "$msg" != "$before" ] && break; sleep 0.5
   done
-  row "$1" "$(echo "$cond" | short 200)"
+  cond=$(k get mcw hist -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="HistoryValid")].reason}: {.status.conditions[?(@.type=="HistoryValid")].message}' 2>/dev/null || true)
+  if [ "$msg" = "$before" ] || [ -z "$msg" ]; then
+    cond="accepted, clamped to the window ($(k get wlh hist -n "$NS" -o jsonpath='{.spec.history}' | cut -c1-40)… stored after); HistoryValid: ${cond:-none}"
+  fi
+  row "$1" "$(echo "$cond" | sed 's/ (read at [^)]*)//' | short 200)"
 }
 NOW=$(date +%s)
 history "history start 0 (pads 1.8e9 s of gaps)" "v1 5 0 1000"
