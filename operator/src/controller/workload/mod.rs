@@ -344,6 +344,10 @@ async fn apply(
     ctx.put_memory(key, memory);
     if let Some(why) = waiting {
         debug!(workload = %name, %namespace, %why, "not placing yet");
+        // What was observed is still said (a refused history is read only once).
+        for notice in &events {
+            report::publish(ctx, &workload, notice).await;
+        }
         return Ok(Action::requeue(requeue));
     }
 
