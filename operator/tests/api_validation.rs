@@ -662,6 +662,38 @@ fn the_pool_label_is_reserved() {
     );
 }
 
+#[test]
+fn selector_requirements_must_be_well_formed() {
+    let msg = limits::SELECTOR_REQUIREMENT;
+    for bad in [
+        json!({"key": "tier", "operator": "Sometimes", "values": ["web"]}),
+        json!({"key": "tier", "operator": "In"}),
+        json!({"key": "tier", "operator": "NotIn", "values": []}),
+        json!({"key": "tier", "operator": "Exists", "values": ["web"]}),
+    ] {
+        let b = bad.clone();
+        rejects(
+            MCW,
+            |o| o["spec"]["placement"]["poolSelector"] = json!({"matchExpressions": [b]}),
+            msg,
+        );
+        rejects(
+            MCW,
+            |o| {
+                let labels = o["spec"]["template"]["metadata"]["labels"].clone();
+                o["spec"]["selector"] = json!({"matchLabels": labels, "matchExpressions": [bad]})
+            },
+            msg,
+        );
+    }
+    accepts(MCW, |o| {
+        o["spec"]["placement"]["poolSelector"] = json!({"matchExpressions": [
+            {"key": "tier", "operator": "In", "values": ["web"]},
+            {"key": "spot", "operator": "DoesNotExist"}
+        ]})
+    });
+}
+
 // ---- Transition rules: the member Deployments' selector is immutable ----
 
 /// Messages of the CEL rules for an update from `old` to `new`.

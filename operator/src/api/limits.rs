@@ -311,6 +311,33 @@ const LABELS_EMPTY: &str =
     "template.metadata.labels must not be empty: the selector defaults to them";
 const SELECTOR_MISMATCH: &str = "selector.matchLabels must match template.metadata.labels, or the Deployments would not own their pods";
 const RESERVED_MESSAGE: &str = "selector and template.metadata.labels must not use the label skyfleet.io/pool: skyfleet sets it on every member Deployment";
+/// The message of the rule on label-selector requirements (`selector` and
+/// `placement.poolSelector`): an unknown operator, or values that do not fit it, would make
+/// every selection fail later, in the operator or in a member.
+pub const SELECTOR_REQUIREMENT: &str = "matchExpressions in selector and placement.poolSelector need an operator of In, NotIn, Exists or DoesNotExist; In and NotIn need at least one value, Exists and DoesNotExist take none";
+
+/// CEL: every requirement of the label selector at `sel` (a path under `self`) is well formed.
+fn requirements_cel(sel: &str) -> String {
+    format!(
+        "!has({sel}) || !has({sel}.matchExpressions) || {sel}.matchExpressions.all(e, (e.operator == 'In' || e.operator == 'NotIn') ? (has(e.values) && size(e.values) > 0) : ((e.operator == 'Exists' || e.operator == 'DoesNotExist') && (!has(e.values) || size(e.values) == 0)))"
+    )
+}
+
+/// Whether every requirement of `sel` is one the CEL rule accepts.
+fn requirements_ok(sel: Option<&LabelSelector>) -> bool {
+    sel.and_then(|s| s.match_expressions.as_ref())
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            let values = e.values.as_ref().map_or(0, Vec::len);
+            match e.operator.as_str() {
+                "In" | "NotIn" => values > 0,
+                "Exists" | "DoesNotExist" => values == 0,
+                _ => false,
+            }
+        })
+}
+
 /// The message of the transition rule on `spec.selector`.
 pub const SELECTOR_IMMUTABLE: &str = "spec.selector is immutable: it is the selector of every member Deployment, which Kubernetes does not let change; create a new MultiCloudWorkload instead";
 /// The message of the transition rule on the template's labels when there is no selector.
@@ -343,6 +370,14 @@ pub fn workload_spec_rules() -> Vec<Value> {
                 "!({labels} && '{RESERVED_POOL_LABEL}' in self.template.metadata.labels) && !(has(self.selector) && has(self.selector.matchLabels) && '{RESERVED_POOL_LABEL}' in self.selector.matchLabels) && !(has(self.selector) && has(self.selector.matchExpressions) && self.selector.matchExpressions.exists(e, e.key == '{RESERVED_POOL_LABEL}'))"
             ),
             RESERVED_MESSAGE,
+        ),
+        rule(
+            format!(
+                "({}) && ({})",
+                requirements_cel("self.selector"),
+                requirements_cel("self.placement.poolSelector")
+            ),
+            SELECTOR_REQUIREMENT,
         ),
         // Transition rules: the member Deployments' selector cannot change. Adding a selector
         // equal to the labels it defaulted to (or removing one equal to them) changes nothing.
@@ -556,6 +591,9 @@ pub fn check_workload(name: Option<&str>, spec: &MultiCloudWorkloadSpec) -> Vec<
         });
     if reserved {
         out.push(RESERVED_MESSAGE.into());
+    }
+    if !requirements_ok(spec.selector.as_ref()) || !requirements_ok(p.pool_selector.as_ref()) {
+        out.push(SELECTOR_REQUIREMENT.into());
     }
     out
 }
