@@ -491,6 +491,11 @@ impl Operator {
         Some((code, body))
     }
 
+    /// The process id, e.g. to read its resident memory from /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -4,6 +4,7 @@
 //! after the failover grace and is reconciled to the plan when it is back.
 
 mod make_before_break;
+mod noisy_neighbour;
 mod state;
 mod tenancy;
 
@@ -37,6 +38,17 @@ struct SharedOperator(Mutex<Operator>);
 impl SharedOperator {
     fn log_text(&self) -> String {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).log_text()
+    }
+
+    fn admin_get(&self, path: &str) -> Option<(u16, String)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admin_get(path)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pid()
     }
 
     /// Kills the operator (SIGKILL, as a crash would) and starts a new one.
@@ -1125,7 +1137,9 @@ async fn replicas_rise_ahead_of_a_recurring_peak_and_fall_after_the_stabilisatio
     };
     // The peak provisioned for did come, and the replicas raised ahead of it were still there
     // when it did: measured demand reached the driven peak while at least as many replicas
-    // as at the rise were planned.
+    // as at the rise were planned, or at least as many as the peak needs (the rise may have
+    // gone above the peak's need, from the forecast's upper quantile, and the 15 s
+    // stabilisation window may then bring it down to the need inside the 25 s peak).
     let peak: Vec<&Sample> = samples
         .iter()
         .filter(|s| {
@@ -1138,9 +1152,12 @@ async fn replicas_rise_ahead_of_a_recurring_peak_and_fall_after_the_stabilisatio
         !peak.is_empty(),
         "the peak was measured after the rise:\n{table}"
     );
+    // 250m carried per replica at the 50% target.
+    let peak_need = (HIGH / 0.25).ceil() as i64;
+    let held = risen.desired.min(peak_need);
     assert!(
-        peak.iter().all(|s| s.desired >= risen.desired),
-        "replicas held through the peak after rising to {} (trough {trough}):\n{table}",
+        peak.iter().all(|s| s.desired >= held),
+        "replicas held at {held} through the peak after rising to {} (trough {trough}):\n{table}",
         risen.desired
     );
     // The forecast's model is named with its backtest error.

@@ -17,6 +17,7 @@ pub mod observe;
 pub mod report;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,7 +78,7 @@ pub struct WorkloadContext {
     pub installation: String,
     /// Whether this instance may still write to members (its leader lease is its own).
     pub fence: Arc<super::fence::Fence>,
-    memory: Mutex<HashMap<String, Memory>>,
+    memory: Arc<Mutex<HashMap<String, Memory>>>,
     /// Workloads whose decision is running (at most one each).
     deciding: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Per workload and pool: the fingerprint of the Deployment last applied and the
@@ -122,7 +123,7 @@ impl WorkloadContext {
             scope: Scope::default(),
             installation: String::new(),
             fence: super::fence::Fence::open(),
-            memory: Mutex::new(HashMap::new()),
+            memory: Arc::default(),
             deciding: Arc::default(),
             applied: Mutex::new(HashMap::new()),
         }
@@ -160,6 +161,18 @@ impl WorkloadContext {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.to_string())
+    }
+
+    /// Gives up waiting for a workload's running decision: true when it is still running
+    /// (it then keeps its memory for the next one), false when it has just finished and its
+    /// result is there to be used.
+    fn abandon(&self, key: &str, abandoned: &AtomicBool) -> bool {
+        let running = self.deciding.lock().unwrap_or_else(|e| e.into_inner());
+        let still = running.contains(key);
+        if still {
+            abandoned.store(true, Ordering::Release);
+        }
+        still
     }
 
     /// Takes a workload's memory out (the controller reconciles one workload at a time).
@@ -278,22 +291,37 @@ async fn apply(
         return Ok(Action::requeue(DECIDE_DEADLINE));
     }
     let deciding = ctx.deciding.clone();
+    let memories = ctx.memory.clone();
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let late = abandoned.clone();
     let done_key = key.clone();
-    let task = tokio::task::spawn_blocking(move || {
+    let mut task = tokio::task::spawn_blocking(move || {
         let w = decide::Workload {
             spec: &spec,
             generation,
             previous: &prev,
         };
         let decision = decide::decide(&w, &world, memory, &settings, now);
-        deciding
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&done_key);
-        decision
+        let mut running = deciding.lock().unwrap_or_else(|e| e.into_inner());
+        running.remove(&done_key);
+        if late.load(Ordering::Acquire) {
+            // Nobody waits for this decision any more, and nothing of it is acted on; but its
+            // memory holds the history fitted so far (a long window's cold fit is the slow
+            // part), so the next decision starts from it instead of fitting all over again.
+            memories
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(done_key, decision.memory);
+            return None;
+        }
+        Some(decision)
     });
-    let decided = match tokio::time::timeout(DECIDE_DEADLINE, task).await {
+    let decided = match tokio::time::timeout(DECIDE_DEADLINE, &mut task).await {
         Ok(joined) => joined.map_err(|e| WorkloadError::Decide(e.to_string()))?,
+        // Finished just as the deadline passed: it is not late.
+        Err(_) if !ctx.abandon(&key, &abandoned) => task
+            .await
+            .map_err(|e| WorkloadError::Decide(e.to_string()))?,
         Err(_) => {
             // Reported, not hung on: nothing is changed, and the memory is read again from
             // what is stored once the late decision has finished.
@@ -310,6 +338,11 @@ async fn apply(
             report::publish(ctx, &workload, &notice).await;
             return Err(WorkloadError::Decide(note));
         }
+    };
+    let Some(decided) = decided else {
+        return Err(WorkloadError::Decide(
+            "the decision was abandoned at its deadline".into(),
+        ));
     };
     let decide::Decision {
         actions,
