@@ -9,7 +9,7 @@
 #   hack/cluster.sh status                what runs, and where the kubeconfigs are
 #   hack/cluster.sh stop-apiserver NAME   stop one cluster's API server (failover tests)
 #   hack/cluster.sh start-apiserver NAME  start it again
-#   hack/cluster.sh usage NAME NAMESPACE CPU
+#   hack/cluster.sh usage NAME NAMESPACE CPU [POD,...]   (only those pods, when named)
 #                                         every pod in NAMESPACE of cluster NAME reports CPU
 #                                         (a quantity such as 250m) to metrics.k8s.io
 #   hack/cluster.sh kubeconfig NAME       print the path of a cluster's admin kubeconfig
@@ -353,9 +353,12 @@ cmd_status() {
   printf 'stop with: hack/cluster.sh down\n'
 }
 
-cmd_usage() { # name namespace cpu
-  local name=${1:?cluster} ns=${2:?namespace} cpu=${3:?cpu quantity}
+cmd_usage() { # name namespace cpu [pod,...]
+  local name=${1:?cluster} ns=${2:?namespace} cpu=${3:?cpu quantity} pods=${4:-}
   [ -f "$STATE/$name/kubeconfig" ] || die "no cluster named $name"
+  local names=""
+  [ -n "$pods" ] && names="
+    matchNames: [$pods]"
   kubectl --kubeconfig="$STATE/$name/kubeconfig" apply --server-side --force-conflicts -f - >/dev/null <<EOF
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: ClusterResourceUsage
@@ -363,7 +366,7 @@ metadata:
   name: usage-$ns
 spec:
   selector:
-    matchNamespaces: [$ns]
+    matchNamespaces: [$ns]$names
   usages:
   - usage:
       cpu: {value: "$cpu"}

@@ -288,6 +288,21 @@ fn workload_target_utilisation_is_a_percentage() {
 }
 
 #[test]
+fn workload_burst_headroom_is_a_bounded_percentage() {
+    let msg = "scaling.burstHeadroomPercent must be between 0 and 400";
+    for bad in [-1, 401] {
+        rejects(
+            MCW,
+            |o| o["spec"]["scaling"]["burstHeadroomPercent"] = json!(bad),
+            msg,
+        );
+    }
+    accepts(MCW, |o| {
+        o["spec"]["scaling"]["burstHeadroomPercent"] = json!(0)
+    });
+}
+
+#[test]
 fn workload_quantile_is_strictly_between_zero_and_one() {
     let msg = "scaling.forecast.quantile must be strictly between 0 and 1, e.g. 0.95";
     rejects(

@@ -362,6 +362,17 @@ impl Env {
         );
     }
 
+    /// Sets the CPU usage of the named pods of `namespace` in `cluster`; every other pod of
+    /// the namespace then reports none (so a total stays fixed while replicas are added).
+    pub fn set_pod_usage(&self, cluster: &str, namespace: &str, pods: &[String], cpu: &str) {
+        let out = self.cluster_sh(&["usage", cluster, namespace, cpu, &pods.join(",")]);
+        assert!(
+            out.status.success(),
+            "set usage: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Creates a fresh namespace with this name prefix in each of `clusters`.
     pub fn namespace(&self, prefix: &str, clusters: &[&str]) -> String {
         let name = format!("{prefix}-{}", unique());

@@ -501,6 +501,9 @@ pub fn check_workload(name: Option<&str>, spec: &MultiCloudWorkloadSpec) -> Vec<
     if !(1..=100).contains(&target) {
         out.push("scaling.targetCPUUtilizationPercentage must be between 1 and 100".into());
     }
+    if !(0..=400).contains(&spec.scaling.burst_headroom_percent) {
+        out.push("scaling.burstHeadroomPercent must be between 0 and 400".into());
+    }
     let f = &spec.scaling.forecast;
     HORIZON.check(&f.horizon, &mut out);
     SEASON.check(&f.season, &mut out);

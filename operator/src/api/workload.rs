@@ -101,6 +101,15 @@ pub struct Scaling {
     #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = super::limits::stabilization_rules()))]
     pub scale_down_stabilization: String,
+    /// Headroom over the demand measured now, in percent (0–400): the plan never carries
+    /// less than current demand × (1 + headroom / 100), whatever the forecast says, so a
+    /// burst the forecast did not see is met in the next decision.
+    #[serde(rename = "burstHeadroomPercent", default = "default_burst_headroom")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self >= 0 && self <= 400",
+        "message": "scaling.burstHeadroomPercent must be between 0 and 400"
+    }]))]
+    pub burst_headroom_percent: i32,
 }
 
 impl Default for Scaling {
@@ -109,12 +118,23 @@ impl Default for Scaling {
             target_cpu_utilization_percentage: default_target(),
             forecast: ForecastSpec::default(),
             scale_down_stabilization: default_stabilization(),
+            burst_headroom_percent: default_burst_headroom(),
         }
+    }
+}
+
+impl Scaling {
+    /// The factor current demand is multiplied by for the floor of the plan (1.0 to 5.0).
+    pub fn burst_factor(&self) -> f64 {
+        1.0 + f64::from(self.burst_headroom_percent.clamp(0, 400)) / 100.0
     }
 }
 
 fn default_target() -> i32 {
     70
+}
+fn default_burst_headroom() -> i32 {
+    10
 }
 fn default_stabilization() -> String {
     "5m".to_string()
@@ -341,6 +361,13 @@ pub struct DemandStatus {
     /// Samples of demand history kept.
     #[serde(default)]
     pub history_samples: i32,
+    /// The least demand the plan carries: current demand × (1 + burstHeadroomPercent/100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_cores: Option<f64>,
+    /// Set while measured demand exceeds what the Ready replicas carry at the target: the
+    /// plan then grows at once to the floor, whatever the forecast says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub burst: bool,
     /// Why this model: its recent backtest error against the runner-up's and the simple
     /// baselines', e.g. `HoltWinters (recent WAPE 0.031; runner-up Theta 0.034; LastValue
     /// 0.052)`.

@@ -22,7 +22,8 @@ pub struct Args {
     /// Manifest files with CloudPools and MultiCloudWorkloads (multi-document YAML).
     #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
-    /// Demand in CPU cores (the forecast the plan provisions for).
+    /// Demand measured now, in CPU cores; the plan carries at least this × (1 +
+    /// `scaling.burstHeadroomPercent` / 100), as the operator's would.
     #[arg(long, allow_negative_numbers = true)]
     pub demand: f64,
     /// The workload to plan, when the files hold several.
@@ -190,7 +191,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         .collect();
     let problem = placement::input::problem(spec, &inputs, args.demand)
         .with_context(|| format!("MultiCloudWorkload {:?}", workload.name))?;
-    let plan = decide_once(spec, &inputs, args.demand)
+    let (plan, planned_cores) = decide_once(spec, &inputs, args.demand)
         .with_context(|| format!("MultiCloudWorkload {:?}", workload.name))?;
     if args.output == "json" {
         serde_json::to_writer_pretty(&mut *out, &plan)?;
@@ -232,6 +233,12 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     if !plan.tight.is_empty() {
         writeln!(out, "tight:    {}", plan.tight.join("; "))?;
     }
+    writeln!(
+        out,
+        "demand:   {planned_cores:.3} cores planned for ({} measured × {:.2} burst headroom)",
+        args.demand,
+        spec.scaling.burst_factor()
+    )?;
     writeln!(out, "why:      {}", plan.explanation)?;
     Ok(())
 }
@@ -242,7 +249,7 @@ fn decide_once(
     spec: &MultiCloudWorkloadSpec,
     inputs: &[PoolInput],
     demand: f64,
-) -> anyhow::Result<placement::Plan> {
+) -> anyhow::Result<(placement::Plan, f64)> {
     use crate::decide::{self, Measured, Member, MemberDeployment, Memory, ObservedPool, World};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
     let now = jiff::Timestamp::now();
@@ -308,7 +315,9 @@ fn decide_once(
         sync_period: std::time::Duration::from_secs(15),
     };
     let d = decide::decide(&workload, &world, memory, &settings, now);
+    let planned = d.demand_cores;
     d.plan
+        .map(|p| (p, planned))
         .ok_or_else(|| anyhow::anyhow!("the spec cannot be planned"))
 }
 

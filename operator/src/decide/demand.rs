@@ -34,6 +34,8 @@ pub fn min_samples(config: &ForecastConfig) -> usize {
 pub struct Estimate {
     /// max(current, forecast peak), in cores.
     pub cores: f64,
+    /// Demand now: measured, or the latest recorded value standing in.
+    pub current: f64,
     /// For status.
     pub status: DemandStatus,
     /// Why a forecast was not used, or what degraded it.
@@ -204,6 +206,7 @@ impl DemandTracker {
             .max(0.0);
         let reactive = |note: String| Estimate {
             cores: current,
+            current,
             status: DemandStatus {
                 current_cores: super::status::round(current, 3),
                 forecast_peak_cores: super::status::round(current, 3),
@@ -211,6 +214,8 @@ impl DemandTracker {
                 backtest_error: None,
                 history_samples: i32::try_from(samples).unwrap_or(i32::MAX),
                 selection: None,
+                floor_cores: None,
+                burst: false,
             },
             note: Some(note),
         };
@@ -239,6 +244,7 @@ impl DemandTracker {
                 };
                 Estimate {
                     cores: current.max(peak),
+                    current,
                     status: DemandStatus {
                         current_cores: super::status::round(current, 3),
                         forecast_peak_cores: super::status::round(peak, 3),
@@ -246,6 +252,8 @@ impl DemandTracker {
                         backtest_error: fc.backtest_wape.map(|w| super::status::round(w, 4)),
                         history_samples: i32::try_from(samples).unwrap_or(i32::MAX),
                         selection: fc.selection.as_ref().map(|s| s.summary()),
+                        floor_cores: None,
+                        burst: false,
                     },
                     note: fc.reason,
                 }

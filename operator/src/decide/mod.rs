@@ -10,11 +10,13 @@
 //! - [`memory`]: what decisions remember, and the part that is stored.
 //! - [`availability`]: pool health and the failover grace.
 //! - [`history`], [`demand`]: the demand history, forecaster and scale-down stabilisation.
+//! - [`burst`]: the floor of current demand × headroom, and scaling up at once on a burst.
 //! - [`safety`]: make-before-break, the churn budget, infeasible plans.
 //! - [`status`]: the status rows and conditions.
 //! - [`reason`]: every condition and event reason.
 
 pub mod availability;
+pub mod burst;
 pub mod demand;
 pub mod history;
 pub mod memory;
@@ -115,12 +117,34 @@ pub fn decide(
     if let (Some(cores), false) = (measured.cores, measured.partial) {
         memory.demand.record(at, cores);
     }
-    let estimate = memory
+    let mut estimate = memory
         .demand
         .estimate(&spec.scaling.forecast, measured.cores);
+    let ready: u32 = world
+        .pools
+        .iter()
+        .filter_map(|p| match &p.member {
+            Member::Seen(Some(d)) => Some(d.ready),
+            _ => None,
+        })
+        .sum();
+    let cpu = placement::sizing::ReplicaShape::of(&spec.template)
+        .ok()
+        .map(|s| s.cpu);
+    let burst = burst::assess(
+        &spec.scaling,
+        estimate.current,
+        measured.cores.is_some(),
+        ready,
+        cpu,
+    );
+    estimate.status.floor_cores = Some(status::round(burst.floor, 3));
+    estimate.status.burst = burst.active;
     let window =
         duration::parse(&spec.scaling.scale_down_stabilization).unwrap_or(Duration::from_secs(300));
-    let demand = memory.stabilizer.apply(at, estimate.cores, window);
+    let demand = memory
+        .stabilizer
+        .apply(at, estimate.cores.max(burst.floor), window);
 
     // The pools as the plan sees them.
     let health: Vec<Availability> = world
@@ -406,6 +430,22 @@ pub fn decide(
             note: format!("{}{held}: {explanation}", changes.join(", ")),
         });
     }
+    let total_before: u32 = slots.iter().map(|s| s.current).sum();
+    if burst.active && plan.total_replicas > total_before {
+        events.push(Notice {
+            warning: false,
+            reason: EventReason::BurstScaleUp,
+            action: "Plan",
+            note: format!(
+                "measured demand {:.3} cores exceeds the {:.3} cores {ready} Ready replicas carry at {}% of their request: planning {} replicas for {:.3} cores now, whatever the forecast says",
+                estimate.current,
+                burst.ready_cores,
+                spec.scaling.target_cpu_utilization_percentage,
+                plan.total_replicas,
+                demand,
+            ),
+        });
+    }
     let degraded = |r: ConditionReason| status::was(workload.previous, conditions::DEGRADED, r);
     match &verdict {
         Verdict::Infeasible(why) if !degraded(ConditionReason::Infeasible) => {
@@ -669,6 +709,46 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_is_met_at_once_with_headroom_and_said_so() {
+        let world = |cores: f64| World {
+            pools: vec![pool("a", 0.01, true, "Probed", 0, running(4))],
+            measured: Measured {
+                cores: Some(cores),
+                partial: false,
+            },
+            namespace_labels: None,
+        };
+        // Four Ready replicas of 500m at 50% carry 1 core; 2 are used. The floor is
+        // 2 × 1.1 = 2.2 cores: nine replicas, in this decision.
+        let d = run(&world(2.0), memory(), 0);
+        assert_eq!(d.plan.as_ref().map(|p| p.total_replicas), Some(9));
+        assert!((d.demand_cores - 2.2).abs() < 1e-9, "{}", d.demand_cores);
+        let demand = d.status.demand.as_ref().unwrap();
+        assert!(demand.burst, "{demand:?}");
+        assert_eq!(demand.floor_cores, Some(2.2));
+        let e = d
+            .events
+            .iter()
+            .find(|e| e.reason == EventReason::BurstScaleUp)
+            .expect("a BurstScaleUp event");
+        assert!(
+            e.note
+                .contains("2.000 cores exceeds the 1.000 cores 4 Ready"),
+            "{}",
+            e.note
+        );
+        // Within what the Ready replicas carry: the floor still holds, no burst is named.
+        let calm = run(&world(0.8), memory(), 0);
+        assert_eq!(calm.plan.as_ref().map(|p| p.total_replicas), Some(4));
+        assert!(!calm.status.demand.as_ref().unwrap().burst);
+        assert!(
+            calm.events
+                .iter()
+                .all(|e| e.reason != EventReason::BurstScaleUp)
+        );
+    }
+
+    #[test]
     fn a_partial_sample_is_not_recorded_as_a_dip() {
         let world = |cores: f64, partial: bool| World {
             pools: vec![pool("a", 0.01, true, "Probed", 0, running(4))],
@@ -692,14 +772,15 @@ mod tests {
 
     #[test]
     fn a_pool_in_its_grace_keeps_what_it_runs_but_does_not_grow() {
-        // The cheap pool does not answer for 10 s of a 30 s grace; demand needs 8 replicas.
+        // The cheap pool does not answer for 10 s of a 30 s grace; demand (1.8 cores, 1.98
+        // with the default 10% headroom) needs 8 replicas.
         let world = World {
             pools: vec![
                 pool("cheap", 0.01, false, "Unreachable", 90, Member::Unknown),
                 pool("dear", 0.09, true, "Probed", 0, running(0)),
             ],
             measured: Measured {
-                cores: Some(2.0),
+                cores: Some(1.8),
                 partial: false,
             },
             namespace_labels: None,

@@ -97,6 +97,8 @@ pub enum EventReason {
     DecisionTimedOut,
     /// A selected pool does not admit the workload's namespace.
     NamespaceNotAllowed,
+    /// Measured demand exceeded what the Ready replicas carry: scaled up at once.
+    BurstScaleUp,
 }
 
 impl EventReason {
@@ -116,6 +118,7 @@ impl EventReason {
             Self::HistoryInvalid => "HistoryInvalid",
             Self::DecisionTimedOut => "DecisionTimedOut",
             Self::NamespaceNotAllowed => "NamespaceNotAllowed",
+            Self::BurstScaleUp => "BurstScaleUp",
         }
     }
 }

@@ -315,6 +315,8 @@ mod tests {
                 backtest_error: None,
                 history_samples: 3,
                 selection: None,
+                floor_cores: None,
+                burst: false,
             },
             explanation: "3 replicas: aws 2, gcp 1".into(),
             surviving_ready: (1, 1),

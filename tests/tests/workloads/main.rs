@@ -3,6 +3,7 @@
 //! Deployments everywhere; a member that stops answering loses its replicas to the others
 //! after the failover grace and is reconciled to the plan when it is back.
 
+mod burst;
 mod make_before_break;
 mod noisy_neighbour;
 mod state;
@@ -31,6 +32,9 @@ const OPERATOR_ARGS: [&str; 5] = [
     "--failover-grace=10s",
     "--history-step=5s",
 ];
+
+/// The history step the suite's operator records at (`--history-step`).
+const STEP_SECS: i64 = 5;
 
 /// The operator shared by the tests of this binary; a restart test replaces it.
 struct SharedOperator(Mutex<Operator>);
@@ -115,6 +119,35 @@ fn apply_pools(env: &Env, run: &str) -> Vec<String> {
         names.push(name);
     }
     names
+}
+
+/// Stores `samples` steps of demand history for workload `name`, ending now, with `cores(i)`
+/// at step `i` (encoded as the operator encodes it, in the ConfigMap every version of
+/// skyfleet reads), so a forecast has history from the first decision.
+fn seed_history(
+    env: &Env,
+    namespace: &str,
+    name: &str,
+    samples: usize,
+    cores: impl Fn(i64) -> f64,
+) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut h = skyfleet::decide::history::DemandHistory::new(STEP_SECS, samples);
+    let n = samples as i64;
+    let from = now - n * STEP_SECS;
+    for i in 0..n {
+        h.record(from + i * STEP_SECS, cores(i));
+    }
+    apply_json(
+        env,
+        &json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("{name}-skyfleet-history"), "namespace": namespace},
+            "data": {"history": h.encode()}
+        }),
+    );
 }
 
 fn apply_workload(env: &Env, namespace: &str, name: &str, run: &str, max: i32, cpu: &str) {

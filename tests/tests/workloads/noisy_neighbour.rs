@@ -9,15 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use skyfleet::decide::history::DemandHistory;
 use skyfleet_e2e::{Env, eventually, unique};
 
 use super::make_before_break::apply_pool_with;
-use super::{MEMBERS, apply_json, apply_pools, events, get_json, operator};
+use super::{
+    MEMBERS, STEP_SECS, apply_json, apply_pools, events, get_json, operator, seed_history,
+};
 
 const ORDINARY: usize = 20;
-/// The history step the suite's operator records at (`--history-step`).
-const STEP_SECS: i64 = 5;
 
 /// Creates `ORDINARY` two-replica workloads at once and returns, per workload, how long after
 /// its creation status first showed both replicas Ready.
@@ -100,28 +99,13 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// A stored history as full as the worst workload's window holds: 90 days at the suite's
-/// step of a daily cycle around 4 000 cores (encoded as the operator encodes it; the older
-/// part compacted), in the ConfigMap every version of skyfleet reads.
+/// step of a daily cycle around 4 000 cores.
 fn worst_history(env: &Env, namespace: &str, name: &str) {
     let window = 90 * 86_400 / STEP_SECS;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let mut h = DemandHistory::new(STEP_SECS, window as usize);
-    let from = now - window * STEP_SECS;
-    for i in 0..window {
+    seed_history(env, namespace, name, window as usize, |i| {
         let day = (i as f64 * STEP_SECS as f64 * std::f64::consts::TAU / 86_400.0).sin();
-        h.record(from + i * STEP_SECS, 4_000.0 + 2_000.0 * day);
-    }
-    let text = h.encode();
-    apply_json(
-        env,
-        &json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": format!("{name}-skyfleet-history"), "namespace": namespace},
-            "data": {"history": text}
-        }),
-    );
+        4_000.0 + 2_000.0 * day
+    });
 }
 
 #[tokio::test]
