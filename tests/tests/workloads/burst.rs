@@ -6,27 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use skyfleet_e2e::{Env, eventually, unique};
 
-use super::{STEP_SECS, apply_json, apply_pools, get_json, operator, seed_history, wait_event};
-
-/// Running pods of the workload in `cluster`, by name.
-fn pod_names(env: &Env, cluster: &str, namespace: &str, name: &str) -> Vec<String> {
-    get_json(
-        env,
-        cluster,
-        &["pods", "-n", namespace, "-l", &format!("app={name}")],
-    )
-    .and_then(|v| {
-        Some(
-            v["items"]
-                .as_array()?
-                .iter()
-                .filter(|p| p["status"]["phase"] == "Running")
-                .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
-                .collect(),
-        )
-    })
-    .unwrap_or_default()
-}
+use super::{STEP_SECS, apply_json, apply_pools, operator, pod_names, seed_history, wait_event};
 
 #[tokio::test]
 async fn a_burst_the_forecast_does_not_see_is_met_at_once_with_headroom() {

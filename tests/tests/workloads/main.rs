@@ -250,6 +250,11 @@ fn condition(w: &Value, kind: &str) -> Option<(String, String, String)> {
 }
 
 fn running_pods(env: &Env, cluster: &str, namespace: &str, name: &str) -> usize {
+    pod_names(env, cluster, namespace, name).len()
+}
+
+/// Running pods of the workload in `cluster`, by name.
+fn pod_names(env: &Env, cluster: &str, namespace: &str, name: &str) -> Vec<String> {
     get_json(
         env,
         cluster,
@@ -261,10 +266,11 @@ fn running_pods(env: &Env, cluster: &str, namespace: &str, name: &str) -> usize 
                 .as_array()?
                 .iter()
                 .filter(|p| p["status"]["phase"] == "Running")
-                .count(),
+                .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+                .collect(),
         )
     })
-    .unwrap_or(0)
+    .unwrap_or_default()
 }
 
 fn cluster_of(pool: &str) -> &'static str {
