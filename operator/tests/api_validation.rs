@@ -303,6 +303,21 @@ fn workload_burst_headroom_is_a_bounded_percentage() {
 }
 
 #[test]
+fn workload_startup_is_a_duration_of_at_most_an_hour() {
+    rejects(
+        MCW,
+        |o| o["spec"]["scaling"]["startup"] = json!("soon"),
+        "scaling.startup must be a duration such as 30s, 2m or 10m",
+    );
+    rejects(
+        MCW,
+        |o| o["spec"]["scaling"]["startup"] = json!("61m"),
+        "scaling.startup must be at most 1h",
+    );
+    accepts(MCW, |o| o["spec"]["scaling"]["startup"] = json!("90s"));
+}
+
+#[test]
 fn workload_quantile_is_strictly_between_zero_and_one() {
     let msg = "scaling.forecast.quantile must be strictly between 0 and 1, e.g. 0.95";
     rejects(

@@ -124,6 +124,17 @@ const STABILIZATION: DurationField = DurationField {
     nonzero: false,
 };
 
+/// Longest `scaling.startup`: beyond an hour, sizing ahead is the horizon's job.
+pub const MAX_STARTUP_SECS: u64 = 3_600;
+const STARTUP: DurationField = DurationField {
+    path: "scaling.startup",
+    cel: "self",
+    format_message: "scaling.startup must be a duration such as 30s, 2m or 10m",
+    max_secs: MAX_STARTUP_SECS,
+    max_text: "1h",
+    nonzero: false,
+};
+
 impl DurationField {
     fn max_message(&self) -> String {
         format!("{} must be at most {}", self.path, self.max_text)
@@ -227,6 +238,11 @@ const QUANTILE_MESSAGE: &str =
 /// The rules of `scaling.scaleDownStabilization`.
 pub fn stabilization_rules() -> Vec<Value> {
     STABILIZATION.rules()
+}
+
+/// The rules of `scaling.startup`.
+pub fn startup_rules() -> Vec<Value> {
+    STARTUP.rules()
 }
 
 fn replicas_max_message() -> String {
@@ -509,6 +525,9 @@ pub fn check_workload(name: Option<&str>, spec: &MultiCloudWorkloadSpec) -> Vec<
     SEASON.check(&f.season, &mut out);
     HISTORY.check(&f.history, &mut out);
     STABILIZATION.check(&spec.scaling.scale_down_stabilization, &mut out);
+    if let Some(startup) = &spec.scaling.startup {
+        STARTUP.check(startup, &mut out);
+    }
     // The cross-field rules compare whatever both sides read, as CEL does.
     let s = |t: &str| -> Option<u64> {
         (longest_digit_run(t) <= MAX_DURATION_DIGITS)

@@ -110,6 +110,15 @@ pub struct Scaling {
         "message": "scaling.burstHeadroomPercent must be between 0 and 400"
     }]))]
     pub burst_headroom_percent: i32,
+    /// How long a new replica takes to become useful (scheduled, started, Ready), e.g. 2m.
+    /// Replicas are added for the forecast over this time plus one decision period, so
+    /// capacity is ready when demand arrives without paying for the whole horizon ahead.
+    /// Absent: measured from the members, from the decision that adds replicas until they
+    /// are all Ready (`status.demand.startupSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-validations" = super::limits::startup_rules()))]
+    pub startup: Option<String>,
 }
 
 impl Default for Scaling {
@@ -119,6 +128,7 @@ impl Default for Scaling {
             forecast: ForecastSpec::default(),
             scale_down_stabilization: default_stabilization(),
             burst_headroom_percent: default_burst_headroom(),
+            startup: None,
         }
     }
 }
@@ -368,6 +378,18 @@ pub struct DemandStatus {
     /// plan then grows at once to the floor, whatever the forecast says.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub burst: bool,
+    /// The upper-quantile forecast peak over the lead time (startup + one decision period):
+    /// what replicas are added for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_peak_cores: Option<f64>,
+    /// The lead time in seconds: the startup (`scaling.startup`, or measured) plus one
+    /// decision period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_seconds: Option<i64>,
+    /// How long new replicas took to become Ready, as measured (a slowly decaying maximum
+    /// of recent scale-ups); absent until one was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_seconds: Option<i64>,
     /// Why this model: its recent backtest error against the runner-up's and the simple
     /// baselines', e.g. `HoltWinters (recent WAPE 0.031; runner-up Theta 0.034; LastValue
     /// 0.052)`.

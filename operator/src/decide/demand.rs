@@ -32,8 +32,10 @@ pub fn min_samples(config: &ForecastConfig) -> usize {
 /// Demand the plan must carry, and what status says about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Estimate {
-    /// max(current, forecast peak), in cores.
+    /// What replicas are added for: max(current, forecast peak over the lead time), in cores.
     pub cores: f64,
+    /// max(current, forecast peak over the horizon): replicas are not removed below it.
+    pub horizon_peak: f64,
     /// Demand now: measured, or the latest recorded value standing in.
     pub current: f64,
     /// For status.
@@ -196,8 +198,16 @@ impl DemandTracker {
     }
 
     /// The demand to plan for. `current` is the demand measured now (None when no member
-    /// answered with metrics; the latest recorded value stands in).
-    pub fn estimate(&mut self, spec: &ForecastSpec, current: Option<f64>) -> Estimate {
+    /// answered with metrics; the latest recorded value stands in). Replicas are added for
+    /// the forecast over the lead time, `startup` plus one decision `period` (the whole
+    /// horizon while the startup is unknown); see [`super::startup`].
+    pub fn estimate(
+        &mut self,
+        spec: &ForecastSpec,
+        current: Option<f64>,
+        startup: Option<Duration>,
+        period: Duration,
+    ) -> Estimate {
         let series = self.history.series();
         let samples = series.iter().filter(|v| v.is_finite()).count();
         let current = current
@@ -206,6 +216,7 @@ impl DemandTracker {
             .max(0.0);
         let reactive = |note: String| Estimate {
             cores: current,
+            horizon_peak: current,
             current,
             status: DemandStatus {
                 current_cores: super::status::round(current, 3),
@@ -216,6 +227,9 @@ impl DemandTracker {
                 selection: None,
                 floor_cores: None,
                 burst: false,
+                lead_peak_cores: None,
+                lead_seconds: None,
+                startup_seconds: None,
             },
             note: Some(note),
         };
@@ -237,13 +251,21 @@ impl DemandTracker {
         }
         match f.forecast(config.horizon, config.quantile) {
             Ok(fc) => {
-                let peak = if fc.peak_upper.is_finite() {
-                    fc.peak_upper.max(0.0)
-                } else {
-                    0.0
-                };
+                let finite = |v: f64| if v.is_finite() { v.max(0.0) } else { 0.0 };
+                let peak = finite(fc.peak_upper);
+                let step = self.forecast_step();
+                let lead = super::startup::lead_steps(startup, period, step, config.horizon);
+                let lead_peak = fc
+                    .upper
+                    .iter()
+                    .take(lead)
+                    .map(|&v| finite(v))
+                    .fold(0.0, f64::max)
+                    .min(peak);
+                let lead_secs = step.as_secs().saturating_mul(lead as u64);
                 Estimate {
-                    cores: current.max(peak),
+                    cores: current.max(lead_peak),
+                    horizon_peak: current.max(peak),
                     current,
                     status: DemandStatus {
                         current_cores: super::status::round(current, 3),
@@ -254,6 +276,9 @@ impl DemandTracker {
                         selection: fc.selection.as_ref().map(|s| s.summary()),
                         floor_cores: None,
                         burst: false,
+                        lead_peak_cores: Some(super::status::round(lead_peak, 3)),
+                        lead_seconds: i64::try_from(lead_secs).ok(),
+                        startup_seconds: None,
                     },
                     note: fc.reason,
                 }
@@ -296,14 +321,10 @@ impl Stabilizer {
         self.recent.iter().copied()
     }
 
-    /// The highest estimate still inside `window` at `at`, without adding one.
-    pub fn peak(&self, at: i64, window: Duration) -> Option<f64> {
-        let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
-        self.recent
-            .iter()
-            .filter(|&&(t, _)| t <= at && at.saturating_sub(t) < window)
-            .map(|&(_, c)| c)
-            .reduce(f64::max)
+    /// What the last [`apply`](Self::apply) returned (the highest entry kept), whatever the
+    /// window; restored with the entries, so a restart does not forget what was planned.
+    pub fn planned(&self) -> Option<f64> {
+        self.recent.iter().map(|&(_, c)| c).reduce(f64::max)
     }
 
     /// Adds the estimate `cores` at unix time `at` and returns the demand to plan for.
@@ -344,6 +365,8 @@ fn capacity(spec: &ForecastSpec, step: Duration) -> usize {
 mod tests {
     use super::*;
 
+    const MIN: Duration = Duration::from_secs(60);
+
     fn spec(horizon: &str) -> ForecastSpec {
         ForecastSpec {
             horizon: horizon.into(),
@@ -369,7 +392,7 @@ mod tests {
         for i in 0..3 * 1440 {
             t.record(t0 + i * 60, i as f64 / 1440.0);
         }
-        t.estimate(&s, None);
+        t.estimate(&s, None, None, MIN);
         let fed = t.forecaster.as_ref().map_or(0, |f| f.history_len());
         // Finished steps: all but the one still being measured; whole groups only.
         let whole = (3 * 1440 - 1 - 4) / 7;
@@ -378,7 +401,7 @@ mod tests {
         for i in 3 * 1440..3 * 1440 + 70 {
             t.record(t0 + i * 60, i as f64 / 1440.0);
         }
-        t.estimate(&s, None);
+        t.estimate(&s, None, None, MIN);
         assert_eq!(
             t.forecaster.as_ref().map(|f| f.history_len()),
             Some(whole + 10)
@@ -397,12 +420,16 @@ mod tests {
         let mut t = DemandTracker::new(&s, Duration::from_secs(60));
         t.record(0, 1.0);
         t.record(60, 1.2);
-        let e = t.estimate(&s, Some(1.5));
+        let e = t.estimate(&s, Some(1.5), None, MIN);
         assert_eq!(e.status.model, "Reactive");
         assert_eq!(e.cores, 1.5);
         assert_eq!(e.status.forecast_peak_cores, 1.5);
         assert!(e.note.unwrap().contains("of 12 history samples"));
-        assert_eq!(t.estimate(&s, None).cores, 1.2, "latest value stands in");
+        assert_eq!(
+            t.estimate(&s, None, None, MIN).cores,
+            1.2,
+            "latest value stands in"
+        );
     }
 
     #[test]
@@ -413,7 +440,7 @@ mod tests {
         for i in 0..40 {
             t.record(i * 60, 1.0 + 0.1 * i as f64);
         }
-        let e = t.estimate(&s, Some(4.9));
+        let e = t.estimate(&s, Some(4.9), None, MIN);
         assert_ne!(e.status.model, "Reactive", "{e:?}");
         assert!(e.status.forecast_peak_cores > 4.9, "{e:?}");
         // Status says why this model: its recent error, against the simple baselines'.
@@ -428,7 +455,7 @@ mod tests {
         for i in 40..45 {
             t.record(i * 60, 1.0 + 0.1 * i as f64);
         }
-        let later = t.estimate(&s, Some(0.2));
+        let later = t.estimate(&s, Some(0.2), None, MIN);
         assert!(
             later.cores >= later.status.forecast_peak_cores - 1e-9,
             "{later:?}"
@@ -448,6 +475,7 @@ mod tests {
         assert_eq!(s.apply(120, 1.0, w), 5.0, "a fall waits");
         assert_eq!(s.apply(359, 1.0, w), 5.0);
         assert_eq!(s.apply(360, 1.5, w), 1.5, "five minutes after the peak");
+        assert_eq!(s.planned(), Some(1.5), "what the last decision planned for");
         assert_eq!(s.apply(400, f64::NAN, w), 1.5);
         assert_eq!(Stabilizer::default().apply(0, 3.0, Duration::ZERO), 3.0);
     }
@@ -468,6 +496,6 @@ mod tests {
         let mut back = DemandTracker::decode(&text, &s, step).unwrap();
         assert!(back.to_persist().is_none());
         back.record(120, 4.0);
-        assert_eq!(back.estimate(&s, None).status.history_samples, 3);
+        assert_eq!(back.estimate(&s, None, None, MIN).status.history_samples, 3);
     }
 }

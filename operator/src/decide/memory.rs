@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::demand::{DemandTracker, Stabilizer};
+use super::startup::StartupTracker;
 
 /// Most bytes of stored memory read back; more is refused, not parsed.
 pub const MAX_STORED_BYTES: usize = 64 * 1024;
@@ -25,6 +26,8 @@ pub struct Memory {
     pub demand: DemandTracker,
     /// Recent demand estimates, for scale-down stabilisation.
     pub stabilizer: Stabilizer,
+    /// How long new replicas take to become Ready, for the lead time.
+    pub startup: StartupTracker,
     /// Pools lost past the failover grace while the workload had replicas there, with the
     /// unix time the loss was first acted on.
     pub lost: BTreeMap<String, i64>,
@@ -44,6 +47,7 @@ struct Fingerprint {
     lost: Vec<String>,
     known: Vec<(String, u32)>,
     peak: f64,
+    startup: StartupTracker,
 }
 
 /// Why stored memory was not used.
@@ -65,6 +69,8 @@ struct Stored {
     lost: BTreeMap<String, i64>,
     #[serde(default)]
     known: BTreeMap<String, u32>,
+    #[serde(default)]
+    startup: StartupTracker,
 }
 
 impl Memory {
@@ -73,6 +79,7 @@ impl Memory {
         Self {
             demand,
             stabilizer: Stabilizer::default(),
+            startup: StartupTracker::default(),
             lost: BTreeMap::new(),
             known: BTreeMap::new(),
             refused: None,
@@ -89,6 +96,7 @@ impl Memory {
                 .entries()
                 .map(|(_, c)| c)
                 .fold(0.0, f64::max),
+            startup: self.startup,
         }
     }
 
@@ -101,8 +109,18 @@ impl Memory {
         }
         let now = self.fingerprint();
         match &self.stored {
-            None => !now.lost.is_empty() || !now.known.is_empty() || now.peak > 0.0,
-            Some(was) => was.lost != now.lost || was.known != now.known || now.peak > was.peak,
+            None => {
+                !now.lost.is_empty()
+                    || !now.known.is_empty()
+                    || now.peak > 0.0
+                    || now.startup != StartupTracker::default()
+            }
+            Some(was) => {
+                was.lost != now.lost
+                    || was.known != now.known
+                    || now.peak > was.peak
+                    || was.startup != now.startup
+            }
         }
     }
 
@@ -118,6 +136,7 @@ impl Memory {
             stabilizer: self.stabilizer.entries().collect(),
             lost: self.lost.clone(),
             known: self.known.clone(),
+            startup: self.startup,
         };
         serde_json::to_string(&stored).unwrap_or_default()
     }
@@ -144,6 +163,7 @@ impl Memory {
         let mut memory = Self {
             demand,
             stabilizer: Stabilizer::restore(stored.stabilizer, now),
+            startup: StartupTracker::restore(stored.startup, now),
             lost: stored
                 .lost
                 .into_iter()
@@ -182,8 +202,15 @@ mod tests {
         m.stabilizer.apply(110, 1.0, window);
         m.lost.insert("aws".into(), 90);
         m.known.insert("gcp".into(), 3);
+        m.startup.observe(60, 5, 2);
+        m.startup.observe(100, 5, 5);
+        m.startup.observe(110, 7, 5);
         let (back, error) = Memory::restore(tracker(), &m.encode(), 120);
         assert_eq!(error, None);
+        assert_eq!(
+            back.startup, m.startup,
+            "the measured startup and the one being timed"
+        );
         assert_eq!(back.stabilizer, m.stabilizer);
         assert_eq!(back.lost, m.lost);
         assert_eq!(back.known, m.known);

@@ -11,6 +11,7 @@
 //! - [`availability`]: pool health and the failover grace.
 //! - [`history`], [`demand`]: the demand history, forecaster and scale-down stabilisation.
 //! - [`burst`]: the floor of current demand × headroom, and scaling up at once on a burst.
+//! - [`startup`]: how long new replicas take to be Ready, and the lead time sized for.
 //! - [`safety`]: make-before-break, the churn budget, infeasible plans.
 //! - [`status`]: the status rows and conditions.
 //! - [`reason`]: every condition and event reason.
@@ -22,6 +23,7 @@ pub mod history;
 pub mod memory;
 pub mod reason;
 pub mod safety;
+pub mod startup;
 pub mod status;
 pub mod world;
 
@@ -117,9 +119,14 @@ pub fn decide(
     if let (Some(cores), false) = (measured.cores, measured.partial) {
         memory.demand.record(at, cores);
     }
-    let mut estimate = memory
-        .demand
-        .estimate(&spec.scaling.forecast, measured.cores);
+    let startup = startup::startup(&spec.scaling, &memory.startup);
+    let mut estimate = memory.demand.estimate(
+        &spec.scaling.forecast,
+        measured.cores,
+        startup,
+        settings.sync_period,
+    );
+    estimate.status.startup_seconds = memory.startup.measured.and_then(|s| i64::try_from(s).ok());
     let ready: u32 = world
         .pools
         .iter()
@@ -142,9 +149,15 @@ pub fn decide(
     estimate.status.burst = burst.active;
     let window =
         duration::parse(&spec.scaling.scale_down_stabilization).unwrap_or(Duration::from_secs(300));
+    // Replicas are added for the lead time's peak, and kept while the horizon's peak still
+    // needs them: what was planned stays, up to the horizon peak.
+    let hold = memory
+        .stabilizer
+        .planned()
+        .map_or(0.0, |planned| planned.min(estimate.horizon_peak));
     let demand = memory
         .stabilizer
-        .apply(at, estimate.cores.max(burst.floor), window);
+        .apply(at, estimate.cores.max(burst.floor).max(hold), window);
 
     // The pools as the plan sees them.
     let health: Vec<Availability> = world
@@ -300,6 +313,18 @@ pub fn decide(
             }
         }
     }
+
+    // Startup: timed over the members that answered, from a plan above what is Ready.
+    let (planned_seen, ready_seen) = world
+        .pools
+        .iter()
+        .zip(&slots)
+        .zip(&gated.after)
+        .filter(|((p, _), _)| matches!(p.member, Member::Seen(_)))
+        .fold((0u32, 0u32), |(n, r), ((_, s), &after)| {
+            (n.saturating_add(after), r.saturating_add(s.ready))
+        });
+    memory.startup.observe(at, planned_seen, ready_seen);
 
     // A CloudPool that no longer exists cannot hold anything of the workload's any more.
     memory
@@ -746,6 +771,101 @@ mod tests {
                 .iter()
                 .all(|e| e.reason != EventReason::BurstScaleUp)
         );
+    }
+
+    #[test]
+    fn replicas_rise_one_lead_ahead_of_a_forecast_peak_and_stay_while_the_horizon_needs_them() {
+        // A 10-minute season: 0.5 cores for 7 minutes, 2.5 cores for 3. One replica carries
+        // 250m. Seasonal-naive forecasts the cycle exactly; the horizon is 5 minutes.
+        let mut spec = spec();
+        spec.replicas.max = 20;
+        spec.scaling.scale_down_stabilization = "0s".into();
+        spec.scaling.forecast = serde_json::from_value(serde_json::json!({
+            "model": "SeasonalNaive", "horizon": "5m", "season": "10m", "history": "1d",
+            "quantile": 0.9
+        }))
+        .unwrap();
+        let demand_at = |minute: i64| if minute.rem_euclid(10) >= 7 { 2.5 } else { 0.5 };
+        let seeded = || {
+            let mut m = Memory::new(demand::DemandTracker::new(
+                &spec.scaling.forecast,
+                Duration::from_secs(60),
+            ));
+            for minute in 0..63 {
+                m.demand.record(minute * 60, demand_at(minute));
+            }
+            m
+        };
+        let world = |cores: f64| World {
+            pools: vec![pool("a", 0.01, true, "Probed", 0, running(3))],
+            measured: Measured {
+                cores: Some(cores),
+                partial: false,
+            },
+            namespace_labels: None,
+        };
+        let previous = MultiCloudWorkloadStatus::default();
+        let decide_at = |spec: &MultiCloudWorkloadSpec, memory: Memory, minute: i64| {
+            let w = Workload {
+                spec,
+                generation: Some(1),
+                previous: &previous,
+            };
+            decide(
+                &w,
+                &world(demand_at(minute)),
+                memory,
+                &SETTINGS,
+                t(minute * 60 - 1_800_000_000),
+            )
+        };
+        let replicas = |d: &Decision| d.plan.as_ref().map_or(0, |p| p.total_replicas);
+        // With a 1-minute startup the lead is 2 steps (60 s + the 15 s period): four minutes
+        // before the peak (minute 63 of the cycle that peaks at 67) the trough is planned for;
+        // one minute before, the peak.
+        let mut quick = spec.clone();
+        quick.scaling.startup = Some("1m".into());
+        let early = decide_at(&quick, seeded(), 60 + 3);
+        assert_eq!(replicas(&early), 3, "{:?}", early.status.demand);
+        let status = early.status.demand.clone().unwrap_or_default();
+        assert_eq!(status.lead_seconds, Some(120));
+        assert!(
+            status.forecast_peak_cores >= 2.5,
+            "the horizon sees the peak: {status:?}"
+        );
+        assert!(status.lead_peak_cores.unwrap_or(9.0) < 1.0, "{status:?}");
+        let mut m = early.memory;
+        for minute in 60 + 4..60 + 6 {
+            m.demand.record(minute * 60, demand_at(minute));
+        }
+        let ahead = decide_at(&quick, m, 60 + 6);
+        assert_eq!(
+            replicas(&ahead),
+            10,
+            "risen one lead ahead: {:?}",
+            ahead.status.demand
+        );
+        // After the peak, replicas stay while the horizon still sees a peak, then go.
+        let mut m = ahead.memory;
+        for minute in 60 + 7..70 + 2 {
+            m.demand.record(minute * 60, demand_at(minute));
+        }
+        let after = decide_at(&quick, m, 70 + 2);
+        assert_eq!(
+            replicas(&after),
+            3,
+            "the next peak is beyond the horizon: {:?}",
+            after.status.demand
+        );
+        // An unknown startup sizes for the whole horizon: the trough plans for the peak.
+        let unknown = decide_at(&spec, seeded(), 60 + 3);
+        assert_eq!(replicas(&unknown), 10, "{:?}", unknown.status.demand);
+        // Replicas planned already are kept while the horizon's peak needs them, even when
+        // the lead's peak alone would not add them.
+        let mut m = unknown.memory;
+        m.demand.record(64 * 60, demand_at(64));
+        let held = decide_at(&quick, m, 60 + 4);
+        assert_eq!(replicas(&held), 10, "{:?}", held.status.demand);
     }
 
     #[test]

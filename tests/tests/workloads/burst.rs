@@ -114,6 +114,33 @@ async fn a_burst_the_forecast_does_not_see_is_met_at_once_with_headroom() {
         note.lines().next().unwrap_or("")
     );
 
+    // The scale-up taught the operator how long replicas take to be Ready here (kwok starts
+    // pods within seconds), and the lead time replicas are sized for is that startup plus
+    // one decision period, in whole 5 s history steps.
+    let started: Value = eventually(
+        &format!("{name}: the measured startup in status\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let w = super::workload(env, &namespace, &name)?;
+            (w["status"]["readyReplicas"].as_i64()? >= need
+                && w["status"]["demand"]["startupSeconds"].as_i64().is_some())
+            .then_some(w)
+        },
+    )
+    .await;
+    let demand = &started["status"]["demand"];
+    let startup = demand["startupSeconds"].as_i64().unwrap_or(-1);
+    assert!(
+        (0..=30).contains(&startup),
+        "kwok pods are Ready within seconds: {demand}"
+    );
+    let lead = demand["leadSeconds"].as_i64().unwrap_or(-1);
+    let step = super::STEP_SECS;
+    assert!(
+        lead >= startup + 2 && lead % step == 0 && lead < startup + 2 + step,
+        "lead = startup + the 2 s sync period, rounded up to a {step} s step: {demand}"
+    );
+
     env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
     env.kubectl_ok("mgmt", &["delete", "cpool", &pool]);
 }

@@ -1054,9 +1054,11 @@ struct Sample {
 async fn replicas_rise_ahead_of_a_recurring_peak_and_fall_after_the_stabilisation_window() {
     // A demand cycle of 100 s: 0.5 cores for 75 s, then 2.5 cores for 25 s. One replica
     // carries 250m (500m at the 50% target), so the trough needs 2 replicas and the peak 10.
-    // The workload forecasts 30 s ahead with a 100 s season; after a couple of cycles of
-    // measured history it must add replicas while usage is still low, ahead of the peak, and
-    // remove them again once the peak has passed and the 15 s stabilisation window is over.
+    // The workload forecasts 30 s ahead with a 100 s season and says its replicas take 20 s
+    // to start, so replicas are added for the forecast over 25 s (20 s + the 2 s sync
+    // period, in 5 s steps). After a couple of cycles of measured history it must add
+    // replicas while usage is still low, ahead of the peak, and remove them again once the
+    // peak has passed and the 15 s stabilisation window is over.
     const SEASON: u64 = 100;
     const PEAK_FROM: u64 = 75;
     const LOW: f64 = 0.5;
@@ -1095,6 +1097,7 @@ async fn replicas_rise_ahead_of_a_recurring_peak_and_fall_after_the_stabilisatio
                 "scaling": {
                     "targetCPUUtilizationPercentage": 50,
                     "scaleDownStabilization": "15s",
+                    "startup": "20s",
                     "forecast": {"model": "Auto", "horizon": "30s", "season": format!("{SEASON}s"),
                                  "history": "30m", "quantile": 0.9}
                 },
@@ -1202,12 +1205,14 @@ async fn replicas_rise_ahead_of_a_recurring_peak_and_fall_after_the_stabilisatio
         "replicas held at {held} through the peak after rising to {} (trough {trough}):\n{table}",
         risen.desired
     );
-    // The forecast's model is named with its backtest error.
+    // The forecast's model is named with its backtest error, and the lead time is the
+    // spec's startup plus one sync period, in whole steps.
     let w = workload(env, &namespace, &name).expect("workload");
     assert!(
         w["status"]["demand"]["backtestError"].as_f64().is_some(),
         "{w}"
     );
+    assert_eq!(w["status"]["demand"]["leadSeconds"], 25, "{w}");
 
     env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
     for p in &pools {
