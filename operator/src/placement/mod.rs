@@ -12,6 +12,7 @@
 //! - [`explain`]: the sentence written to status, Events and `skyfleet plan`.
 
 pub mod explain;
+pub mod flow;
 pub mod input;
 pub mod sizing;
 pub mod solver;
