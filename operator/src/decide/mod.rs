@@ -242,6 +242,7 @@ pub fn decide(
             max_total: problem.max_total,
             required: plan.required_replicas,
             tolerate: problem.tolerate,
+            on_demand_required: problem.on_demand_required(),
             max_removals: problem.max_moves,
         },
     );
@@ -530,6 +531,7 @@ fn slots(world: &World, problem: &Problem, plan: &Plan, memory: &Memory) -> Vec<
                 ready,
                 planned: plan.replicas_for(&p.name),
                 cost: o.cost_per_replica,
+                spot: o.spot,
             }
         })
         .collect()
