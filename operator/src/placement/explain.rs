@@ -140,7 +140,7 @@ pub fn sentence(problem: &Problem, prep: &Prepared, plan: &Plan, note: Option<&s
                 domain_word(problem.domain, worst.len() as u32),
                 worst.join(" and "),
                 plan.surviving_replicas,
-                if plan.redundancy_satisfied {
+                if plan.surviving_replicas >= plan.required_replicas {
                     "≥"
                 } else {
                     "<"
