@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use skyfleet::placement::{FailureDomain, PoolOption, Problem, SpreadRule, solve};
+use skyfleet::placement::{FailureDomain, PoolOption, Problem, SpotLoss, SpreadRule, solve};
 
 /// 50 pools: 5 providers × 5 regions × 2 node groups (on-demand and spot), prices and
 /// capacities varied deterministically, a few per-pool minimums.
@@ -32,6 +32,7 @@ fn pools(seed: u64) -> Vec<PoolOption> {
                     eligible: rnd() > 0.05,
                     ineligible_reason: None,
                     current: 0,
+                    spot,
                 });
             }
         }
@@ -52,6 +53,7 @@ fn problem(pools: Vec<PoolOption>, required: u32, domain: FailureDomain) -> Prob
             min_regions: 3,
         },
         max_moves: Some(4),
+        spot: SpotLoss::Ignore,
     }
 }
 
@@ -75,6 +77,16 @@ fn bench(c: &mut Criterion) {
     c.bench_function(
         "one workload, 50 pools, re-plan from a running placement",
         |b| b.iter(|| black_box(solve(black_box(&running)))),
+    );
+
+    // A spot budget: the cheap spot half of every region must not carry the forecast alone.
+    let spot = Problem {
+        spot: SpotLoss::Tolerate,
+        ..problem(pools(1), 30, FailureDomain::Provider)
+    };
+    c.bench_function(
+        "one workload, 50 pools, R=30, tolerate 1 provider and a spot reclaim",
+        |b| b.iter(|| black_box(solve(black_box(&spot)))),
     );
 
     // The fleet: 10 000 workloads with demands from 2 to 60 replicas, domains mixed.

@@ -68,6 +68,8 @@ fn rust_messages(kind: &str, obj: &Value) -> Vec<String> {
 /// own errors, when it sizes replicas).
 const ONLY_CEL: &[&str] = &[
     "every container in template.spec.containers must set resources.requests.cpu and resources.requests.memory: skyfleet sizes and prices replicas from them",
+    // An unknown value does not deserialize, so the operator never sees one.
+    "placement.redundancy.spot must be Ignore (the default) or Tolerate",
 ];
 
 /// Whether the operator's Rust checks mirror the rule that gives `message`.
@@ -167,6 +169,10 @@ fn defaults_are_filled_in() {
     assert_eq!(
         typed.spec.placement.redundancy.domain,
         skyfleet::api::workload::FailureDomain::Provider
+    );
+    assert_eq!(
+        typed.spec.placement.redundancy.spot,
+        skyfleet::api::workload::SpotLoss::Ignore
     );
     let mut p = first_example("CloudPool");
     p["spec"]["kubeconfigSecretRef"]
@@ -367,6 +373,29 @@ fn workload_redundancy_is_bounded() {
         MCW,
         |o| o["spec"]["placement"]["redundancy"]["tolerate"] = json!(-1),
         "placement.redundancy.tolerate must be between 0 and 3",
+    );
+}
+
+#[test]
+fn workload_spot_budget_is_ignore_or_tolerate() {
+    for bad in ["tolerate", "Yes", ""] {
+        rejects(
+            MCW,
+            |o| o["spec"]["placement"]["redundancy"]["spot"] = json!(bad),
+            "placement.redundancy.spot must be Ignore (the default) or Tolerate",
+        );
+    }
+    for good in ["Ignore", "Tolerate"] {
+        accepts(MCW, |o| {
+            o["spec"]["placement"]["redundancy"]["spot"] = json!(good)
+        });
+    }
+    let mut w = first_example(MCW);
+    w["spec"]["placement"]["redundancy"]["spot"] = json!("Tolerate");
+    let typed: MultiCloudWorkload = serde_json::from_value(w).unwrap();
+    assert_eq!(
+        typed.spec.placement.redundancy.spot,
+        skyfleet::api::workload::SpotLoss::Tolerate
     );
 }
 

@@ -2,13 +2,16 @@
 //! optimum has exactly the cost (then the closeness to the current placement) of the best
 //! assignment found by trying every one, and it is infeasible exactly when none exists.
 //! (About half the generated instances are feasible, half not: both answers are checked.)
+//! Half the instances also ask to survive a spot reclaim (every Spot pool lost at once)
+//! besides the loss of `tolerate` domains; the oracle checks both by listing the scenarios.
 
 use proptest::prelude::*;
 use skyfleet::placement::solver::{self, Bounds, Prepared};
-use skyfleet::placement::{FailureDomain, PoolOption, Problem, SpreadRule, solve};
+use skyfleet::placement::{FailureDomain, PoolOption, Problem, SpotLoss, SpreadRule, solve};
 
 fn pool(i: usize, provider: u8, region: u8, cost: u32, min: u32, max: u32, cur: u32) -> PoolOption {
     PoolOption {
+        spot: false,
         name: format!("p{i}"),
         provider: format!("prov{provider}"),
         region: format!("r{region}"),
@@ -30,6 +33,7 @@ fn instance() -> impl Strategy<Value = Problem> {
         1u32..6,
         0u32..4,
         prop_oneof![5 => Just(true), 1 => Just(false)],
+        any::<bool>(),
     );
     (
         prop::collection::vec(pools, 1..=5),
@@ -42,17 +46,21 @@ fn instance() -> impl Strategy<Value = Problem> {
         ],
         (0u32..3, 0u32..3, 0u32..3),
         8u32..20,
+        prop_oneof![Just(SpotLoss::Ignore), Just(SpotLoss::Tolerate)],
     )
         .prop_map(
-            |(pools, required, tolerate, domain, spread, max_total)| Problem {
+            |(pools, required, tolerate, domain, spread, max_total, spot)| Problem {
                 pools: pools
                     .into_iter()
                     .enumerate()
-                    .map(|(i, (prov, reg, cost, min, extra, cur, eligible))| {
-                        let mut p = pool(i, prov, reg, cost, min, min + extra, cur);
-                        p.eligible = eligible || i == 0;
-                        p
-                    })
+                    .map(
+                        |(i, (prov, reg, cost, min, extra, cur, eligible, is_spot))| {
+                            let mut p = pool(i, prov, reg, cost, min, min + extra, cur);
+                            p.eligible = eligible || i == 0;
+                            p.spot = is_spot;
+                            p
+                        },
+                    )
                     .collect(),
                 required,
                 max_total,
@@ -64,6 +72,7 @@ fn instance() -> impl Strategy<Value = Problem> {
                     min_regions: spread.2,
                 },
                 max_moves: None,
+                spot,
             },
         )
 }
@@ -82,6 +91,10 @@ fn full_bounds(p: &Problem) -> Bounds {
             .collect(),
         required: p.required,
         tolerate: p.tolerate,
+        on_demand_required: match p.spot {
+            SpotLoss::Ignore => 0,
+            SpotLoss::Tolerate => p.required,
+        },
         min_total: 0,
         max_total: p.max_total,
         spread: p.spread,
@@ -123,9 +136,44 @@ fn domain_of(problem: &Problem, i: usize) -> String {
     }
 }
 
+/// Replicas left in the worst loss `problem` must survive, found by listing every scenario:
+/// each set of at most `tolerate` failure domains lost at once, and (when the spot budget
+/// is on) every Spot pool reclaimed at once.
+fn oracle_worst_loss(problem: &Problem, x: &[u32]) -> u32 {
+    let mut domains: Vec<String> = (0..x.len()).map(|i| domain_of(problem, i)).collect();
+    domains.sort();
+    domains.dedup();
+    let total: u32 = x.iter().sum();
+    let mut worst = total;
+    for lost in 0u32..(1 << domains.len()) {
+        if lost.count_ones() > problem.tolerate {
+            continue;
+        }
+        let left: u32 = (0..x.len())
+            .filter(|&i| {
+                let d = domains
+                    .iter()
+                    .position(|n| *n == domain_of(problem, i))
+                    .unwrap_or(0);
+                lost & (1 << d) == 0
+            })
+            .map(|i| x[i])
+            .sum();
+        worst = worst.min(left);
+    }
+    if problem.spot == SpotLoss::Tolerate {
+        let left: u32 = (0..x.len())
+            .filter(|&i| !problem.pools[i].spot)
+            .map(|i| x[i])
+            .sum();
+        worst = worst.min(left);
+    }
+    worst
+}
+
 /// Whether `x` meets every constraint of `problem`.
 fn oracle_valid(problem: &Problem, x: &[u32]) -> bool {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
     let within = problem.pools.iter().zip(x).all(|(p, &n)| {
         if p.eligible {
             (p.min..=p.max).contains(&n)
@@ -134,13 +182,6 @@ fn oracle_valid(problem: &Problem, x: &[u32]) -> bool {
         }
     });
     let total: u32 = x.iter().sum();
-    let mut per_domain: BTreeMap<String, u32> = BTreeMap::new();
-    for (i, &n) in x.iter().enumerate() {
-        *per_domain.entry(domain_of(problem, i)).or_default() += n;
-    }
-    let mut sizes: Vec<u32> = per_domain.into_values().collect();
-    sizes.sort_unstable();
-    let lost: u32 = sizes.iter().rev().take(problem.tolerate as usize).sum();
     let used = |key: &dyn Fn(usize) -> String| -> usize {
         (0..x.len())
             .filter(|&i| x[i] > 0)
@@ -153,7 +194,7 @@ fn oracle_valid(problem: &Problem, x: &[u32]) -> bool {
     let regions = used(&|i| format!("{}/{}", problem.pools[i].provider, problem.pools[i].region));
     within
         && total <= problem.max_total
-        && total - lost >= problem.required
+        && oracle_worst_loss(problem, x) >= problem.required
         && pools >= problem.spread.min_pools as usize
         && providers >= problem.spread.min_providers as usize
         && regions >= problem.spread.min_regions as usize
@@ -249,5 +290,116 @@ proptest! {
                 prop_assert!(moved <= budget, "{} moves > budget {}: {:?}", moved, budget, problem);
             }
         }
+    }
+}
+
+/// Instances where the spot budget and `tolerate` over providers both bind: at least one
+/// Spot and one on-demand pool, `tolerate ≥ 1`, Spot pools at about a third of the price
+/// (so the cheapest plan without the budget leans on them), no spread (so the flow, not
+/// branch and bound, decides).
+fn spot_instance() -> impl Strategy<Value = Problem> {
+    (instance(), 1u32..3, any::<u64>()).prop_map(|(mut problem, tolerate, bits)| {
+        problem.spot = SpotLoss::Tolerate;
+        problem.tolerate = tolerate;
+        problem.spread = SpreadRule::default();
+        let n = problem.pools.len();
+        for (i, p) in problem.pools.iter_mut().enumerate() {
+            p.spot = (n >= 2 && i == 0) || (i >= 2 && bits & (1 << i) != 0);
+            if p.spot {
+                let cents = (p.cost_per_replica * 100.0 / 3.0).round().max(1.0);
+                p.cost_per_replica = cents / 100.0;
+            }
+        }
+        problem
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn the_spot_budget_optimum_equals_brute_force(problem in spot_instance()) {
+        let prep = Prepared::new(&problem);
+        let b = full_bounds(&problem);
+        let exact = solver::optimum(&prep, &b);
+        let brute = brute_force(&problem, &b);
+        prop_assert_eq!(exact.as_ref().map(|s| oracle_score(&problem, &s.x)), brute, "{:?}", problem);
+        if let Some(s) = exact {
+            prop_assert!(oracle_valid(&problem, &s.x));
+        }
+        // The greedy path and the flow agree where the spot budget asks nothing.
+        let ignore = Problem { spot: SpotLoss::Ignore, ..problem.clone() };
+        let b0 = full_bounds(&ignore);
+        prop_assert_eq!(
+            solver::optimum(&prep, &b0).map(|s| oracle_score(&ignore, &s.x)),
+            brute_force(&ignore, &b0)
+        );
+    }
+
+    #[test]
+    fn a_spot_budget_that_cannot_hold_costs_no_other_redundancy(problem in spot_instance()) {
+        let ignore = Problem { spot: SpotLoss::Ignore, ..problem.clone() };
+        let without = solve(&ignore);
+        let with = solve(&problem);
+        let on_demand = |plan: &skyfleet::placement::Plan| -> u32 {
+            plan.pools.iter().zip(&problem.pools).filter(|(_, o)| !o.spot).map(|(p, _)| p.replicas).sum()
+        };
+        prop_assert_eq!(with.surviving_spot_reclaim, Some(on_demand(&with)));
+        prop_assert_eq!(without.surviving_spot_reclaim, None);
+        if without.feasible {
+            // Whatever the on-demand pools can hold, the loss of `tolerate` providers is
+            // still survived and nothing less runs than the demand needs.
+            prop_assert!(with.surviving_replicas >= problem.required, "{:?}\n{:?}", problem, with);
+            prop_assert!(with.total_replicas >= problem.required);
+            if !with.feasible {
+                let reason = with.reason.clone().unwrap_or_default();
+                prop_assert!(reason.contains("spot reclaim"), "{}", reason);
+                prop_assert!(with.tight.iter().any(|t| t.contains("redundancy.spot")), "{:?}", with.tight);
+                // As many on-demand replicas as any plan meeting the rest could have.
+                let b = Bounds { on_demand_required: 0, ..full_bounds(&problem) };
+                let mut most = 0;
+                any_assignment(&b, |x| {
+                    if oracle_valid(&ignore, x) {
+                        let od: u32 = x.iter().zip(&problem.pools).filter(|(_, o)| !o.spot).map(|(n, _)| *n).sum();
+                        most = most.max(od.min(problem.required));
+                    }
+                    false
+                });
+                prop_assert_eq!(on_demand(&with).min(problem.required), most, "{:?}\n{:?}", problem, with);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    /// The flow on its own, at every cap, with a forced total (as partial plans ask): its
+    /// best over the caps is the brute-force optimum.
+    #[test]
+    fn the_flow_alone_equals_brute_force(problem in spot_instance(), min_total in 0u32..8) {
+        let prep = Prepared::new(&problem);
+        let b = Bounds { min_total, ..full_bounds(&problem) };
+        let flow = (0..=problem.required)
+            .filter_map(|t| solver::spot_budget_at(&prep, &b, t))
+            .map(|x| {
+                prop_assert!(oracle_valid(&problem, &x), "{:?} {:?}", problem, x);
+                prop_assert!(x.iter().sum::<u32>() >= min_total);
+                Ok(oracle_score(&problem, &x))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .min();
+        let mut brute: Option<(u64, u64)> = None;
+        any_assignment(&b, |x| {
+            if oracle_valid(&problem, x) && x.iter().sum::<u32>() >= min_total {
+                let s = oracle_score(&problem, x);
+                if brute.is_none_or(|bs| s < bs) {
+                    brute = Some(s);
+                }
+            }
+            false
+        });
+        prop_assert_eq!(flow, brute, "{:?}", problem);
     }
 }

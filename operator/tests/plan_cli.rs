@@ -165,3 +165,120 @@ fn bad_input_names_the_file_object_and_field() {
     let out = plan(&["-f", "does/not/exist.yaml", "--demand", "1"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("does/not/exist.yaml"));
 }
+
+/// Two providers, each with an on-demand and a cheaper Spot pool; the on-demand pools hold
+/// `od_cpu` cores each (`None`: no limit); the workload tolerates one provider and `spot`.
+fn spot_fleet(spot: &str, od_cpu: Option<&str>) -> std::path::PathBuf {
+    let pool = |name: &str, provider: &str, price: f64, kind: &str, cpu: Option<&str>| {
+        let capacity = cpu.map_or(String::new(), |c| format!("\n  capacity: {{cpu: \"{c}\"}}"));
+        format!(
+            "apiVersion: skyfleet.io/v1alpha1\nkind: CloudPool\nmetadata: {{name: {name}}}\nspec:\n  provider: {provider}\n  region: r1\n  pricing: {{cpuPerHour: {price}, memoryGiBPerHour: 0.004, capacityType: {kind}}}{capacity}\n---\n"
+        )
+    };
+    let mut text = String::new();
+    text += &pool("aws-od", "aws", 0.040, "OnDemand", od_cpu);
+    text += &pool("aws-spot", "aws", 0.013, "Spot", None);
+    text += &pool("gcp-od", "gcp", 0.045, "OnDemand", od_cpu);
+    text += &pool("gcp-spot", "gcp", 0.012, "Spot", None);
+    text += &format!(
+        "apiVersion: skyfleet.io/v1alpha1
+kind: MultiCloudWorkload
+metadata: {{name: web}}
+spec:
+  replicas: {{min: 2, max: 40}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - {{name: app, image: web:1, resources: {{requests: {{cpu: 500m, memory: 512Mi}}}}}}
+  placement:
+    redundancy: {{tolerate: 1, domain: Provider, spot: {spot}}}
+"
+    );
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "plan-spot-{spot}-{}.yaml",
+        od_cpu.unwrap_or("unlimited")
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn plan_spot(spot: &str, od_cpu: Option<&str>, extra: &[&str]) -> (String, serde_json::Value) {
+    let file = spot_fleet(spot, od_cpu);
+    let file = file.to_str().unwrap();
+    // 1.9 cores × 1.1 burst headroom at 350m per replica: 6 replicas.
+    let args = |more: &[&'static str]| {
+        let mut a = vec!["-f", file, "--demand", "1.9"];
+        a.extend_from_slice(more);
+        a.extend_from_slice(extra);
+        a
+    };
+    let table = plan(&args(&[]));
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let json = plan(&args(&["-o", "json"]));
+    assert!(json.status.success());
+    (
+        String::from_utf8(table.stdout).unwrap(),
+        serde_json::from_slice(&json.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn the_spot_budget_keeps_a_reclaim_survivable_and_shows_it() {
+    let (text, v) = plan_spot("Tolerate", None, &[]);
+    assert_eq!(v["requiredReplicas"], 6);
+    assert_eq!(v["feasible"], true);
+    assert_eq!(v["survivingSpotReclaim"], 6, "{v}");
+    let od: u64 = ["aws-od", "gcp-od"]
+        .iter()
+        .map(|n| {
+            v["pools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == *n)
+                .unwrap()["replicas"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(od, 6);
+    assert!(
+        text.contains("spot:     survives a spot reclaim: 6 of 6 required stay on on-demand pools"),
+        "{text}"
+    );
+    assert!(text.contains("placement.redundancy.spot"), "{text}");
+    assert!(
+        text.contains("a spot reclaim leaves 6 on on-demand pools ≥ 6 required"),
+        "{text}"
+    );
+
+    // Without it everything sits on the Spot pools and no line is printed.
+    let (text, v) = plan_spot("Ignore", None, &[]);
+    assert!(v.get("survivingSpotReclaim").is_none(), "{v}");
+    assert!(!text.contains("spot reclaim"), "{text}");
+}
+
+#[test]
+fn an_impossible_spot_budget_says_why_and_still_places_everything() {
+    // 1 core per on-demand pool: 2 replicas of 500m each, 4 in all.
+    let (text, v) = plan_spot("Tolerate", Some("1"), &[]);
+    assert_eq!(v["feasible"], false);
+    assert_eq!(
+        v["reason"],
+        "on-demand pools can hold only 4 of the 6 replicas a spot reclaim must leave (placement.redundancy.spot: Tolerate)"
+    );
+    assert_eq!(v["survivingSpotReclaim"], 4);
+    assert!(
+        v["survivingReplicas"].as_u64().unwrap() >= 6,
+        "the loss of a provider is still survived: {v}"
+    );
+    assert!(
+        text.contains("survives a spot reclaim: 4 of 6 required stay on on-demand pools (too few)"),
+        "{text}"
+    );
+}

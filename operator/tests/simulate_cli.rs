@@ -426,3 +426,110 @@ fn out_into_a_path_that_is_a_file_is_refused_with_the_path() {
         &format!("--out: cannot write {path}"),
     );
 }
+
+/// Two providers, each with an on-demand pool and a Spot pool at a third of the price, and a
+/// workload that tolerates the loss of one provider; `spot` is its `redundancy.spot`.
+fn spot_fleet(spot: &str) -> PathBuf {
+    let pool = |name: &str, provider: &str, cpu: f64, capacity_type: &str| {
+        format!(
+            "apiVersion: skyfleet.io/v1alpha1\nkind: CloudPool\nmetadata: {{name: {name}}}\nspec:\n  provider: {provider}\n  region: r1\n  pricing: {{cpuPerHour: {cpu}, memoryGiBPerHour: 0.004, capacityType: {capacity_type}}}\n---\n"
+        )
+    };
+    let mut text = String::new();
+    text += &pool("aws-od", "aws", 0.040, "OnDemand");
+    text += &pool("aws-spot", "aws", 0.013, "Spot");
+    text += &pool("gcp-od", "gcp", 0.045, "OnDemand");
+    text += &pool("gcp-spot", "gcp", 0.012, "Spot");
+    text += &format!(
+        "apiVersion: skyfleet.io/v1alpha1
+kind: MultiCloudWorkload
+metadata: {{name: web}}
+spec:
+  replicas: {{min: 2, max: 40}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - {{name: app, image: web:1, resources: {{requests: {{cpu: 500m, memory: 512Mi}}}}}}
+  placement:
+    redundancy: {{tolerate: 1, domain: Provider, spot: {spot}}}
+"
+    );
+    temp_file(&format!("spot-fleet-{spot}.yaml"), &text)
+}
+
+#[test]
+fn a_spot_reclaim_leaves_unmet_demand_only_without_a_spot_budget() {
+    let start = 3.0 * 86_400.0;
+    let (startup, grace) = (180.0, 30.0);
+    // Unmet cores per step inside the reclaim, as (seconds since it began, cores).
+    let unmet_during_reclaim = |spot: &str| -> Vec<(f64, f64)> {
+        let manifests = spot_fleet(spot);
+        let out =
+            std::env::temp_dir().join(format!("skyfleet-sim-spot-{spot}-{}", std::process::id()));
+        let v = json(&simulate(&[
+            "--trace",
+            TRACE,
+            "--peak-cores",
+            "6",
+            "-f",
+            manifests.to_str().expect("path"),
+            "--fail",
+            "Spot@3d+2h",
+            "--startup",
+            "3m",
+            "--failover-grace",
+            "30s",
+            "-o",
+            "json",
+            "--out",
+            out.to_str().expect("path"),
+        ]));
+        assert!(num(&v, "skyfleet", "cost") > 0.0);
+        let rows = steps_csv(&out.join("skyfleet.csv"));
+        let _ = std::fs::remove_dir_all(&out);
+        rows.iter()
+            .filter(|r| (start..start + 7200.0).contains(&r["offset_s"]))
+            .map(|r| (r["offset_s"] - start, r["unmet_cores"]))
+            .collect()
+    };
+    let tolerate = unmet_during_reclaim("Tolerate");
+    assert!(!tolerate.is_empty());
+    let late: Vec<&(f64, f64)> = tolerate
+        .iter()
+        .filter(|(since, unmet)| *since >= startup + grace && *unmet > 0.0)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "with a spot budget the on-demand replicas carry the demand: {late:?}"
+    );
+    let ignore = unmet_during_reclaim("Ignore");
+    let lost: f64 = ignore.iter().map(|(_, unmet)| unmet).sum();
+    assert!(
+        lost > 0.0,
+        "without one every replica sat on Spot pools and the reclaim leaves demand unmet: {ignore:?}"
+    );
+}
+
+#[test]
+fn fail_spot_needs_a_spot_pool() {
+    let pools = temp_file(
+        "no-spot.yaml",
+        "apiVersion: skyfleet.io/v1alpha1\nkind: CloudPool\nmetadata: {name: only-od}\nspec: {provider: aws, region: r1, pricing: {cpuPerHour: 0.04, memoryGiBPerHour: 0.004}}\n",
+    );
+    let out = simulate(&[
+        "--trace",
+        TRACE,
+        "--peak-cores",
+        "6",
+        "-f",
+        pools.to_str().expect("path"),
+        "-f",
+        "crds/examples/workloads.yaml",
+        "--workload",
+        "checkout",
+        "--fail",
+        "Spot@1h+1h",
+    ]);
+    failing(&out, "no CloudPool has pricing.capacityType: Spot");
+}

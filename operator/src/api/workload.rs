@@ -274,6 +274,14 @@ pub struct Redundancy {
     /// What counts as one failure: a pool, a region (provider + region) or a provider.
     #[serde(default)]
     pub domain: FailureDomain,
+    /// Whether a spot reclaim (every Spot pool lost at once) must also leave enough
+    /// replicas for the forecast: `Tolerate` keeps that many on on-demand pools.
+    #[serde(default, skip_serializing_if = "SpotLoss::is_ignore")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self == 'Ignore' || self == 'Tolerate'",
+        "message": "placement.redundancy.spot must be Ignore (the default) or Tolerate"
+    }]))]
+    pub spot: SpotLoss,
 }
 
 impl Default for Redundancy {
@@ -281,7 +289,28 @@ impl Default for Redundancy {
         Self {
             tolerate: default_tolerate(),
             domain: FailureDomain::default(),
+            spot: SpotLoss::default(),
         }
+    }
+}
+
+/// What a spot reclaim, every pool with `pricing.capacityType: Spot` lost at once, may
+/// cost. Providers reclaim spot capacity in waves that cross pools and regions, so the
+/// loss of one failure domain does not describe it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum SpotLoss {
+    /// A reclaim is planned for like any other failure, through `tolerate` only.
+    #[default]
+    Ignore,
+    /// Losing every Spot pool at once still leaves the replicas the forecast needs: that
+    /// many run on on-demand pools. It holds beside `tolerate`, as a separate scenario.
+    Tolerate,
+}
+
+impl SpotLoss {
+    /// Whether a spot reclaim is not planned for (the default, left out of YAML).
+    pub fn is_ignore(&self) -> bool {
+        *self == SpotLoss::Ignore
     }
 }
 

@@ -230,6 +230,18 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     if let Some(reason) = &plan.reason {
         writeln!(out, "reason:   {reason}")?;
     }
+    if let Some(left) = plan.surviving_spot_reclaim {
+        writeln!(
+            out,
+            "spot:     survives a spot reclaim: {left} of {} required stay on on-demand pools{}",
+            plan.required_replicas,
+            if left >= plan.required_replicas {
+                ""
+            } else {
+                " (too few)"
+            }
+        )?;
+    }
     if !plan.tight.is_empty() {
         writeln!(out, "tight:    {}", plan.tight.join("; "))?;
     }

@@ -32,7 +32,8 @@ pub struct Args {
     /// Time from a replica's creation until it serves, e.g. 3m.
     #[arg(long, default_value = "3m")]
     pub startup: String,
-    /// A pool lost for a while: POOL@OFFSET+DURATION, e.g. aws-us-east-1@6h+1h. Repeatable.
+    /// A pool lost for a while: POOL@OFFSET+DURATION, e.g. aws-us-east-1@6h+1h; Spot@6h+1h
+    /// loses every pool with pricing.capacityType Spot at once (a spot reclaim). Repeatable.
     #[arg(long = "fail")]
     pub fail: Vec<String>,
     /// How long a pool is down before skyfleet, the reactive baseline and the oracle place
@@ -67,11 +68,11 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let workload = choose_workload(&pools, &workloads, args.workload.as_deref())?;
     if let Some(f) = failures
         .iter()
-        .find(|f| !pools.iter().any(|p| p.name == f.pool))
+        .filter_map(Failure::pool)
+        .find(|f| !pools.iter().any(|p| p.name == *f))
     {
         bail!(
-            "--fail names unknown pool {:?} (pools in the files: {})",
-            f.pool,
+            "--fail names unknown pool {f:?} (pools in the files: {})",
             names(&pools)
         );
     }

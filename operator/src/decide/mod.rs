@@ -255,6 +255,7 @@ pub fn decide(
             max_total: problem.max_total,
             required: plan.required_replicas,
             tolerate: problem.tolerate,
+            on_demand_required: problem.on_demand_required(),
             max_removals: problem.max_moves,
         },
     );
@@ -394,7 +395,11 @@ pub fn decide(
         })
         .collect();
     let ready_after = safety::ready_after(&slots, &gated.after);
-    let surviving = safety::surviving(&slots, &ready_after, problem.tolerate);
+    let mut surviving = safety::surviving(&slots, &ready_after, problem.tolerate);
+    if problem.on_demand_required() > 0 {
+        // A spot reclaim is one more configured loss: it leaves the on-demand Ready ones.
+        surviving = surviving.min(safety::on_demand(&slots, &ready_after));
+    }
     let summary = Summary {
         verdict: verdict.clone(),
         rows,
@@ -555,6 +560,7 @@ fn slots(world: &World, problem: &Problem, plan: &Plan, memory: &Memory) -> Vec<
                 ready,
                 planned: plan.replicas_for(&p.name),
                 cost: o.cost_per_replica,
+                spot: o.spot,
             }
         })
         .collect()
@@ -866,6 +872,65 @@ mod tests {
         m.demand.record(64 * 60, demand_at(64));
         let held = decide_at(&quick, m, 60 + 4);
         assert_eq!(replicas(&held), 10, "{:?}", held.status.demand);
+    }
+
+    #[test]
+    fn under_a_spot_budget_replicas_on_spot_pools_do_not_count_as_redundant() {
+        // Four Ready replicas on a Spot pool carry 0.99 cores (0.9 × 1.1 burst headroom).
+        let world = World {
+            pools: vec![
+                pool("od", 0.02, true, "Probed", 0, Member::Seen(None)),
+                ObservedPool {
+                    spec: serde_json::from_value(serde_json::json!({
+                        "provider": "sp", "region": "r",
+                        "pricing": {"cpuPerHour": 0.01, "memoryGiBPerHour": 0.001,
+                            "capacityType": "Spot"}
+                    }))
+                    .unwrap(),
+                    ..pool("sp", 0.01, true, "Probed", 0, running(4))
+                },
+            ],
+            measured: Measured {
+                cores: Some(0.9),
+                partial: false,
+            },
+            namespace_labels: None,
+        };
+        let redundant = |spot: &str| {
+            let mut spec = spec();
+            spec.placement.redundancy.spot =
+                serde_json::from_value(serde_json::json!(spot)).unwrap();
+            let previous = MultiCloudWorkloadStatus::default();
+            let w = Workload {
+                spec: &spec,
+                generation: Some(1),
+                previous: &previous,
+            };
+            let d = decide(&w, &world, memory(), &SETTINGS, t(0));
+            let c = d
+                .status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "RedundancySatisfied")
+                .cloned()
+                .expect("a RedundancySatisfied condition");
+            (
+                d.plan.map(|p| (p.replicas_for("od"), p.replicas_for("sp"))),
+                c,
+            )
+        };
+        let (plan, c) = redundant("Ignore");
+        assert_eq!(plan, Some((0, 4)));
+        assert_eq!(c.status, "True", "{c:?}");
+        // With the budget the plan moves them to the on-demand pool; until those are Ready
+        // a spot reclaim would leave nothing, and the condition says so.
+        let (plan, c) = redundant("Tolerate");
+        assert_eq!(plan, Some((4, 0)));
+        assert_eq!(c.status, "False", "{c:?}");
+        assert!(
+            c.message.contains("would leave 0 Ready replicas, 4 needed"),
+            "{c:?}"
+        );
     }
 
     #[test]

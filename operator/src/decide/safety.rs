@@ -2,7 +2,8 @@
 //!
 //! - Make-before-break: a pool shrinks only while the replicas that are *Ready* (elsewhere,
 //!   or surplus in the pool itself) still cover the plan's total and leave no less redundancy
-//!   than the plan promises (or than there is now, when that is less). Removals count against
+//!   than the plan promises (or than there is now, when that is less), for the loss of
+//!   `tolerate` domains and, under a spot budget, for a spot reclaim. Removals count against
 //!   `maxMovesPerDecision`.
 //! - An infeasible plan never takes capacity away: every pool keeps what it runs, and the
 //!   plan's growth is added only while the total stays within `replicas.max`.
@@ -46,6 +47,8 @@ pub struct Slot {
     pub planned: u32,
     /// Price of one replica here: the dearest go first.
     pub cost: f64,
+    /// Spot capacity: lost in a spot reclaim.
+    pub spot: bool,
 }
 
 /// What the gate decided.
@@ -70,6 +73,8 @@ pub struct Rules {
     pub required: u32,
     /// K: domains whose loss must leave R.
     pub tolerate: u32,
+    /// Ready replicas a spot reclaim must leave (on on-demand pools); 0 without a budget.
+    pub on_demand_required: u32,
     /// Most removals on answering pools in this decision.
     pub max_removals: Option<u32>,
 }
@@ -92,6 +97,16 @@ pub fn surviving(slots: &[Slot], ready: &[u32], k: u32) -> u32 {
     let mut counts: Vec<u32> = per.into_values().collect();
     counts.sort_unstable_by(|a, b| b.cmp(a));
     counts.iter().skip(k as usize).sum()
+}
+
+/// Ready replicas on on-demand pools: what a spot reclaim leaves.
+pub fn on_demand(slots: &[Slot], ready: &[u32]) -> u32 {
+    slots
+        .iter()
+        .zip(ready)
+        .filter(|(s, _)| !s.spot)
+        .map(|(_, r)| *r)
+        .sum()
 }
 
 /// Ready replicas each slot has when it runs `after[i]`: a Deployment scaled down removes
@@ -154,6 +169,7 @@ pub fn gate(slots: &[Slot], rules: &Rules) -> Gated {
     } else {
         0
     };
+    let on_demand_floor = rules.on_demand_required.min(on_demand(slots, &ready_now));
     let mut budget = rules.max_removals.unwrap_or(u32::MAX);
     let mut order: Vec<usize> = (0..slots.len())
         .filter(|&i| slots[i].actionable && target[i] < after[i])
@@ -170,6 +186,7 @@ pub fn gate(slots: &[Slot], rules: &Rules) -> Gated {
         let ready = ready_after(slots, after);
         ready.iter().sum::<u32>() >= need
             && (rules.tolerate == 0 || surviving(slots, &ready, rules.tolerate) >= redundancy_floor)
+            && on_demand(slots, &ready) >= on_demand_floor
     };
     for &i in &order {
         while budget > 0 && after[i] > target[i] {
@@ -227,6 +244,7 @@ mod tests {
             ready,
             planned,
             cost: 1.0,
+            spot: false,
         }
     }
 
@@ -236,6 +254,7 @@ mod tests {
             max_total: 100,
             required,
             tolerate,
+            on_demand_required: 0,
             max_removals: None,
         }
     }
@@ -311,6 +330,39 @@ mod tests {
         let mut slots = slots;
         slots[2].ready = 3;
         assert_eq!(gate(&slots, &rules(3, 1)).after, vec![0, 3, 3]);
+    }
+
+    #[test]
+    fn removals_never_cut_what_a_spot_reclaim_leaves() {
+        // 4 move from one on-demand pool to another whose replicas are not Ready yet, while
+        // a Spot pool shrinks from 8 to 4: the Spot surplus covers the total, but not a
+        // reclaim, so the old on-demand replicas stay until their replacements are Ready.
+        let slots = [
+            slot("od-a", "p1", 4, 4, 0),
+            Slot {
+                spot: true,
+                has_deployment: true,
+                ..slot("spot", "p1", 8, 8, 4)
+            },
+            Slot {
+                eligible: true,
+                has_deployment: true,
+                ..slot("od-b", "p2", 4, 0, 4)
+            },
+        ];
+        let mut r = rules(4, 0);
+        r.on_demand_required = 4;
+        assert_eq!(gate(&slots, &r).after, vec![4, 4, 4]);
+        r.on_demand_required = 0;
+        assert_eq!(
+            gate(&slots, &r).after,
+            vec![0, 8, 4],
+            "without a budget they may go"
+        );
+        let mut slots = slots;
+        slots[2].ready = 4;
+        r.on_demand_required = 4;
+        assert_eq!(gate(&slots, &r).after, vec![0, 4, 4]);
     }
 
     #[test]

@@ -52,7 +52,8 @@ pub struct Summary {
     pub demand: DemandStatus,
     /// The plan's sentence.
     pub explanation: String,
-    /// Ready replicas that survive losing the configured domains, against R.
+    /// Ready replicas that survive losing the configured domains (and, under a spot budget,
+    /// a spot reclaim), against R.
     pub surviving_ready: (u32, u32),
     /// Replicas kept beyond the plan until replacements are Ready.
     pub held: u32,

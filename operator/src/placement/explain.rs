@@ -19,6 +19,13 @@ pub fn tight(problem: &Problem, prep: &Prepared, full: &Bounds, x: &[u32]) -> Ve
             domain_word(problem.domain, full.tolerate)
         ));
     }
+    if full.on_demand_required > 0 && prep.on_demand(x) <= full.on_demand_required {
+        out.push(format!(
+            "placement.redundancy.spot (a spot reclaim leaves {} of {})",
+            prep.on_demand(x),
+            full.on_demand_required
+        ));
+    }
     if total == full.max_total && total > 0 {
         out.push(format!("replicas.max ({})", full.max_total));
     }
@@ -133,7 +140,19 @@ pub fn sentence(problem: &Problem, prep: &Prepared, plan: &Plan, note: Option<&s
                 domain_word(problem.domain, worst.len() as u32),
                 worst.join(" and "),
                 plan.surviving_replicas,
-                if plan.redundancy_satisfied {
+                if plan.surviving_replicas >= plan.required_replicas {
+                    "≥"
+                } else {
+                    "<"
+                },
+                plan.required_replicas
+            );
+        }
+        if let Some(left) = plan.surviving_spot_reclaim {
+            let _ = write!(
+                s,
+                "; a spot reclaim leaves {left} on on-demand pools {} {} required",
+                if left >= plan.required_replicas {
                     "≥"
                 } else {
                     "<"

@@ -8,7 +8,7 @@ use kube::core::{Selector, SelectorExt};
 
 use super::sizing::{self, ReplicaShape};
 use super::{Plan, PoolOption, Problem, SpreadRule};
-use crate::api::cloud_pool::CloudPoolSpec;
+use crate::api::cloud_pool::{CapacityType, CloudPoolSpec};
 use crate::api::quantity;
 use crate::api::workload::MultiCloudWorkloadSpec;
 
@@ -138,6 +138,7 @@ pub fn problem(
             eligible: ineligible_reason.is_none(),
             ineligible_reason,
             current: pool.current,
+            spot: pool.spec.pricing.capacity_type == CapacityType::Spot,
         });
     }
     let nonneg = |v: i32| u32::try_from(v).unwrap_or(0);
@@ -153,6 +154,7 @@ pub fn problem(
             min_regions: nonneg(workload.placement.spread.min_regions),
         },
         max_moves: workload.placement.max_moves_per_decision.map(nonneg),
+        spot: workload.placement.redundancy.spot,
     })
 }
 

@@ -1,5 +1,6 @@
 //! Sizing and placement: how many replicas a workload needs, and the cheapest split of them
-//! over pools that still survives losing any `tolerate` pools, regions or providers.
+//! over pools that still survives losing any `tolerate` pools, regions or providers (and,
+//! when asked, every Spot pool at once).
 //!
 //! Pure functions over plain data: the operator, `skyfleet plan` and `skyfleet simulate` all
 //! call [`plan_workload`] (or [`solve`] on an already built [`Problem`]), so what the
@@ -8,10 +9,12 @@
 //! - [`sizing`]: required replicas from demand, and the price of one replica in a pool.
 //! - [`input`]: turns CloudPool and MultiCloudWorkload specs into a [`Problem`].
 //! - [`solver`]: the exact optimum of the integer program (see its doc comment for the idea).
+//! - [`flow`]: the min-cost circulation the solver uses when a spot budget binds.
 //! - [`stability`]: the churn budget and the "saving must outweigh disruption" rule.
 //! - [`explain`]: the sentence written to status, Events and `skyfleet plan`.
 
 pub mod explain;
+pub mod flow;
 pub mod input;
 pub mod sizing;
 pub mod solver;
@@ -19,7 +22,7 @@ pub mod stability;
 
 use serde::Serialize;
 
-pub use crate::api::workload::FailureDomain;
+pub use crate::api::workload::{FailureDomain, SpotLoss};
 pub use input::{PlanInputError, PoolInput, plan_workload};
 
 /// One pool as the solver sees it: where it is, what a replica costs, how many it may take.
@@ -44,6 +47,8 @@ pub struct PoolOption {
     pub ineligible_reason: Option<String>,
     /// Replicas running here now (0 when nothing runs yet).
     pub current: u32,
+    /// Whether the capacity is Spot (`pricing.capacityType`), lost in a spot reclaim.
+    pub spot: bool,
 }
 
 /// Least spread of replicas, counted over pools with at least one replica.
@@ -76,6 +81,18 @@ pub struct Problem {
     pub spread: SpreadRule,
     /// Most replicas moved between pools in one decision; `None` means no limit.
     pub max_moves: Option<u32>,
+    /// Whether losing every Spot pool at once must also leave R (`redundancy.spot`).
+    pub spot: SpotLoss,
+}
+
+impl Problem {
+    /// Replicas that must run on on-demand pools: R under a spot budget, else none.
+    pub fn on_demand_required(&self) -> u32 {
+        match self.spot {
+            SpotLoss::Ignore => 0,
+            SpotLoss::Tolerate => self.required,
+        }
+    }
 }
 
 /// One pool's share of a plan.
@@ -109,7 +126,11 @@ pub struct Plan {
     pub total_cost_per_hour: f64,
     /// Replicas left after losing the worst `tolerate` domains.
     pub surviving_replicas: u32,
-    /// Whether `surviving_replicas` ≥ R.
+    /// Replicas left after a spot reclaim (those on on-demand pools), when the workload asks
+    /// to survive one (`placement.redundancy.spot: Tolerate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub surviving_spot_reclaim: Option<u32>,
+    /// Whether `surviving_replicas` ≥ R, and `surviving_spot_reclaim` ≥ R when asked.
     pub redundancy_satisfied: bool,
     /// Replicas moved between pools compared with the current placement.
     pub moves: u32,

@@ -27,11 +27,24 @@
 //! first branch usually meets spread at once, so few nodes are explored; exactness is
 //! checked against brute force in `tests/placement_exact.rs`.
 //!
+//! # The spot budget
+//! `redundancy.spot: Tolerate` adds a second, separate loss scenario: every Spot pool at once.
+//! It leaves exactly the on-demand replicas, so it is the linear constraint
+//! `Σ_{p on-demand} x_p ≥ R_od`. Beside the cap `t` this no longer separates by domain (a
+//! domain mixes Spot and on-demand pools), but for a fixed `t` the whole program is a
+//! min-cost circulation with integer bounds (see [`spot_budget_at`]), hence integral: its
+//! optimum is the integer optimum. The greedy above drops only this constraint, so its
+//! optimum at `t` is a lower bound, and it *is* the optimum at `t` whenever it already puts
+//! `R_od` on on-demand pools. The solver visits the caps by increasing bound, takes the
+//! greedy where it suffices, solves the flow where it does not, and stops once the bound
+//! reaches the best plan found. Without a spot budget the greedy alone runs, as before.
+//!
 //! Costs are compared as integers (nano-units per hour), so ties are real ties.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
+use super::flow::{Circulation, Cost, UNLIMITED};
 use super::{FailureDomain, Problem, SpreadRule};
 
 /// Most branch-and-bound nodes before the best plan found so far is returned; far above
@@ -53,6 +66,8 @@ pub struct Prepared {
     pub domains: usize,
     /// Current replicas per pool, counted only where the pool may still hold them.
     pub current: Vec<u32>,
+    /// Whether each pool is Spot (lost in a spot reclaim).
+    pub spot: Vec<bool>,
 }
 
 /// Bounds and requirements one solve works under; the stability and partial-plan logic
@@ -67,6 +82,8 @@ pub struct Bounds {
     pub required: u32,
     /// K: domains that may be lost.
     pub tolerate: u32,
+    /// Least replicas on on-demand pools (what a spot reclaim leaves); 0 without a budget.
+    pub on_demand_required: u32,
     /// Least replicas in total (partial plans place more than survive).
     pub min_total: u32,
     /// Most replicas in total.
@@ -137,7 +154,17 @@ impl Prepared {
             region,
             domains,
             current: problem.pools.iter().map(|p| p.current).collect(),
+            spot: problem.pools.iter().map(|p| p.spot).collect(),
         }
+    }
+
+    /// Replicas on on-demand pools: what a spot reclaim leaves.
+    pub fn on_demand(&self, x: &[u32]) -> u32 {
+        x.iter()
+            .zip(&self.spot)
+            .filter(|(_, spot)| !**spot)
+            .map(|(n, _)| *n)
+            .sum()
     }
 
     /// Σ c_p x_p and Σ |x_p − cur_p|.
@@ -195,6 +222,7 @@ impl Prepared {
             && total <= b.max_total
             && total >= b.min_total
             && self.surviving(x, b.tolerate) >= b.required
+            && self.on_demand(x) >= b.on_demand_required
             && s.min_pools >= b.spread.min_pools
             && s.min_providers >= b.spread.min_providers
             && s.min_regions >= b.spread.min_regions
@@ -247,11 +275,21 @@ fn blocks(p: &Prepared, b: &Bounds) -> Vec<Block> {
     out
 }
 
-/// The optimum with spread ignored, or `None` when bounds, redundancy and totals cannot all
-/// hold.
+/// The optimum with spread ignored, or `None` when bounds, redundancy, the spot budget and
+/// totals cannot all hold.
 pub fn relaxed(p: &Prepared, b: &Bounds) -> Option<Solution> {
     if b.lo.iter().zip(&b.hi).any(|(lo, hi)| lo > hi) {
         return None;
+    }
+    let spot_budget = b.on_demand_required > 0;
+    if spot_budget {
+        let room: u64 = (0..b.hi.len())
+            .filter(|&i| !p.spot[i])
+            .map(|i| u64::from(b.hi[i]))
+            .sum();
+        if room < u64::from(b.on_demand_required) || b.on_demand_required > b.max_total {
+            return None;
+        }
     }
     let order = blocks(p, b);
     let mandatory: u32 = b.lo.iter().sum();
@@ -270,6 +308,9 @@ pub fn relaxed(p: &Prepared, b: &Bounds) -> Option<Solution> {
         (1..=b.required).collect()
     };
     let mut best: Option<Solution> = None;
+    // Under a spot budget: each cap's greedy optimum (a lower bound there), kept when it
+    // already meets the budget.
+    let mut bounds_at: Vec<(Score, u32, Option<Vec<u32>>)> = Vec::new();
     let mut x = vec![0u32; b.lo.len()];
     let mut cap = vec![0u32; p.domains];
     for t in ts {
@@ -316,6 +357,11 @@ pub fn relaxed(p: &Prepared, b: &Bounds) -> Option<Solution> {
             }
         }
         let score = p.score(&x);
+        if spot_budget {
+            let met = p.on_demand(&x) >= b.on_demand_required;
+            bounds_at.push((score, t, met.then(|| x.clone())));
+            continue;
+        }
         if best.as_ref().is_none_or(|s| score < s.score) {
             best = Some(Solution {
                 x: x.clone(),
@@ -324,7 +370,120 @@ pub fn relaxed(p: &Prepared, b: &Bounds) -> Option<Solution> {
             });
         }
     }
+    if spot_budget {
+        return best_under_spot_budget(p, b, bounds_at);
+    }
     best
+}
+
+/// The best plan over the caps, given each cap's greedy bound: caps in order of increasing
+/// bound, the greedy plan where it meets the budget, the flow where it does not, until the
+/// bound reaches the best plan found.
+///
+/// The greedy is the exact relaxed optimum at a cap only when no unit pays back (every
+/// usable pool has a price) and no total is forced (`min_total`, partial plans); otherwise
+/// every cap the greedy does not rule out is solved by the flow.
+fn best_under_spot_budget(
+    p: &Prepared,
+    b: &Bounds,
+    mut bounds_at: Vec<(Score, u32, Option<Vec<u32>>)>,
+) -> Option<Solution> {
+    let greedy_exact = b.min_total == 0 && (0..b.hi.len()).all(|i| b.hi[i] == 0 || p.cost[i] > 0);
+    bounds_at.sort_by_key(|(score, t, _)| (*score, *t));
+    let mut best: Option<Solution> = None;
+    for (bound, t, greedy) in bounds_at {
+        let greedy = if greedy_exact {
+            if best.as_ref().is_some_and(|s| bound >= s.score) {
+                break;
+            }
+            greedy
+        } else {
+            None
+        };
+        let Some(x) = greedy.or_else(|| spot_budget_at(p, b, t)) else {
+            continue;
+        };
+        let score = p.score(&x);
+        if best.as_ref().is_none_or(|s| score < s.score) {
+            best = Some(Solution {
+                x,
+                score,
+                proven: true,
+            });
+        }
+    }
+    best
+}
+
+/// The optimum at cap `t` with the spot budget, spread ignored, as a min-cost circulation:
+///
+/// ```text
+/// S → SPOT [0, ∞) → each Spot pool         S → OD [R_od, ∞) → each on-demand pool
+/// pool p → domain(p) → COUNTED [0, t]  or  → UNCOUNTED [0, ∞)
+/// COUNTED → T [R + K·t, ∞)    UNCOUNTED → T [0, ∞)    T → S [min_total, max_total]
+/// ```
+///
+/// Each pool edge carries `[lo_p, hi_p]` at (price, ∓1): units up to the current replicas
+/// keep one (distance −1), units above add one (+1). A domain counts for at most `t`; what
+/// it holds beyond that (or what minimums force) still runs and still counts for the spot
+/// budget, but not for the loss of `K` domains. `None` when no plan meets all of it.
+pub fn spot_budget_at(p: &Prepared, b: &Bounds, t: u32) -> Option<Vec<u32>> {
+    const S: usize = 0;
+    const T: usize = 1;
+    const SPOT: usize = 2;
+    const OD: usize = 3;
+    const COUNTED: usize = 4;
+    const UNCOUNTED: usize = 5;
+    let pools = b.lo.len();
+    let first_domain = 6 + pools;
+    let mut net = Circulation::new(first_domain + p.domains);
+    let free = Cost::default();
+    net.edge(S, SPOT, 0, UNLIMITED, free);
+    net.edge(S, OD, i64::from(b.on_demand_required), UNLIMITED, free);
+    let mut pool_edges = Vec::with_capacity(pools);
+    for i in 0..pools {
+        let (lo, hi) = (b.lo[i], b.hi[i]);
+        if hi == 0 {
+            pool_edges.push(None);
+            continue;
+        }
+        let from = if p.spot[i] { SPOT } else { OD };
+        let keep = p.current[i].clamp(lo, hi);
+        let kept = net.edge(
+            from,
+            6 + i,
+            i64::from(lo),
+            i64::from(keep),
+            Cost::new(p.cost[i], -1),
+        );
+        let added = net.edge(
+            from,
+            6 + i,
+            0,
+            i64::from(hi - keep),
+            Cost::new(p.cost[i], 1),
+        );
+        net.edge(6 + i, first_domain + p.domain[i], 0, UNLIMITED, free);
+        pool_edges.push(Some((kept, added)));
+    }
+    for d in 0..p.domains {
+        net.edge(first_domain + d, COUNTED, 0, i64::from(t), free);
+        net.edge(first_domain + d, UNCOUNTED, 0, UNLIMITED, free);
+    }
+    let target = i64::from(b.required) + i64::from(b.tolerate) * i64::from(t);
+    net.edge(COUNTED, T, target, UNLIMITED, free);
+    net.edge(UNCOUNTED, T, 0, UNLIMITED, free);
+    net.edge(T, S, i64::from(b.min_total), i64::from(b.max_total), free);
+    if !net.solve() {
+        return None;
+    }
+    pool_edges
+        .iter()
+        .map(|e| match e {
+            None => Some(0),
+            Some((kept, added)) => u32::try_from(net.flow(*kept) + net.flow(*added)).ok(),
+        })
+        .collect()
 }
 
 /// The exact optimum under `b`, spread included, or `None` when nothing meets `b`.

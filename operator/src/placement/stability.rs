@@ -21,11 +21,13 @@
 //!
 //! # Infeasible problems
 //! The answer is never empty: the plan says why in words, and places as many replicas as
-//! fit, with as many of them surviving the loss of `tolerate` domains as possible.
+//! fit, with as many of them surviving the loss of `tolerate` domains as possible, then as
+//! many surviving a spot reclaim as possible: a spot budget that cannot hold never costs
+//! replicas or the redundancy across domains.
 
 use super::explain;
 use super::solver::{self, Bounds, Prepared, Solution};
-use super::{FailureDomain, Plan, PoolPlan, Problem, SpreadRule};
+use super::{FailureDomain, Plan, PoolPlan, Problem, SpotLoss, SpreadRule};
 
 /// How much of its cost a rebalance must save per share of replicas it moves.
 pub const SAVING_PER_MOVED_SHARE: f64 = 0.2;
@@ -80,6 +82,7 @@ fn bounds(problem: &Problem) -> Bounds {
         hi,
         required: problem.required,
         tolerate: problem.tolerate,
+        on_demand_required: problem.on_demand_required(),
         min_total: 0,
         max_total: problem.max_total,
         spread: problem.spread,
@@ -226,7 +229,8 @@ fn prune(prep: &Prepared, full: &Bounds, mut y: Vec<u32>, goal: &[u32]) -> Vec<u
 }
 
 /// The best plan when the full problem is infeasible: as many replicas as fit, then as many
-/// surviving the loss of `tolerate` domains as possible.
+/// surviving the loss of `tolerate` domains as possible, then as many on on-demand pools
+/// (surviving a spot reclaim) as the spot budget asks and the rest allows.
 fn partial(prep: &Prepared, full: &Bounds) -> Vec<u32> {
     let hi_sum: u32 = full.hi.iter().sum();
     let placeable = full.required.min(hi_sum).min(full.max_total);
@@ -255,33 +259,43 @@ fn partial(prep: &Prepared, full: &Bounds) -> Vec<u32> {
         .map(|(l, h)| *l.min(h))
         .collect();
     for lo in [lo, vec![0; full.lo.len()]] {
-        let at = |survive: u32| {
+        let at = |survive: u32, on_demand: u32| {
             solver::optimum(
                 prep,
                 &Bounds {
                     lo: lo.clone(),
                     required: survive,
+                    on_demand_required: on_demand,
                     min_total: placeable,
                     spread,
                     ..full.clone()
                 },
             )
         };
-        let Some(mut best) = at(0) else { continue };
-        let (mut ok, mut bad) = (0u32, placeable + 1);
-        while bad - ok > 1 {
-            let mid = ok + (bad - ok) / 2;
-            match at(mid) {
-                Some(s) => {
-                    ok = mid;
-                    best = s;
-                }
-                None => bad = mid,
-            }
-        }
+        let Some(best) = at(0, 0) else { continue };
+        let (survive, best) = most(placeable, best, |m| at(m, 0));
+        let (_, best) = most(full.on_demand_required, best, |m| at(survive, m));
         return best.x;
     }
     vec![0; full.lo.len()]
+}
+
+/// The largest `m ≤ limit` for which `at(m)` has a plan, and that plan, when `at(0)` gave
+/// `base` and feasibility only shrinks as `m` grows (binary search).
+fn most(limit: u32, base: Solution, at: impl Fn(u32) -> Option<Solution>) -> (u32, Solution) {
+    let mut best = base;
+    let (mut ok, mut bad) = (0u32, limit.saturating_add(1));
+    while bad - ok > 1 {
+        let mid = ok + (bad - ok) / 2;
+        match at(mid) {
+            Some(s) => {
+                ok = mid;
+                best = s;
+            }
+            None => bad = mid,
+        }
+    }
+    (ok, best)
 }
 
 /// Why no plan meets every constraint, in words.
@@ -371,6 +385,14 @@ fn diagnose(problem: &Problem, prep: &Prepared, full: &Bounds) -> String {
             full.required
         );
     }
+    let on_demand_room = prep.on_demand(&full.hi);
+    if on_demand_room < full.on_demand_required {
+        return format!(
+            "on-demand pools can hold only {on_demand_room} of the {} replicas a spot reclaim must leave (placement.redundancy.spot: Tolerate)",
+            full.on_demand_required
+        );
+    }
+    let losses = losses_phrase(problem.domain, full);
     let unbounded = Bounds {
         max_total: u32::MAX,
         ..full.clone()
@@ -379,15 +401,30 @@ fn diagnose(problem: &Problem, prep: &Prepared, full: &Bounds) -> String {
         let total: u32 = s.x.iter().sum();
         if total > full.max_total {
             return format!(
-                "{} replicas surviving the loss of any {} {word} need {total} in total, above replicas.max {}",
-                full.required, full.tolerate, full.max_total
+                "{} replicas surviving {losses} need {total} in total, above replicas.max {}",
+                full.required, full.max_total
             );
         }
     }
     format!(
-        "the eligible pools have too little room for {} replicas that survive the loss of any {} {word}",
-        full.required, full.tolerate
+        "the eligible pools have too little room for {} replicas that survive {losses}",
+        full.required
     )
+}
+
+/// "the loss of any 1 provider", "... or a spot reclaim", "a spot reclaim": what the plan
+/// must survive, each scenario on its own.
+fn losses_phrase(domain: FailureDomain, full: &Bounds) -> String {
+    let domains = format!(
+        "the loss of any {} {}",
+        full.tolerate,
+        domain_word(domain, full.tolerate)
+    );
+    match (full.tolerate > 0, full.on_demand_required > 0) {
+        (true, true) => format!("{domains} or a spot reclaim"),
+        (false, true) => "a spot reclaim".to_string(),
+        _ => domains,
+    }
 }
 
 /// "provider", "providers", "pool", ... for sentences.
@@ -422,6 +459,7 @@ fn build(
         .collect();
     let total: u32 = x.iter().sum();
     let surviving = prep.surviving(&x, full.tolerate);
+    let surviving_spot_reclaim = (problem.spot == SpotLoss::Tolerate).then(|| prep.on_demand(&x));
     let tight = explain::tight(problem, prep, full, &x);
     let even = explain::even_split_cost(problem, full, total);
     let moves = moves(&prep.current, &x);
@@ -433,7 +471,9 @@ fn build(
         pools,
         total_replicas: total,
         surviving_replicas: surviving,
-        redundancy_satisfied: surviving >= problem.required,
+        surviving_spot_reclaim,
+        redundancy_satisfied: surviving >= problem.required
+            && surviving_spot_reclaim.is_none_or(|n| n >= problem.required),
         moves,
         even_split_cost_per_hour: even,
         tight,

@@ -1,13 +1,27 @@
 //! Pool failures given on the command line: `POOL@OFFSET+DURATION`, e.g.
-//! `aws-us-east-1@6h+1h` (offsets and durations as 30s, 5m, 1h, 1d).
+//! `aws-us-east-1@6h+1h` (offsets and durations as 30s, 5m, 1h, 1d), or `Spot@6h+1h` for a
+//! spot reclaim: every pool with `pricing.capacityType: Spot` lost at once. `Spot` is
+//! capitalised as in the manifest, so it cannot be a CloudPool's (lowercase) name.
 
 use crate::api::duration;
 
-/// One pool lost from `start` for `duration` seconds after the trace begins.
+/// What `--fail` takes down for a while.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One CloudPool, by name.
+    Pool(String),
+    /// Every Spot pool at once (a reclaim wave).
+    Spot,
+}
+
+/// The word that names every Spot pool in `--fail`.
+pub const SPOT: &str = "Spot";
+
+/// Pools lost from `start` for `duration` seconds after the trace begins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// The CloudPool.
-    pub pool: String,
+    /// The CloudPool, or every Spot pool.
+    pub target: Target,
     /// Seconds after the start of the trace.
     pub start: u64,
     /// Seconds it stays lost.
@@ -18,7 +32,7 @@ pub struct Failure {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FailureError {
     #[error(
-        "--fail {0:?}: expected POOL@OFFSET+DURATION, e.g. aws-us-east-1@6h+1h (durations like 30s, 5m, 1h, 1d)"
+        "--fail {0:?}: expected POOL@OFFSET+DURATION, e.g. aws-us-east-1@6h+1h, or Spot@OFFSET+DURATION for every Spot pool (durations like 30s, 5m, 1h, 1d)"
     )]
     Syntax(String),
     #[error("--fail {arg:?}: {source}")]
@@ -53,11 +67,32 @@ impl Failure {
                 arg: arg.to_string(),
             });
         }
+        let target = if pool == SPOT {
+            Target::Spot
+        } else {
+            Target::Pool(pool.to_string())
+        };
         Ok(Self {
-            pool: pool.to_string(),
+            target,
             start,
             duration,
         })
+    }
+
+    /// Whether the failure takes down the pool `name` (Spot or not).
+    pub fn hits(&self, name: &str, spot: bool) -> bool {
+        match &self.target {
+            Target::Pool(p) => p == name,
+            Target::Spot => spot,
+        }
+    }
+
+    /// The pool named, when the failure names one.
+    pub fn pool(&self) -> Option<&str> {
+        match &self.target {
+            Target::Pool(p) => Some(p),
+            Target::Spot => None,
+        }
     }
 
     /// Seconds the pool has been down at `t`, when it is down then.
@@ -66,11 +101,12 @@ impl Failure {
     }
 }
 
-/// Seconds `pool` has been down at `t` under any of `failures` (the longest), if down.
-pub fn down_for(failures: &[Failure], pool: &str, t: u64) -> Option<u64> {
+/// Seconds `pool` (Spot when `spot`) has been down at `t` under any of `failures` (the
+/// longest), if down.
+pub fn down_for(failures: &[Failure], pool: &str, spot: bool, t: u64) -> Option<u64> {
     failures
         .iter()
-        .filter(|f| f.pool == pool)
+        .filter(|f| f.hits(pool, spot))
         .filter_map(|f| f.down_for(t))
         .max()
 }
@@ -85,7 +121,7 @@ mod tests {
         assert_eq!(
             f,
             Failure {
-                pool: "aws-us-east-1".into(),
+                target: Target::Pool("aws-us-east-1".into()),
                 start: 6 * 3600,
                 duration: 3600
             }
@@ -107,10 +143,24 @@ mod tests {
     #[test]
     fn the_failure_window_is_half_open() {
         let f = [Failure::parse("a@10m+5m").unwrap()];
-        assert_eq!(down_for(&f, "a", 599), None);
-        assert_eq!(down_for(&f, "a", 600), Some(0));
-        assert_eq!(down_for(&f, "a", 899), Some(299));
-        assert_eq!(down_for(&f, "a", 900), None);
-        assert_eq!(down_for(&f, "b", 700), None);
+        assert_eq!(down_for(&f, "a", false, 599), None);
+        assert_eq!(down_for(&f, "a", false, 600), Some(0));
+        assert_eq!(down_for(&f, "a", false, 899), Some(299));
+        assert_eq!(down_for(&f, "a", false, 900), None);
+        assert_eq!(down_for(&f, "b", true, 700), None);
+    }
+
+    #[test]
+    fn spot_takes_down_every_spot_pool_and_nothing_else() {
+        let f = [Failure::parse("Spot@1h+30m").unwrap()];
+        assert_eq!(f[0].target, Target::Spot);
+        assert_eq!(f[0].pool(), None);
+        assert_eq!(down_for(&f, "aws-spot", true, 3600 + 60), Some(60));
+        assert_eq!(down_for(&f, "gcp-spot", true, 3600), Some(0));
+        assert_eq!(down_for(&f, "aws-us-east-1", false, 3600 + 60), None);
+        // A lowercase pool named "spot" is a pool like any other.
+        let f = [Failure::parse("spot@1h+30m").unwrap()];
+        assert_eq!(f[0].pool(), Some("spot"));
+        assert_eq!(down_for(&f, "aws-spot", true, 3600), None);
     }
 }

@@ -6,7 +6,7 @@
 //! the caller reads files and prints.
 //!
 //! - [`trace`]: demand scaled from a trace, and the oracle's look-ahead.
-//! - [`failure`]: `--fail POOL@OFFSET+DURATION`.
+//! - [`failure`]: `--fail POOL@OFFSET+DURATION` (or `Spot@...`: every Spot pool).
 //! - [`fleet`]: replicas per pool with their ready time; moves between pools.
 //! - [`strategy`]: the strategies, the even split and the HPA-like rule.
 //! - [`report`]: what is measured, and the table.
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::cloud_pool::CloudPoolStatus;
+use crate::api::cloud_pool::{CapacityType, CloudPoolStatus};
 use crate::api::conditions;
 use crate::api::duration;
 use crate::api::workload::{MultiCloudWorkloadSpec, MultiCloudWorkloadStatus};
@@ -77,6 +77,15 @@ pub enum SimulateError {
     UnknownPool(String),
     #[error("the trace has no demand values")]
     Empty,
+    #[error(
+        "--fail Spot@... takes down every Spot pool, but no CloudPool has pricing.capacityType: Spot"
+    )]
+    NoSpotPool,
+}
+
+/// Whether the pool's capacity is Spot (lost in a `--fail Spot@...` reclaim).
+fn is_spot(p: &PoolInput) -> bool {
+    p.spec.pricing.capacity_type == CapacityType::Spot
 }
 
 /// Replays the scenario under every strategy.
@@ -87,9 +96,13 @@ pub fn run(s: &Scenario) -> Result<Report, SimulateError> {
     if let Some(f) = s
         .failures
         .iter()
-        .find(|f| !s.pools.iter().any(|p| p.name == f.pool))
+        .filter_map(Failure::pool)
+        .find(|f| !s.pools.iter().any(|p| p.name == *f))
     {
-        return Err(SimulateError::UnknownPool(f.pool.clone()));
+        return Err(SimulateError::UnknownPool(f.to_string()));
+    }
+    if s.failures.iter().any(|f| f.pool().is_none()) && !s.pools.iter().any(is_spot) {
+        return Err(SimulateError::NoSpotPool);
     }
     let mut report = Report {
         pools: s.pools.iter().map(|p| p.name.clone()).collect(),
@@ -177,7 +190,7 @@ pub fn replay_steps(
         let down: Vec<Option<u64>> = s
             .pools
             .iter()
-            .map(|p| failure::down_for(s.failures, &p.name, t))
+            .map(|p| failure::down_for(s.failures, &p.name, is_spot(p), t))
             .collect();
         for (p, d) in down.iter().enumerate() {
             if d.is_some() {
