@@ -6,6 +6,7 @@
 mod burst;
 mod make_before_break;
 mod noisy_neighbour;
+mod spot;
 mod state;
 mod tenancy;
 
