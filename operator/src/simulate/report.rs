@@ -24,6 +24,10 @@ pub struct Summary {
     pub availability: f64,
     /// Replicas moved between pools: min(Σ decreases, Σ increases) per step, summed.
     pub moves: u64,
+    /// The largest shortfall of one step, in cores: demand above what Ready replicas serve.
+    pub worst_shortfall_cores: f64,
+    /// That shortfall as a share of the demand of its step (0 when nothing was unmet).
+    pub worst_shortfall_share: f64,
 }
 
 /// One step of one strategy, as the CSV and the plot show it, so a surprising total can be
@@ -72,6 +76,7 @@ pub struct Meter {
     steps: u64,
     met_steps: u64,
     moves: u64,
+    worst: (f64, f64),
 }
 
 impl Meter {
@@ -100,6 +105,9 @@ impl Meter {
             self.met_steps += 1;
         }
         self.moves += u64::from(moves);
+        if unmet > self.worst.0 {
+            self.worst = (unmet, if demand > 0.0 { unmet / demand } else { 0.0 });
+        }
         unmet
     }
 
@@ -118,6 +126,8 @@ impl Meter {
                 1.0
             },
             moves: self.moves,
+            worst_shortfall_cores: self.worst.0,
+            worst_shortfall_share: self.worst.1,
         }
     }
 }
@@ -144,7 +154,7 @@ impl Report {
     /// The table for people: one row per strategy, then skyfleet against the baselines.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<12} {:>12} {:>13} {:>11} {:>12} {:>11} {:>13} {:>7}\n",
+            "{:<12} {:>12} {:>13} {:>11} {:>12} {:>11} {:>13} {:>7} {:>16}\n",
             "STRATEGY",
             "COST",
             "REPLICA-H",
@@ -152,12 +162,13 @@ impl Report {
             "UNMET-CORE-H",
             "UNMET",
             "AVAILABILITY",
-            "MOVES"
+            "MOVES",
+            "WORST-STEP"
         );
         for s in Strategy::ALL {
             let Some(r) = self.get(s) else { continue };
             out += &format!(
-                "{:<12} {:>12.2} {:>13.1} {:>10.1}% {:>12.2} {:>10.3}% {:>12.2}% {:>7}\n",
+                "{:<12} {:>12.2} {:>13.1} {:>10.1}% {:>12.2} {:>10.3}% {:>12.2}% {:>7} {:>16}\n",
                 s.name(),
                 r.cost,
                 r.replica_hours,
@@ -165,7 +176,12 @@ impl Report {
                 r.unmet_core_hours,
                 100.0 * r.unmet_share,
                 100.0 * r.availability,
-                r.moves
+                r.moves,
+                format!(
+                    "{:.2}c ({:.0}%)",
+                    r.worst_shortfall_cores,
+                    100.0 * r.worst_shortfall_share
+                )
             );
         }
         if let (Some(sky), Some(peak), Some(oracle)) = (
@@ -202,6 +218,8 @@ mod tests {
         // Half an hour: 3 cores of demand, 2 served, 1 unmet; 1 replica moved.
         m.step(0.5, 4, 2.0, 2.0, 3.0, 1);
         let s = m.summary();
+        assert!((s.worst_shortfall_cores - 1.0).abs() < 1e-12, "{s:?}");
+        assert!((s.worst_shortfall_share - 1.0 / 3.0).abs() < 1e-12, "{s:?}");
         assert!((s.cost - 2.0).abs() < 1e-12);
         assert!((s.replica_hours - 4.0).abs() < 1e-12);
         assert!(
