@@ -4,7 +4,8 @@
 Each instance is a set of CloudPool manifests and one MultiCloudWorkload, written as users
 write them. `skyfleet plan -o json` decides; the same integer program (per-pool bounds and
 capacity, N-K redundancy written out over every set of K domains, spread with binaries,
-replicas.max) is solved by CBC. The costs must agree (ratio 1.000), and skyfleet must say
+replicas.max, and with `redundancy.spot: Tolerate` the replicas on on-demand pools ≥ R) is
+solved by CBC. The costs must agree (ratio 1.000), and skyfleet must say
 infeasible exactly when CBC does.
 
 Usage: hack/placement-ilp-check.sh [N] (sets up a venv with PuLP under ~/.cache/skyfleet).
@@ -45,6 +46,8 @@ def instance(rng):
         }
         if rng.random() < 0.5:
             pool["spec"]["capacity"] = {"cpu": str(rng.randint(1, 8))}
+        if rng.random() < 0.35:
+            pool["spec"]["pricing"]["capacityType"] = "Spot"
         pools.append(pool)
     lo = rng.randint(0, 4)
     workload = {
@@ -60,6 +63,8 @@ def instance(rng):
             "spread": {"minPools": rng.randint(0, 3), "minProviders": rng.randint(0, 2), "minRegions": rng.randint(0, 2)},
         },
     }
+    if rng.random() < 0.4:
+        workload["placement"]["redundancy"]["spot"] = "Tolerate"
     if rng.random() < 0.3:
         workload["placement"]["poolSelector"] = {"matchLabels": {"tier": "standard"}}
     if rng.random() < 0.4:
@@ -110,6 +115,9 @@ def ilp(pools, workload, required):
     k = pl["redundancy"]["tolerate"]
     for lost in itertools.combinations(domains, min(k, len(domains))):
         prob += pulp.lpSum(x[p["name"]] for p in pools if key(p) not in lost) >= required
+    if pl["redundancy"].get("spot") == "Tolerate":
+        prob += pulp.lpSum(x[p["name"]] for p in pools
+                           if p["spec"]["pricing"].get("capacityType") != "Spot") >= required
     for field, group in [("minProviders", lambda p: p["spec"]["provider"]),
                          ("minRegions", lambda p: (p["spec"]["provider"], p["spec"]["region"]))]:
         groups = sorted({group(p) for p in pools}, key=str)
@@ -126,12 +134,13 @@ def ilp(pools, workload, required):
 
 def main():
     rng = random.Random(20261123)
-    agree = feasible = 0
+    agree = feasible = budgets = 0
     worst = 0.0
     t_sky = t_ilp = 0.0
     with tempfile.TemporaryDirectory() as d:
         for i in range(N):
             pools, workload, demand = instance(rng)
+            budgets += workload["placement"]["redundancy"].get("spot") == "Tolerate"
             path = f"{d}/i.yaml"
             with open(path, "w") as f:
                 f.write(manifests(pools, workload))
@@ -157,7 +166,7 @@ def main():
                     sys.exit(f"instance {i}: skyfleet cost {plan['totalCostPerHour']} vs CBC {ref}\n"
                              f"{manifests(pools, workload)}\ndemand {demand}\n{out.stdout}")
             agree += 1
-    print(f"instances={N} agree={agree} feasible={feasible} infeasible={N - feasible} "
+    print(f"instances={N} with_spot_budget={budgets} agree={agree} feasible={feasible} infeasible={N - feasible} "
           f"max_cost_ratio_deviation={worst:.2e} skyfleet_plan_seconds={t_sky:.2f} cbc_seconds={t_ilp:.2f}")
 
 
