@@ -407,6 +407,7 @@ pub fn decide(
         demand: estimate.status.clone(),
         explanation: explanation.clone(),
         surviving_ready: (surviving, plan.required_replicas),
+        spot_budget: problem.on_demand_required() > 0,
         held: gated.held,
         conflicts: conflicts.clone(),
         refused: refused.clone(),
@@ -599,6 +600,7 @@ fn invalid(
         demand,
         explanation: format!("nothing changed: {why}"),
         surviving_ready: (0, 0),
+        spot_budget: false,
         held: 0,
         conflicts: Vec::new(),
         refused: Vec::new(),
@@ -931,6 +933,33 @@ mod tests {
             c.message.contains("would leave 0 Ready replicas, 4 needed"),
             "{c:?}"
         );
+        // Once they are Ready, the condition names the spot reclaim among the losses.
+        let ready_world = World {
+            pools: vec![
+                pool("od", 0.02, true, "Probed", 0, running(4)),
+                world.pools[1].clone(),
+            ],
+            ..world.clone()
+        };
+        let mut spec = spec();
+        spec.placement.redundancy.spot =
+            serde_json::from_value(serde_json::json!("Tolerate")).unwrap();
+        let previous = MultiCloudWorkloadStatus::default();
+        let w = Workload {
+            spec: &spec,
+            generation: Some(1),
+            previous: &previous,
+        };
+        let d = decide(&w, &ready_world, memory(), &SETTINGS, t(0));
+        let c = d
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "RedundancySatisfied")
+            .cloned()
+            .expect("a RedundancySatisfied condition");
+        assert_eq!(c.status, "True", "{c:?}");
+        assert!(c.message.contains("or every Spot pool at once"), "{c:?}");
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct Summary {
     /// Ready replicas that survive losing the configured domains (and, under a spot budget,
     /// a spot reclaim), against R.
     pub surviving_ready: (u32, u32),
+    /// Whether the workload has a spot budget: a reclaim of every Spot pool is one of the
+    /// configured losses, and the conditions say so.
+    pub spot_budget: bool,
     /// Replicas kept beyond the plan until replacements are Ready.
     pub held: u32,
     /// Members where skyfleet cannot act: a foreign object holds its name.
@@ -117,6 +120,11 @@ pub fn build(
         conditions::set(c, kind, ok, reason.as_str(), message, generation, now);
     };
     let (survive, required) = summary.surviving_ready;
+    let losses = if summary.spot_budget {
+        "the configured failure domains, or every Spot pool at once,"
+    } else {
+        "the configured failure domains"
+    };
     let blocked: Vec<String> = summary
         .conflicts
         .iter()
@@ -160,9 +168,7 @@ pub fn build(
                     conditions::REDUNDANCY_SATISFIED,
                     true,
                     R::Redundant,
-                    &format!(
-                        "losing the configured failure domains leaves {survive} Ready replicas, {required} needed"
-                    ),
+                    &format!("losing {losses} leaves {survive} Ready replicas, {required} needed"),
                 );
             } else {
                 let why = if *redundant {
@@ -170,7 +176,7 @@ pub fn build(
                         "the plan survives the configured losses once its replicas are Ready; now losing them would leave {survive} Ready replicas, {required} needed"
                     )
                 } else {
-                    "losing the configured failure domains would leave fewer replicas than demand needs".to_string()
+                    format!("losing {losses} would leave fewer replicas than demand needs")
                 };
                 set(
                     c,
@@ -324,6 +330,7 @@ mod tests {
             },
             explanation: "3 replicas: aws 2, gcp 1".into(),
             surviving_ready: (1, 1),
+            spot_budget: false,
             held: 0,
             conflicts: vec![],
             refused: vec![],

@@ -110,6 +110,11 @@ async fn a_spot_budget_moves_the_required_replicas_to_on_demand_before_the_spot_
             .all(|&(spot_replicas, od_ready)| od_ready >= 3 || spot_replicas == Some(3)),
         "the Spot replicas stayed until three on-demand ones were Ready: {seen:?}"
     );
+    let redundancy = condition(&moved, "RedundancySatisfied").unwrap_or_default();
+    assert!(
+        redundancy.2.contains("every Spot pool"),
+        "the condition names the spot reclaim among the losses: {redundancy:?}"
+    );
     let text = moved["status"]["message"].as_str().unwrap_or_default();
     assert!(
         text.to_lowercase().contains("spot"),
