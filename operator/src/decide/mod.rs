@@ -898,7 +898,7 @@ mod tests {
             },
             namespace_labels: None,
         };
-        let redundant = |spot: &str| {
+        let redundant = |world: &World, spot: &str| {
             let mut spec = spec();
             spec.placement.redundancy.spot =
                 serde_json::from_value(serde_json::json!(spot)).unwrap();
@@ -908,7 +908,7 @@ mod tests {
                 generation: Some(1),
                 previous: &previous,
             };
-            let d = decide(&w, &world, memory(), &SETTINGS, t(0));
+            let d = decide(&w, world, memory(), &SETTINGS, t(0));
             let c = d
                 .status
                 .conditions
@@ -921,12 +921,12 @@ mod tests {
                 c,
             )
         };
-        let (plan, c) = redundant("Ignore");
+        let (plan, c) = redundant(&world, "Ignore");
         assert_eq!(plan, Some((0, 4)));
         assert_eq!(c.status, "True", "{c:?}");
         // With the budget the plan moves them to the on-demand pool; until those are Ready
         // a spot reclaim would leave nothing, and the condition says so.
-        let (plan, c) = redundant("Tolerate");
+        let (plan, c) = redundant(&world, "Tolerate");
         assert_eq!(plan, Some((4, 0)));
         assert_eq!(c.status, "False", "{c:?}");
         assert!(
@@ -941,23 +941,7 @@ mod tests {
             ],
             ..world.clone()
         };
-        let mut spec = spec();
-        spec.placement.redundancy.spot =
-            serde_json::from_value(serde_json::json!("Tolerate")).unwrap();
-        let previous = MultiCloudWorkloadStatus::default();
-        let w = Workload {
-            spec: &spec,
-            generation: Some(1),
-            previous: &previous,
-        };
-        let d = decide(&w, &ready_world, memory(), &SETTINGS, t(0));
-        let c = d
-            .status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "RedundancySatisfied")
-            .cloned()
-            .expect("a RedundancySatisfied condition");
+        let (_, c) = redundant(&ready_world, "Tolerate");
         assert_eq!(c.status, "True", "{c:?}");
         assert!(c.message.contains("or every Spot pool at once"), "{c:?}");
     }
