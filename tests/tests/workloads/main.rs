@@ -838,6 +838,24 @@ async fn an_operator_restart_keeps_what_runs_and_the_demand_history() {
     let op = operator(env);
     let run = unique();
     let pools = apply_pools(env, &run);
+    // Every pool Ready first: a member that an earlier test stopped may still be coming back,
+    // and a placement made without it would move, rightly, once it is back; this test is
+    // about the restart.
+    eventually(
+        &format!("pools {pools:?} Ready\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            pools
+                .iter()
+                .all(|p| {
+                    get_json(env, "mgmt", &["cpool", p]).is_some_and(|c| {
+                        condition(&c, "Ready").is_some_and(|(status, _, _)| status == "True")
+                    })
+                })
+                .then_some(())
+        },
+    )
+    .await;
     let namespace = env.namespace("mcw", &["mgmt"]);
     let name = format!("web-{run}");
     apply_workload(env, &namespace, &name, &run, 6, "500m");
