@@ -315,17 +315,15 @@ pub fn decide(
         }
     }
 
-    // Startup: timed over the members that answered, from a plan above what is Ready.
-    let (planned_seen, ready_seen) = world
+    // Startup: timed over the members that answered (where `ready` was counted), from a
+    // plan above what is Ready.
+    let planned_seen = world
         .pools
         .iter()
-        .zip(&slots)
         .zip(&gated.after)
-        .filter(|((p, _), _)| matches!(p.member, Member::Seen(_)))
-        .fold((0u32, 0u32), |(n, r), ((_, s), &after)| {
-            (n.saturating_add(after), r.saturating_add(s.ready))
-        });
-    memory.startup.observe(at, planned_seen, ready_seen);
+        .filter(|(p, _)| matches!(p.member, Member::Seen(_)))
+        .fold(0u32, |n, (_, &after)| n.saturating_add(after));
+    memory.startup.observe(at, planned_seen, ready);
 
     // A CloudPool that no longer exists cannot hold anything of the workload's any more.
     memory
@@ -396,7 +394,8 @@ pub fn decide(
         .collect();
     let ready_after = safety::ready_after(&slots, &gated.after);
     let mut surviving = safety::surviving(&slots, &ready_after, problem.tolerate);
-    if problem.on_demand_required() > 0 {
+    let spot_budget = problem.on_demand_required() > 0;
+    if spot_budget {
         // A spot reclaim is one more configured loss: it leaves the on-demand Ready ones.
         surviving = surviving.min(safety::on_demand(&slots, &ready_after));
     }
@@ -407,7 +406,7 @@ pub fn decide(
         demand: estimate.status.clone(),
         explanation: explanation.clone(),
         surviving_ready: (surviving, plan.required_replicas),
-        spot_budget: problem.on_demand_required() > 0,
+        spot_budget,
         held: gated.held,
         conflicts: conflicts.clone(),
         refused: refused.clone(),
