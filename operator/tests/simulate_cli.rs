@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+mod common;
+
 const TRACE: &str = "traces/ec2_cpu_utilization_825cc2.csv";
 const STRATEGIES: [&str; 4] = ["skyfleet", "static-peak", "reactive", "oracle"];
 const KEYS: [&str; 7] = [
@@ -427,35 +429,13 @@ fn out_into_a_path_that_is_a_file_is_refused_with_the_path() {
     );
 }
 
-/// Two providers, each with an on-demand pool and a Spot pool at a third of the price, and a
-/// workload that tolerates the loss of one provider; `spot` is its `redundancy.spot`.
+/// [`common::spot_fleet`] (Spot pools at about a third of the on-demand price, no capacity
+/// limit) written to a file.
 fn spot_fleet(spot: &str) -> PathBuf {
-    let pool = |name: &str, provider: &str, cpu: f64, capacity_type: &str| {
-        format!(
-            "apiVersion: skyfleet.io/v1alpha1\nkind: CloudPool\nmetadata: {{name: {name}}}\nspec:\n  provider: {provider}\n  region: r1\n  pricing: {{cpuPerHour: {cpu}, memoryGiBPerHour: 0.004, capacityType: {capacity_type}}}\n---\n"
-        )
-    };
-    let mut text = String::new();
-    text += &pool("aws-od", "aws", 0.040, "OnDemand");
-    text += &pool("aws-spot", "aws", 0.013, "Spot");
-    text += &pool("gcp-od", "gcp", 0.045, "OnDemand");
-    text += &pool("gcp-spot", "gcp", 0.012, "Spot");
-    text += &format!(
-        "apiVersion: skyfleet.io/v1alpha1
-kind: MultiCloudWorkload
-metadata: {{name: web}}
-spec:
-  replicas: {{min: 2, max: 40}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers:
-      - {{name: app, image: web:1, resources: {{requests: {{cpu: 500m, memory: 512Mi}}}}}}
-  placement:
-    redundancy: {{tolerate: 1, domain: Provider, spot: {spot}}}
-"
-    );
-    temp_file(&format!("spot-fleet-{spot}.yaml"), &text)
+    temp_file(
+        &format!("spot-fleet-{spot}.yaml"),
+        &common::spot_fleet(spot, None),
+    )
 }
 
 #[test]
