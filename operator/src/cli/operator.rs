@@ -11,6 +11,7 @@ use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
 use tracing::{error, info};
 
 use crate::controller::admin::{self, AdminState};
+use crate::controller::cache::ManagementCache;
 use crate::controller::{fence, pool, registry::MemberRegistry, workload};
 
 /// Arguments of `skyfleet operator`.
@@ -107,6 +108,9 @@ async fn signal() {
     }
 }
 
+/// How long the operator waits at start for its management-cluster caches.
+const CACHE_SYNC: Duration = Duration::from_secs(60);
+
 /// Runs the operator until SIGTERM or Ctrl-C, or until it loses the leader lease (then it
 /// exits non-zero and is restarted, as client-go's leader election does, so that a former
 /// leader never acts on stale state).
@@ -193,11 +197,20 @@ async fn operate(args: Args) -> anyhow::Result<()> {
     let installation = installation_id(&client, args.installation_id.clone()).await?;
     info!(%installation, "installation id");
 
+    // The reflectors every reconcile reads from; a reconcile lists nothing itself.
+    let cache = ManagementCache::start(client.clone(), &args.member_kubeconfig_namespace);
+    if !cache.wait_synced(CACHE_SYNC).await {
+        anyhow::bail!(
+            "CloudPools and the Secrets of namespace {} were not listed within {CACHE_SYNC:?}",
+            args.member_kubeconfig_namespace
+        );
+    }
     let registry = MemberRegistry::new(
         client.clone(),
         args.member_kubeconfig_namespace.clone(),
         args.probe_timeout,
-    );
+    )
+    .with_secret_cache(cache.secrets.store.clone());
     let reporter = Reporter {
         controller: "skyfleet".into(),
         instance: Some(identity.clone()),
@@ -228,6 +241,7 @@ async fn operate(args: Args) -> anyhow::Result<()> {
             args.history_step,
             args.member_timeout,
             state.metrics.clone(),
+            cache.pools.store.clone(),
         )
         .with_scope(workload::Scope {
             namespace: args.namespace.clone(),

@@ -3,10 +3,12 @@
 //! itself lives in `decide`, `forecast` and `placement`.
 
 pub mod admin;
+pub mod cache;
 pub mod desired;
 pub mod fence;
 pub mod kubeconfig;
 pub mod labels;
+pub mod member_cache;
 pub mod metrics_api;
 pub mod pool;
 pub mod registry;

@@ -19,7 +19,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Secret, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{self, finalizer};
@@ -268,78 +268,110 @@ pub enum PoolError {
     Finalizer(Box<finalizer::Error<PoolError>>),
 }
 
+/// How long a probe waits for a member's first list of Nodes and Deployments (paginated, so
+/// a member with thousands of Nodes can take a while) once its API server has answered.
+pub const FIRST_LIST_LIMIT: Duration = Duration::from_secs(60);
+
+/// Probes a pool: the member's API server answers `/version`, and its Nodes and skyfleet's
+/// Deployments come from the member's watches, so a large member is never listed inside
+/// the probe's timeout. A `/version` that times out while both watches are healthy (they
+/// heard from the member within three probe periods) is not taken as `Unreachable`: the
+/// member is busy, not gone.
 async fn probe(ctx: &PoolContext, pool: &CloudPool) -> Result<ProbeReport, MemberError> {
-    let client = ctx
+    let cluster = ctx
         .registry
-        .client(pool.spec.kubeconfig_secret_ref.as_ref())
+        .cluster(pool.spec.kubeconfig_secret_ref.as_ref())
         .await?;
-    let work = async {
-        let version = client
-            .apiserver_version()
-            .await
-            .map_err(|e| MemberError::unreachable(&e))?;
-        let nodes = Api::<Node>::all(client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| MemberError::unreachable(&e))?;
-        let mut report = ProbeReport {
-            version: version.git_version,
-            allocatable_cpu: 0.0,
-            allocatable_memory: 0.0,
-            used_cpu: 0.0,
-            used_memory: 0.0,
-            placed_replicas: 0,
-            nodes: 0,
-            owned: 0,
-        };
-        for node in nodes.items.iter().filter(|n| node_in_pool(&pool.spec, n)) {
-            let alloc = node
+    let version = match tokio::time::timeout(ctx.probe_timeout, cluster.client.apiserver_version())
+        .await
+    {
+        Ok(Ok(v)) => v.git_version,
+        Ok(Err(e)) => return Err(MemberError::unreachable(&e)),
+        Err(_) => {
+            let recent = ctx.probe_period * 3;
+            let known = pool
                 .status
                 .as_ref()
-                .and_then(|s| s.allocatable.clone())
-                .unwrap_or_default();
-            report.allocatable_cpu += alloc
-                .get("cpu")
-                .and_then(|q| quantity::to_f64(q).ok())
-                .unwrap_or(0.0);
-            report.allocatable_memory += alloc
-                .get("memory")
-                .and_then(|q| quantity::to_f64(q).ok())
-                .unwrap_or(0.0);
-            report.nodes += 1;
-        }
-        let selector = format!(
-            "{}={},{}={}",
-            labels::MANAGED_BY,
-            labels::MANAGER,
-            labels::POOL,
-            pool.name_any()
-        );
-        let deployments = Api::<Deployment>::all(client.clone())
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| MemberError::unreachable(&e))?;
-        for d in &deployments.items {
-            let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-            let (cpu, memory) = requests_per_replica(d);
-            report.used_cpu += cpu * f64::from(replicas);
-            report.used_memory += memory * f64::from(replicas);
-            report.placed_replicas += replicas;
-            // Ours, or left by a version before installation ids (adopted by its workload).
-            let installation = d.labels().get(labels::INSTALLATION);
-            if installation.is_none_or(|i| *i == ctx.installation) {
-                report.owned += 1;
+                .and_then(|s| s.kubernetes_version.clone());
+            match known {
+                Some(v)
+                    if cluster.nodes.health.healthy(recent)
+                        && cluster.deployments.health.healthy(recent) =>
+                {
+                    debug!(pool = %pool.name_any(), "/version timed out; the member's watches are healthy");
+                    v
+                }
+                _ => {
+                    return Err(MemberError::Unreachable(format!(
+                        "no answer within {:?}",
+                        ctx.probe_timeout
+                    )));
+                }
             }
         }
-        Ok(report)
     };
-    match tokio::time::timeout(ctx.probe_timeout, work).await {
-        Ok(result) => result,
-        Err(_) => Err(MemberError::Unreachable(format!(
-            "no answer within {:?}",
-            ctx.probe_timeout
-        ))),
+    for watched in [&cluster.nodes.health, &cluster.deployments.health] {
+        watched
+            .listed(FIRST_LIST_LIMIT)
+            .await
+            .map_err(MemberError::Unreachable)?;
     }
+    if let Some(e) = cluster
+        .nodes
+        .health
+        .error()
+        .or_else(|| cluster.deployments.health.error())
+    {
+        return Err(MemberError::Unreachable(e));
+    }
+    let mut report = ProbeReport {
+        version,
+        allocatable_cpu: 0.0,
+        allocatable_memory: 0.0,
+        used_cpu: 0.0,
+        used_memory: 0.0,
+        placed_replicas: 0,
+        nodes: 0,
+        owned: 0,
+    };
+    let nodes = cluster
+        .nodes
+        .store
+        .state_filter(|n| node_in_pool(&pool.spec, n));
+    for node in &nodes {
+        let alloc = node
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.clone())
+            .unwrap_or_default();
+        report.allocatable_cpu += alloc
+            .get("cpu")
+            .and_then(|q| quantity::to_f64(q).ok())
+            .unwrap_or(0.0);
+        report.allocatable_memory += alloc
+            .get("memory")
+            .and_then(|q| quantity::to_f64(q).ok())
+            .unwrap_or(0.0);
+        report.nodes += 1;
+    }
+    let name = pool.name_any();
+    let deployments = cluster
+        .deployments
+        .store
+        .state_filter(|d| d.labels().get(labels::POOL) == Some(&name));
+    for d in &deployments {
+        let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        let (cpu, memory) = requests_per_replica(d);
+        report.used_cpu += cpu * f64::from(replicas);
+        report.used_memory += memory * f64::from(replicas);
+        report.placed_replicas += replicas;
+        // Ours, or left by a version before installation ids (adopted by its workload).
+        let installation = d.labels().get(labels::INSTALLATION);
+        if installation.is_none_or(|i| *i == ctx.installation) {
+            report.owned += 1;
+        }
+    }
+    Ok(report)
 }
 
 /// Probes one pool and writes its status; when it is being deleted, lets it go once its

@@ -1,18 +1,21 @@
-//! One client per member cluster, built from its kubeconfig Secret.
+//! One client and one set of watches per member cluster, built from its kubeconfig Secret.
 //!
-//! Pools that share a cluster (and so a kubeconfig) share one client; a client is rebuilt only
-//! when the kubeconfig's content changes. Secrets are read only from the one namespace the
-//! operator is given, so it needs no cluster-wide Secret access.
+//! Pools that share a cluster (and so a kubeconfig) share them; they are rebuilt only when
+//! the kubeconfig's content changes. Secrets are read only from the one namespace the
+//! operator is given (from a reflector of that namespace), so it needs no cluster-wide
+//! Secret access.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, ResourceExt};
 use tokio::sync::RwLock;
 
 use super::kubeconfig::{KubeconfigError, parse_untrusted};
+use super::member_cache::MemberCluster;
 use crate::api::cloud_pool::KubeconfigSecretRef;
 
 /// Why a pool's member cluster cannot be reached; shown as the pool's `Ready` reason.
@@ -62,14 +65,33 @@ impl MemberError {
     }
 }
 
-/// Member clients by kubeconfig fingerprint.
+/// Member clusters by kubeconfig fingerprint, each with its client and watches.
 #[derive(Clone)]
 pub struct MemberRegistry {
     management: kube::Client,
     secret_namespace: String,
     connect_timeout: Duration,
-    clients: Arc<RwLock<HashMap<u64, kube::Client>>>,
+    /// The kubeconfig Secrets, from a reflector when the operator runs (read from the API
+    /// server otherwise: the CLI and unit tests).
+    secrets: Option<Store<Secret>>,
+    clusters: Arc<RwLock<HashMap<u64, Cached>>>,
+    /// Per Secret key: the resourceVersion last parsed and the kubeconfig's fingerprint, so
+    /// an unchanged Secret is not parsed again on every reconcile.
+    parsed: Arc<RwLock<HashMap<(String, String), (String, u64)>>>,
+    /// The management cluster as a member, for pools without a kubeconfig Secret.
+    local: Arc<tokio::sync::OnceCell<Arc<MemberCluster>>>,
 }
+
+/// A member cluster and when it was last asked for: one no pool has used for
+/// [`IDLE_CLUSTER`] (its kubeconfig changed, its pools went) is dropped with its watches.
+#[derive(Clone)]
+struct Cached {
+    cluster: Arc<MemberCluster>,
+    used: Instant,
+}
+
+/// How long a member cluster no pool asks for keeps its watches.
+const IDLE_CLUSTER: Duration = Duration::from_secs(600);
 
 impl MemberRegistry {
     /// A registry that reads kubeconfig Secrets from `secret_namespace` of the management cluster.
@@ -82,8 +104,18 @@ impl MemberRegistry {
             management,
             secret_namespace,
             connect_timeout,
-            clients: Arc::default(),
+            secrets: None,
+            clusters: Arc::default(),
+            parsed: Arc::default(),
+            local: Arc::default(),
         }
+    }
+
+    /// The same registry reading kubeconfig Secrets from `secrets` (a reflector's store of
+    /// the Secret namespace) instead of the API server.
+    pub fn with_secret_cache(mut self, secrets: Store<Secret>) -> Self {
+        self.secrets = Some(secrets);
+        self
     }
 
     /// The management cluster's client, for pools without a kubeconfig Secret.
@@ -104,21 +136,39 @@ impl MemberRegistry {
         let Some(r) = secret else {
             return Ok(self.management.clone());
         };
+        Ok(self.cluster(Some(r)).await?.client.clone())
+    }
+
+    /// The member cluster of a pool (the management cluster when `secret` is absent), its
+    /// watches started on first use.
+    pub async fn cluster(
+        &self,
+        secret: Option<&KubeconfigSecretRef>,
+    ) -> Result<Arc<MemberCluster>, MemberError> {
+        let Some(r) = secret else {
+            let management = self.management.clone();
+            let local = self
+                .local
+                .get_or_init(|| async move { Arc::new(MemberCluster::start(management)) })
+                .await;
+            return Ok(local.clone());
+        };
         if r.namespace != self.secret_namespace {
             return Err(MemberError::NamespaceNotAllowed {
                 given: r.namespace.clone(),
                 allowed: self.secret_namespace.clone(),
             });
         }
-        let api: Api<Secret> = Api::namespaced(self.management.clone(), &r.namespace);
-        let secret = api
-            .get_opt(&r.name)
-            .await
-            .map_err(|e| MemberError::Management(e.to_string()))?
-            .ok_or_else(|| MemberError::SecretNotFound {
-                namespace: r.namespace.clone(),
-                name: r.name.clone(),
-            })?;
+        let secret = self.secret(r).await?;
+        let version = secret.resource_version().unwrap_or_default();
+        let key = (r.name.clone(), r.key.clone());
+        let known = self.parsed.read().await.get(&key).cloned();
+        if let Some((v, fingerprint)) = known
+            && v == version
+            && let Some(c) = self.touch(fingerprint).await
+        {
+            return Ok(c);
+        }
         let bytes = secret
             .data
             .as_ref()
@@ -134,8 +184,12 @@ impl MemberRegistry {
             name: r.name.clone(),
             source,
         })?;
-        if let Some(c) = self.clients.read().await.get(&kubeconfig.fingerprint) {
-            return Ok(c.clone());
+        if let Some(c) = self.touch(kubeconfig.fingerprint).await {
+            self.parsed
+                .write()
+                .await
+                .insert(key, (version, kubeconfig.fingerprint));
+            return Ok(c);
         }
         let client = kubeconfig
             .client(self.connect_timeout)
@@ -145,13 +199,68 @@ impl MemberRegistry {
                 name: r.name.clone(),
                 source,
             })?;
-        self.clients
+        let cluster = Arc::new(MemberCluster::start(client));
+        let mut clusters = self.clusters.write().await;
+        // Clusters nobody asked for in a while are dropped, which stops their watches.
+        clusters.retain(|_, c| c.used.elapsed() < IDLE_CLUSTER);
+        let entry = clusters
+            .entry(kubeconfig.fingerprint)
+            .or_insert_with(|| Cached {
+                cluster,
+                used: Instant::now(),
+            });
+        let cluster = entry.cluster.clone();
+        drop(clusters);
+        self.parsed
             .write()
             .await
-            .insert(kubeconfig.fingerprint, client.clone());
-        Ok(client)
+            .insert(key, (version, kubeconfig.fingerprint));
+        Ok(cluster)
+    }
+
+    /// The cluster with this kubeconfig fingerprint, marked as used.
+    async fn touch(&self, fingerprint: u64) -> Option<Arc<MemberCluster>> {
+        let mut clusters = self.clusters.write().await;
+        let c = clusters.get_mut(&fingerprint)?;
+        c.used = Instant::now();
+        Some(c.cluster.clone())
+    }
+
+    /// The kubeconfig Secret `r`, from the cache when there is one.
+    async fn secret(&self, r: &KubeconfigSecretRef) -> Result<Arc<Secret>, MemberError> {
+        let not_found = || MemberError::SecretNotFound {
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+        };
+        match &self.secrets {
+            Some(store) => {
+                // Until the first list has arrived, an absent Secret is not yet known absent.
+                if tokio::time::timeout(SECRET_SYNC, store.wait_until_ready())
+                    .await
+                    .is_err()
+                {
+                    return Err(MemberError::Management(
+                        "the kubeconfig Secrets have not been listed yet".into(),
+                    ));
+                }
+                store
+                    .get(&ObjectRef::new(&r.name).within(&r.namespace))
+                    .ok_or_else(not_found)
+            }
+            None => {
+                let api: Api<Secret> = Api::namespaced(self.management.clone(), &r.namespace);
+                api.get_opt(&r.name)
+                    .await
+                    .map_err(|e| MemberError::Management(e.to_string()))?
+                    .map(Arc::new)
+                    .ok_or_else(not_found)
+            }
+        }
     }
 }
+
+/// How long a reconcile waits for the Secret cache's first list.
+const SECRET_SYNC: Duration = Duration::from_secs(10);
 
 /// A member's message, made short and printable for status, Events and logs: a member's
 /// error body is its own text, so no more than a short reason of it is passed on.

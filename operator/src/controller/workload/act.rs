@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 
-use super::observe::Handle;
+use super::observe::{self, Handle};
 use super::{WorkloadContext, member};
 use crate::api::cloud_pool::{CloudPool, PodSecurityLevel};
 use crate::api::workload::MultiCloudWorkload;
@@ -68,7 +68,16 @@ async fn apply(
     ctx.fence.check().map_err(|e| e.to_string())?;
     let desired = desired::deployment(workload, owner, &h.pool, &h.name, replicas)
         .map_err(|e| e.to_string())?;
+    let key = super::memory_key(&owner.namespace, &owner.name);
     if h.existing.is_none() {
+        // The watch shows only skyfleet's Deployments, and what it remembered of the name
+        // may be old: the name is checked once more just before anything is created there.
+        let taken = observe::foreign(ctx, &client, &owner.namespace, &h.name, owner).await?;
+        let check = observe::conflict_key(&observe::cluster_key(&h.pool), &h.name);
+        ctx.remember_conflict(&key, check, taken.clone());
+        if let Some(why) = taken {
+            return Err(why);
+        }
         member(
             ctx.member_timeout,
             ensure_namespace(client.clone(), &owner.namespace, pod_security(&h.pool)),
@@ -77,7 +86,6 @@ async fn apply(
     }
     let fingerprint = fingerprint(&desired)?;
     let pool = h.pool.name_any();
-    let key = super::memory_key(&owner.namespace, &owner.name);
     let live_generation = h.existing.as_ref().and_then(|d| d.metadata.generation);
     if live_generation.is_some_and(|g| ctx.applied(&key, &pool) == Some((fingerprint, g))) {
         return Ok(());

@@ -39,23 +39,27 @@ pub async fn run(
     let key = super::memory_key(&namespace, &name);
     ctx.put_memory(key.clone(), memory);
 
-    let pools = Api::<CloudPool>::all(ctx.registry.management())
-        .list(&ListParams::default())
-        .await
-        .map_err(WorkloadError::ListPools)?;
+    let pools = ctx.pools().await?;
     // One entry per member cluster: whether a pool there holds the finalizer.
     let mut clusters: BTreeMap<String, (CloudPool, bool)> = BTreeMap::new();
-    for p in pools.items {
+    for p in pools {
         let must = in_use.contains(&p.name_any());
         let entry = clusters
             .entry(cluster_key(&p))
-            .or_insert_with(|| (p.clone(), false));
+            .or_insert_with(|| ((*p).clone(), false));
         entry.1 |= must;
     }
     let mut pending = Vec::new();
     let mut deleted = Vec::new();
-    for (pool, must) in clusters.values() {
-        match clean_cluster(ctx, pool, &owner).await {
+    // Every member at once: one that does not answer delays none of the others.
+    let cleaned = futures::future::join_all(
+        clusters
+            .values()
+            .map(|(pool, _)| clean_cluster(ctx, pool, &owner)),
+    )
+    .await;
+    for ((pool, must), outcome) in clusters.values().zip(cleaned) {
+        match outcome {
             Ok(names) => deleted.extend(
                 names
                     .into_iter()

@@ -19,14 +19,13 @@ pub mod report;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
@@ -85,7 +84,17 @@ pub struct WorkloadContext {
     /// generation the member gave it. While both hold, nobody changed it and applying again
     /// would only cost the member's API server a write.
     applied: Mutex<HashMap<String, AppliedPerPool>>,
+    /// Every CloudPool, from a reflector: a reconcile lists none.
+    pools: Store<CloudPool>,
+    /// Per workload: what a check of a member for someone else's Deployment under the
+    /// workload's name found, and when (see [`WorkloadContext::known_conflict`]).
+    conflicts: Mutex<HashMap<String, HashMap<String, (Option<String>, Instant)>>>,
 }
+
+/// How long a found conflict (someone else's Deployment under skyfleet's name) is taken as
+/// still there before the member is asked again. A free name is remembered until the
+/// workload goes: the act phase checks again before it creates anything.
+pub const CONFLICT_RECHECK: Duration = Duration::from_secs(60);
 
 /// Per pool: the fingerprint of what was applied and the generation the member gave it.
 type AppliedPerPool = HashMap<String, (u64, i64)>;
@@ -111,6 +120,7 @@ impl WorkloadContext {
         history_step: Duration,
         member_timeout: Duration,
         metrics: Arc<Metrics>,
+        pools: Store<CloudPool>,
     ) -> Self {
         Self {
             registry,
@@ -126,7 +136,35 @@ impl WorkloadContext {
             memory: Arc::default(),
             deciding: Arc::default(),
             applied: Mutex::new(HashMap::new()),
+            pools,
+            conflicts: Mutex::default(),
         }
+    }
+
+    /// Every CloudPool, once the reflector has listed them.
+    async fn pools(&self) -> Result<Vec<Arc<CloudPool>>, WorkloadError> {
+        tokio::time::timeout(self.member_timeout, self.pools.wait_until_ready())
+            .await
+            .map_err(|_| WorkloadError::PoolsNotListed)?
+            .map_err(|_| WorkloadError::PoolsNotListed)?;
+        Ok(self.pools.state())
+    }
+
+    /// What a name check found for `workload` under `key`, while it still holds: a conflict
+    /// for [`CONFLICT_RECHECK`], a free name until the workload goes.
+    fn known_conflict(&self, workload: &str, key: &str) -> Option<Option<String>> {
+        let conflicts = self.conflicts.lock().unwrap_or_else(|e| e.into_inner());
+        let (answer, at) = conflicts.get(workload)?.get(key)?;
+        (answer.is_none() || at.elapsed() < CONFLICT_RECHECK).then(|| answer.clone())
+    }
+
+    /// Remembers what a name check found.
+    fn remember_conflict(&self, workload: &str, key: String, answer: Option<String>) {
+        let mut conflicts = self.conflicts.lock().unwrap_or_else(|e| e.into_inner());
+        conflicts
+            .entry(workload.to_string())
+            .or_default()
+            .insert(key, (answer, Instant::now()));
     }
 
     /// The same context limited to `scope`.
@@ -206,6 +244,8 @@ impl WorkloadContext {
     fn forget_applied(&self, key: &str) {
         let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         applied.remove(key);
+        let mut conflicts = self.conflicts.lock().unwrap_or_else(|e| e.into_inner());
+        conflicts.remove(key);
     }
 }
 
@@ -214,8 +254,8 @@ impl WorkloadContext {
 pub enum WorkloadError {
     #[error("the MultiCloudWorkload has no namespace")]
     NoNamespace,
-    #[error("listing CloudPools: {0}")]
-    ListPools(#[source] kube::Error),
+    #[error("the CloudPools have not been listed yet")]
+    PoolsNotListed,
     #[error("reading the demand history (retried; never taken as no history): {0}")]
     ReadHistory(#[source] kube::Error),
     #[error("reading the workload's namespace, which a CloudPool's allowedNamespaces needs: {0}")]
@@ -261,14 +301,7 @@ async fn apply(
     }
 
     // Observe.
-    let pools: Vec<Arc<CloudPool>> = Api::<CloudPool>::all(ctx.registry.management())
-        .list(&ListParams::default())
-        .await
-        .map_err(WorkloadError::ListPools)?
-        .items
-        .into_iter()
-        .map(Arc::new)
-        .collect();
+    let pools = ctx.pools().await?;
     let (memory, history_problem) = observe::memory(ctx, &workload, &namespace, now).await?;
     let namespace_labels = observe::namespace_labels(ctx, &namespace, &pools).await?;
     let mut observed = observe::world(ctx, &owner, pools, &memory, now).await;
@@ -484,8 +517,26 @@ fn pool_fingerprint(pool: &CloudPool) -> u64 {
     h.finish()
 }
 
-/// Runs the MultiCloudWorkload controller until `shutdown` resolves. A change of any
-/// CloudPool (readiness, capacity, prices) reconciles every workload.
+/// Whether a change of `pool` can change `workload`'s plan at once: its
+/// `placement.poolSelector` selects the pool (or it has none), or it runs there (the pool
+/// may have just stopped being selected). An unreadable selector wakes it too: the
+/// reconcile is what reports it.
+fn wakes(workload: &MultiCloudWorkload, pool: &CloudPool) -> bool {
+    use kube::core::{Selector, SelectorExt};
+    let name = pool.name_any();
+    let runs_there = workload
+        .status
+        .as_ref()
+        .is_some_and(|s| s.pools.iter().any(|p| p.name == name));
+    let selected = match &workload.spec.placement.pool_selector {
+        None => true,
+        Some(s) => Selector::try_from(s.clone()).map_or(true, |s| s.matches(pool.labels())),
+    };
+    runs_there || selected
+}
+
+/// Runs the MultiCloudWorkload controller until `shutdown` resolves. A change of a CloudPool
+/// (readiness, prices, drain, labels) reconciles the workloads it concerns ([`wakes`]).
 pub async fn run(
     ctx: Arc<WorkloadContext>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -515,6 +566,7 @@ pub async fn run(
             store
                 .state()
                 .into_iter()
+                .filter(|w| wakes(w, &pool))
                 .map(|w| ObjectRef::from_obj(&*w))
                 .collect::<Vec<_>>()
         })
@@ -580,6 +632,42 @@ mod tests {
         let mut newer = pool("True", "Probed", "1", "a");
         newer.metadata.generation = Some(2);
         assert_ne!(base, pool_fingerprint(&newer), "a spec change");
+    }
+
+    #[test]
+    fn a_pool_change_wakes_only_the_workloads_it_concerns() {
+        let pool: CloudPool = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "aws", "labels": {"tier": "cheap"}},
+            "spec": {"provider": "aws", "region": "r", "pricing": {"cpuPerHour": 0.1, "memoryGiBPerHour": 0.01}}
+        }))
+        .unwrap();
+        let workload = |selector: serde_json::Value, runs_in: &[&str]| -> MultiCloudWorkload {
+            let mut placement = serde_json::json!({});
+            if !selector.is_null() {
+                placement["poolSelector"] = selector;
+            }
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+                "metadata": {"name": "web", "namespace": "shop"},
+                "spec": {
+                    "replicas": {"min": 1, "max": 4},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                                 "spec": {"containers": [{"name": "c", "image": "i"}]}},
+                    "placement": placement
+                },
+                "status": {"pools": runs_in.iter().map(|p| serde_json::json!({"name": p, "replicas": 1})).collect::<Vec<_>>()}
+            }))
+            .unwrap()
+        };
+        assert!(wakes(&workload(serde_json::Value::Null, &[]), &pool));
+        let cheap = serde_json::json!({"matchLabels": {"tier": "cheap"}});
+        let dear = serde_json::json!({"matchLabels": {"tier": "dear"}});
+        assert!(wakes(&workload(cheap, &[]), &pool));
+        assert!(!wakes(&workload(dear.clone(), &["gcp"]), &pool));
+        assert!(
+            wakes(&workload(dear, &["aws"]), &pool),
+            "it runs there: the pool may have just left its selector"
+        );
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
 
@@ -20,8 +19,9 @@ use crate::api::history::WorkloadHistory;
 use crate::api::quantity;
 use crate::api::workload::MultiCloudWorkload;
 use crate::controller::desired::{self, Owner};
+use crate::controller::member_cache::MemberCluster;
+use crate::controller::pool;
 use crate::controller::registry::sanitize;
-use crate::controller::{metrics_api, pool};
 use crate::decide::demand::DemandTracker;
 use crate::decide::{self, Measured, Member, MemberDeployment, Memory, ObservedPool, World};
 
@@ -53,10 +53,11 @@ pub fn cluster_key(pool: &CloudPool) -> String {
     }
 }
 
-/// The workload's Deployments in one member cluster, found by its ownership labels.
-type ClusterView = Result<(kube::Client, Vec<Deployment>), String>;
+/// One member cluster as a reconcile sees it: its watched view, or why it has none.
+type ClusterView = Result<Arc<MemberCluster>, String>;
 
-/// Observes every pool for `workload`.
+/// Observes every pool for `workload`, from the member watches: in steady state this reads
+/// nothing from any API server.
 pub async fn world(
     ctx: &WorkloadContext,
     owner: &Owner,
@@ -82,31 +83,38 @@ pub async fn world(
         if availability.contact {
             let key = cluster_key(&pool);
             if !clusters.contains_key(&key) {
-                let view = list_owned(ctx, &pool, namespace, owner).await;
+                let view = watched(ctx, &pool).await;
                 clusters.insert(key.clone(), view);
             }
-            if let Some(Ok((client, deployments))) = clusters.get(&key) {
-                let mine = deployments.iter().find(|d| {
-                    d.labels().get(crate::controller::labels::POOL) == Some(&name) && owner.owns(d)
-                });
-                observed = match mine {
-                    Some(d) => {
-                        handle.name = d.name_any();
-                        handle.existing = Some(d.clone());
-                        Member::Seen(Some(seen(d)))
-                    }
-                    None => match foreign(ctx, client, namespace, &new_name, owner).await {
-                        Ok(None) => Member::Seen(None),
-                        Ok(Some(why)) => Member::Conflict(why),
-                        Err(e) => {
-                            debug!(pool = %name, error = %e, "member did not answer");
-                            Member::Unknown
+            match clusters.get(&key) {
+                Some(Ok(cluster)) => {
+                    let mine = cluster.deployments_in(namespace).into_iter().find(|d| {
+                        d.labels().get(crate::controller::labels::POOL) == Some(&name)
+                            && owner.owns(d)
+                    });
+                    observed = match mine {
+                        Some(d) => {
+                            handle.name = d.name_any();
+                            handle.existing = Some((*d).clone());
+                            Member::Seen(Some(seen(&d)))
                         }
-                    },
-                };
-                if !matches!(observed, Member::Unknown) {
-                    handle.client = Some(client.clone());
+                        None => {
+                            match conflict(ctx, &key, &cluster.client, &new_name, owner).await {
+                                Ok(None) => Member::Seen(None),
+                                Ok(Some(why)) => Member::Conflict(why),
+                                Err(e) => {
+                                    debug!(pool = %name, error = %e, "member did not answer");
+                                    Member::Unknown
+                                }
+                            }
+                        }
+                    };
+                    if !matches!(observed, Member::Unknown) {
+                        handle.client = Some(cluster.client.clone());
+                    }
                 }
+                Some(Err(e)) => debug!(pool = %name, error = %e, "member not observed"),
+                None => {}
             }
         }
         world.pools.push(ObservedPool {
@@ -123,7 +131,7 @@ pub async fn world(
         });
         handles.push(handle);
     }
-    world.measured = measure(ctx, owner, &world, &handles, memory).await;
+    world.measured = measure(ctx, owner, &world, &handles, &clusters, memory).await;
     Observed { world, handles }
 }
 
@@ -146,29 +154,59 @@ pub async fn namespace_labels(
     Ok(Some(ns.metadata.labels.unwrap_or_default()))
 }
 
-/// Lists the workload's Deployments in the pool's member cluster.
-async fn list_owned(
-    ctx: &WorkloadContext,
-    pool: &CloudPool,
-    namespace: &str,
-    owner: &Owner,
-) -> ClusterView {
-    let client = ctx
+/// The pool's member cluster with a current view of skyfleet's Deployments there: none
+/// while its watch has not listed them yet or has lost the member (what it holds could be
+/// stale, and a stale view must not read as "nothing runs there").
+async fn watched(ctx: &WorkloadContext, pool: &CloudPool) -> ClusterView {
+    let cluster = ctx
         .registry
-        .client(pool.spec.kubeconfig_secret_ref.as_ref())
+        .cluster(pool.spec.kubeconfig_secret_ref.as_ref())
         .await
         .map_err(|e| e.to_string())?;
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let list = member(
-        ctx.member_timeout,
-        api.list(&ListParams::default().labels(&owner.selector())),
-    )
-    .await?;
-    Ok((client, list.items))
+    let deployments = &cluster.deployments;
+    if !deployments.health.synced()
+        && tokio::time::timeout(ctx.member_timeout, deployments.store.wait_until_ready())
+            .await
+            .is_err()
+    {
+        return Err(format!(
+            "skyfleet's Deployments there were not listed within {:?}",
+            ctx.member_timeout
+        ));
+    }
+    if let Some(e) = deployments.health.error() {
+        return Err(format!("the watch of skyfleet's Deployments failed: {e}"));
+    }
+    Ok(cluster)
+}
+
+/// Whether a Deployment that is not this workload's holds `name` in the member. The watch
+/// sees only skyfleet's Deployments, so this is a read; its answer is remembered (see
+/// [`WorkloadContext::conflict`]) so a steady workload does not ask again on every sync.
+async fn conflict(
+    ctx: &WorkloadContext,
+    cluster: &str,
+    client: &kube::Client,
+    name: &str,
+    owner: &Owner,
+) -> Result<Option<String>, String> {
+    let workload = super::memory_key(&owner.namespace, &owner.name);
+    let key = conflict_key(cluster, name);
+    if let Some(known) = ctx.known_conflict(&workload, &key) {
+        return Ok(known);
+    }
+    let answer = foreign(ctx, client, &owner.namespace, name, owner).await?;
+    ctx.remember_conflict(&workload, key, answer.clone());
+    Ok(answer)
+}
+
+/// The key under which a name check in one member is remembered.
+pub fn conflict_key(cluster: &str, name: &str) -> String {
+    format!("{cluster}\0{name}")
 }
 
 /// Whether a Deployment that is not this workload's holds `name` in the member.
-async fn foreign(
+pub async fn foreign(
     ctx: &WorkloadContext,
     client: &kube::Client,
     namespace: &str,
@@ -227,30 +265,35 @@ fn used_by_others(pool: &CloudPool, own: Option<&Deployment>) -> (f64, f64) {
 
 /// Demand now: the workload's pods' CPU (selected by skyfleet's ownership labels, so two
 /// workloads with overlapping template labels never count each other's) summed over the
-/// member clusters that answer, each cluster once. A member that runs replicas but gave no
-/// metrics makes the sample partial: a lower bound, not a dip.
+/// member clusters that answer, each cluster once. The read is one PodMetrics list per
+/// member and namespace shared by every workload there ([`MemberCluster::pod_cpu`]). A
+/// member that runs replicas but gave no metrics makes the sample partial: a lower bound,
+/// not a dip.
 async fn measure(
     ctx: &WorkloadContext,
     owner: &Owner,
     world: &World,
     handles: &[Handle],
+    clusters: &BTreeMap<String, ClusterView>,
     memory: &Memory,
 ) -> Measured {
-    let selector = owner.selector();
-    let mut clusters = BTreeSet::new();
+    let mut asked = BTreeSet::new();
     let mut failed = BTreeSet::new();
     let mut total = None;
+    // The list is shared for the shorter of a sync and a history step: metrics-server
+    // refreshes no more often than that, and burst protection needs no fresher figure.
+    let fresh = ctx.sync_period.min(ctx.history_step);
     for (p, h) in world.pools.iter().zip(handles) {
         let key = cluster_key(&h.pool);
-        let Some(client) = &h.client else { continue };
-        if !clusters.insert(key.clone()) {
+        if h.client.is_none() || !asked.insert(key.clone()) {
             continue;
         }
-        match member(
-            ctx.member_timeout,
-            metrics_api::pod_cpu(client.clone(), &owner.namespace, &selector),
-        )
-        .await
+        let Some(Ok(cluster)) = clusters.get(&key) else {
+            continue;
+        };
+        match cluster
+            .pod_cpu(&owner.namespace, &owner.name, fresh, ctx.member_timeout)
+            .await
         {
             Ok(cores) => *total.get_or_insert(0.0) += cores,
             Err(e) => {

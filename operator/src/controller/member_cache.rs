@@ -1,0 +1,376 @@
+//! Watch-backed views of one member cluster, kept by kube-runtime reflectors: skyfleet's own
+//! Deployments there (selected by its `managed-by` label, every namespace) and the Nodes. A
+//! workload reconcile and a pool probe read these instead of listing the member each time,
+//! so in steady state they cost the member's API server no reads at all, and a member with
+//! thousands of Nodes is never listed inside a probe's timeout.
+//!
+//! One [`MemberCluster`] exists per kubeconfig (pools sharing a cluster share it); its watch
+//! tasks stop when it is dropped (the kubeconfig changed, or the operator stops).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus};
+use kube::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::task::AbortHandle;
+use tracing::debug;
+
+use super::labels;
+use super::metrics_api::PodMetrics;
+use super::registry::sanitize;
+
+/// How a watch is doing: whether its first list has completed, and what it last saw.
+#[derive(Debug, Default)]
+pub struct WatchHealth {
+    state: Mutex<HealthState>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    synced: bool,
+    last_ok: Option<Instant>,
+    error: Option<String>,
+}
+
+impl WatchHealth {
+    fn ok(&self, synced: bool) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.synced |= synced;
+        s.last_ok = Some(Instant::now());
+        s.error = None;
+        drop(s);
+        self.changed.notify_waiters();
+    }
+
+    fn failed(&self, error: String) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.error = Some(error);
+        drop(s);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until the first list has completed (Ok) or the watch fails (its error), for at
+    /// most `limit` (an error saying so).
+    pub async fn listed(&self, limit: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // Registered before the state is read, so a change in between is not missed.
+            let changed = self.changed.notified();
+            if self.synced() {
+                return Ok(());
+            }
+            if let Some(e) = self.error() {
+                return Err(e);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(format!("not listed within {limit:?}"));
+            }
+        }
+    }
+
+    /// Whether the watch has listed everything once, its last word was not an error, and it
+    /// heard from the member within `within`.
+    pub fn healthy(&self, within: Duration) -> bool {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.synced && s.error.is_none() && s.last_ok.is_some_and(|t| t.elapsed() <= within)
+    }
+
+    /// Whether the first list has completed (the store then holds a whole picture).
+    pub fn synced(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).synced
+    }
+
+    /// The watch's last error, while it has not recovered from it.
+    pub fn error(&self) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .error
+            .clone()
+    }
+}
+
+/// A reflector's store and the health of the watch that fills it.
+#[derive(Clone)]
+pub struct Watched<K: kube::Resource + 'static>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    /// What the watch has seen.
+    pub store: Store<K>,
+    /// How the watch is doing.
+    pub health: Arc<WatchHealth>,
+}
+
+/// One member cluster: its client, and the watches that mirror what skyfleet reads there.
+pub struct MemberCluster {
+    /// The member's client.
+    pub client: kube::Client,
+    /// skyfleet's Deployments in the member, in every namespace.
+    pub deployments: Watched<Deployment>,
+    /// The member's Nodes, reduced to what placement reads (labels, taints, schedulability,
+    /// allocatable resources).
+    pub nodes: Watched<Node>,
+    metrics: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<MetricsSample>>>>>,
+    tasks: Vec<AbortHandle>,
+}
+
+/// One PodMetrics list of a namespace: when it was read, and each skyfleet pod's CPU by
+/// the workload it belongs to.
+#[derive(Clone)]
+struct MetricsSample {
+    at: Instant,
+    result: Result<Arc<HashMap<String, f64>>, String>,
+}
+
+impl Drop for MemberCluster {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl MemberCluster {
+    /// Starts the watches of a member (on the current tokio runtime).
+    pub fn start(client: kube::Client) -> Self {
+        let mut tasks = Vec::new();
+        let selector = format!("{}={}", labels::MANAGED_BY, labels::MANAGER);
+        let deployments = watch(
+            Api::<Deployment>::all(client.clone()),
+            watcher::Config::default().labels(&selector),
+            |d: &mut Deployment| {
+                d.metadata.managed_fields = None;
+            },
+            &mut tasks,
+        );
+        let nodes = watch(
+            Api::<Node>::all(client.clone()),
+            watcher::Config::default(),
+            reduce_node,
+            &mut tasks,
+        );
+        Self {
+            client,
+            deployments,
+            nodes,
+            metrics: Mutex::default(),
+            tasks,
+        }
+    }
+
+    /// Waits up to `timeout` for both watches' first lists.
+    pub async fn wait_synced(&self, timeout: Duration) -> bool {
+        let both = async {
+            let d = self.deployments.store.wait_until_ready().await;
+            let n = self.nodes.store.wait_until_ready().await;
+            d.is_ok() && n.is_ok()
+        };
+        tokio::time::timeout(timeout, both).await.unwrap_or(false)
+    }
+
+    /// skyfleet's Deployments in `namespace`.
+    pub fn deployments_in(&self, namespace: &str) -> Vec<Arc<Deployment>> {
+        self.deployments
+            .store
+            .state_filter(|d| d.metadata.namespace.as_deref() == Some(namespace))
+    }
+
+    /// CPU cores used by the pods of the workload `namespace/name`, from one PodMetrics
+    /// list of the namespace shared by every workload in it: a list is reused for `fresh`
+    /// (metrics-server itself refreshes no more often), so N workloads cost one read per
+    /// member and namespace instead of N. Pods are attributed by skyfleet's labels, so two
+    /// workloads with overlapping template labels never count each other's.
+    pub async fn pod_cpu(
+        &self,
+        namespace: &str,
+        name: &str,
+        fresh: Duration,
+        timeout: Duration,
+    ) -> Result<f64, String> {
+        let slot = {
+            let mut slots = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(namespace.to_string()).or_default().clone()
+        };
+        // Workloads of one namespace wait for the one read in flight instead of each making
+        // their own.
+        let mut slot = slot.lock().await;
+        let sample = match slot.as_ref() {
+            Some(s) if s.at.elapsed() < fresh => s.clone(),
+            _ => {
+                let result = read_pod_cpu(&self.client, namespace, timeout).await;
+                let sample = MetricsSample {
+                    at: Instant::now(),
+                    result: result.map(Arc::new),
+                };
+                *slot = Some(sample.clone());
+                sample
+            }
+        };
+        sample
+            .result
+            .map(|by_workload| by_workload.get(name).copied().unwrap_or(0.0))
+    }
+}
+
+/// Lists the PodMetrics of skyfleet's pods in `namespace` and sums CPU per workload name.
+async fn read_pod_cpu(
+    client: &kube::Client,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<HashMap<String, f64>, String> {
+    let api: Api<PodMetrics> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("{}={}", labels::MANAGED_BY, labels::MANAGER);
+    let params = kube::api::ListParams::default().labels(&selector);
+    let list = super::workload::member(timeout, api.list(&params)).await?;
+    Ok(cpu_by_workload(namespace, &list.items))
+}
+
+/// CPU per workload name of the pods that carry skyfleet's labels for a workload of
+/// `namespace`.
+pub fn cpu_by_workload(namespace: &str, pods: &[PodMetrics]) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for pod in pods {
+        let l = pod.metadata.labels.as_ref();
+        let get = |k: &str| l.and_then(|l| l.get(k)).map(String::as_str);
+        if get(labels::WORKLOAD_NAMESPACE) != Some(namespace) {
+            continue;
+        }
+        let Some(name) = get(labels::WORKLOAD_NAME) else {
+            continue;
+        };
+        let cores = super::metrics_api::total_cpu(std::slice::from_ref(pod));
+        *out.entry(name.to_string()).or_insert(0.0) += cores;
+    }
+    out
+}
+
+/// What of a Node the store keeps: its name and labels, taints and schedulability, and
+/// allocatable resources. The rest (images, conditions, addresses) is most of a Node's
+/// size and nothing skyfleet reads.
+fn reduce_node(node: &mut Node) {
+    node.metadata.managed_fields = None;
+    node.metadata.annotations = None;
+    let spec = node.spec.take().unwrap_or_default();
+    node.spec = Some(NodeSpec {
+        taints: spec.taints,
+        unschedulable: spec.unschedulable,
+        ..NodeSpec::default()
+    });
+    let allocatable = node.status.take().and_then(|s| s.allocatable);
+    node.status = Some(NodeStatus {
+        allocatable,
+        ..NodeStatus::default()
+    });
+}
+
+/// Starts a reflector of `api` whose objects pass through `reduce` before they are stored.
+pub(super) fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    reduce: impl FnMut(&mut K) + Send + 'static,
+    tasks: &mut Vec<AbortHandle>,
+) -> Watched<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let health = Arc::new(WatchHealth::default());
+    let seen = health.clone();
+    let kind = K::kind(&()).to_string();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(reduce)
+        .reflect(writer);
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut listed = false;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(watcher::Event::InitDone) => {
+                    listed = true;
+                    seen.ok(true);
+                }
+                Ok(watcher::Event::Init) => {
+                    listed = false;
+                    seen.ok(false);
+                }
+                Ok(_) => seen.ok(listed),
+                Err(e) => {
+                    let why = sanitize(&super::registry::error_chain(&e));
+                    debug!(%kind, error = %why, "member watch failed; it is retried");
+                    seen.failed(why);
+                }
+            }
+        }
+    });
+    tasks.push(task.abort_handle());
+    Watched { store, health }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_cpu_is_split_per_workload_by_skyfleets_labels() {
+        let pod = |name: &str, ns: &str, cpu: &str| -> PodMetrics {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("{name}-x"), "labels": {
+                    "app.kubernetes.io/managed-by": "skyfleet",
+                    "skyfleet.io/workload": name,
+                    "skyfleet.io/workload-namespace": ns,
+                    "app": "same-for-all"
+                }},
+                "containers": [{"name": "app", "usage": {"cpu": cpu}}]
+            }))
+            .unwrap()
+        };
+        let pods = vec![
+            pod("web", "shop", "250m"),
+            pod("web", "shop", "500m"),
+            pod("api", "shop", "1"),
+            // A workload of another namespace whose pods live here is not this one's.
+            pod("web", "other", "7"),
+        ];
+        let by = cpu_by_workload("shop", &pods);
+        assert!((by["web"] - 0.75).abs() < 1e-9, "{by:?}");
+        assert!((by["api"] - 1.0).abs() < 1e-9, "{by:?}");
+        assert_eq!(by.len(), 2);
+    }
+
+    #[test]
+    fn a_stored_node_keeps_only_what_placement_reads() {
+        let mut node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1", "labels": {"zone": "a"}, "annotations": {"big": "x"}},
+            "spec": {"podCIDR": "10.0.0.0/24", "unschedulable": true,
+                     "taints": [{"key": "k", "effect": "NoSchedule"}]},
+            "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                       "capacity": {"cpu": "4"},
+                       "images": [{"names": ["a"], "sizeBytes": 1}]}
+        }))
+        .unwrap();
+        reduce_node(&mut node);
+        let spec = node.spec.as_ref().unwrap();
+        assert_eq!(spec.unschedulable, Some(true));
+        assert_eq!(spec.taints.as_ref().unwrap()[0].key, "k");
+        assert!(spec.pod_cidr.is_none());
+        let status = node.status.as_ref().unwrap();
+        assert_eq!(status.allocatable.as_ref().unwrap()["cpu"].0, "4");
+        assert!(status.images.is_none() && status.capacity.is_none());
+        assert!(node.metadata.annotations.is_none());
+        assert_eq!(node.metadata.labels.as_ref().unwrap()["zone"], "a");
+    }
+}
