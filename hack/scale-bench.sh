@@ -159,7 +159,13 @@ fi
 
 log "installing CRDs, member Secrets and one CloudPool per member"
 k mgmt apply --server-side -f "$ROOT/crds/" >/dev/null
-k mgmt wait --for=condition=Established crd --all --timeout=60s >/dev/null
+# kubectl wait fails at once, rather than waiting, while a new CRD has no status.conditions
+# yet ("accessor error"), so that is retried.
+crds_at=$SECONDS
+until k mgmt wait --for=condition=Established crd --all --timeout=60s >/dev/null 2>"$STATE/crd-wait.err"; do
+  grep -q 'accessor error' "$STATE/crd-wait.err" && [ $((SECONDS - crds_at)) -lt 60 ] || { cat "$STATE/crd-wait.err" >&2; exit 1; }
+  sleep 0.5
+done
 k mgmt create namespace skyfleet-system --dry-run=client -o yaml | k mgmt apply -f - >/dev/null
 prices=(aws:0.04 azure:0.03 gcp:0.05)
 for entry in "${prices[@]}"; do
