@@ -3,17 +3,37 @@
 #   - convergence: time from creating N MultiCloudWorkloads (default 200) over 3 member
 #     clusters until every one is Ready (all replicas ready in the members);
 #   - memory: the operator's resident set size while converging and once settled;
+#   - requests: what every API server (management, members, the members' metrics-servers)
+#     served in a quiet window after convergence, from their apiserver_request_total
+#     counters: reads (GET, LIST), watches (counted when they end) and writes (POST, PUT,
+#     PATCH, APPLY, DELETE), per workload per minute and by resource; then the same with
+#     the operator paused (the other components' share), and the difference, the operator's;
 #   - failover: time from stopping one member's API server until its CloudPool is
-#     Ready=False, and until every workload that ran there is re-planned onto the others;
-#     then the time until the member, started again, is reconciled.
+#     Ready=False, until every workload that ran there is re-planned onto the others, and
+#     until the surviving members run exactly that plan (every Deployment's replicas, and
+#     its ready replicas, as the workload's status says); then the time until the member,
+#     started again, is reconciled.
 #
-#   hack/scale-bench.sh [--workloads N]      results on stdout and in target/scale-bench/
-#                                            (bench.json, the operator's log and metrics)
+#   hack/scale-bench.sh [--workloads N] [--seed-history]
+#                          results on stdout and in target/scale-bench/ (bench.json, the
+#                          operator's log, RSS samples, metrics, request counts)
+#   --seed-history         before the workloads are created, give each one a WorkloadHistory
+#                          holding 7 days of 1-minute demand (a daily cycle of 10-100
+#                          millicores, the same each day), so memory is measured in the steady state; the
+#                          operator's log must say "resumed demand history" for every one
+#   SKYFLEET_BENCH_QUIET=300     length of the quiet window, in seconds (shorten for trials)
+#   SKYFLEET_BENCH_BASELINE=60   length of the window with the operator paused (0: skip it)
+#   SKYFLEET_BENCH_CONVERGE_TIMEOUT=900   seconds to wait for all N Ready; on timeout the
+#                          bench goes on (convergeSeconds null) so memory, requests and
+#                          failover are still measured
 #   SKYFLEET_KEEP_CLUSTER=1 hack/scale-bench.sh   leave the control planes running
+#   SKYFLEET_BENCH_BIN=path/to/skyfleet          bench that build instead of building this one
 #
 # It runs its own control planes (state in .local/bench, ports from 17700) so it never
 # touches the test or demo clusters, and the release build of the operator with its default
 # periods (probe 5s, sync 15s, failover grace 30s) unless SKYFLEET_BENCH_ARGS says otherwise.
+# Each member gets enough kwok nodes (110 pods each) for every workload at its maximum
+# replicas in that one member, plus a fifth.
 set -euo pipefail
 HACK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HACK")
@@ -26,18 +46,36 @@ mkdir -p "$OUT"
 ADMIN=127.0.0.1:$((SKYFLEET_PORT_BASE + 90))
 WORKLOADS=200
 NAMESPACES=10
+SEED=0
+QUIET=${SKYFLEET_BENCH_QUIET:-300}
+BASELINE=${SKYFLEET_BENCH_BASELINE:-60}
+CONVERGE_TIMEOUT=${SKYFLEET_BENCH_CONVERGE_TIMEOUT:-900}
+# The bench workload (below): replicas {min: 2, max: MAX_REPLICAS}, 100m CPU and 64Mi each.
+MAX_REPLICAS=10
+PODS_PER_NODE=110
+MEMBERS=(aws azure gcp)
+usage() { echo "usage: hack/scale-bench.sh [--workloads N] [--seed-history]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --workloads) WORKLOADS=${2:?a number}; shift 2 ;;
-    *) echo "usage: hack/scale-bench.sh [--workloads N]" >&2; exit 2 ;;
+    --seed-history) SEED=1; shift ;;
+    *) usage ;;
   esac
 done
 [[ $WORKLOADS =~ ^[1-9][0-9]*$ ]] || { echo "--workloads must be a positive number" >&2; exit 2; }
+for v in QUIET BASELINE CONVERGE_TIMEOUT; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a number of seconds" >&2; exit 2; }
+done
+[ "$QUIET" -gt 0 ] || { echo "SKYFLEET_BENCH_QUIET must be at least 1" >&2; exit 2; }
+if [ "$SEED" = 1 ] && [[ ${SKYFLEET_BENCH_ARGS:-} == *history-step* ]]; then
+  echo "--seed-history writes 1-minute steps; drop --history-step from SKYFLEET_BENCH_ARGS" >&2; exit 2
+fi
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 k() { kubectl --kubeconfig="$STATE/$1/kubeconfig" "${@:2}"; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 OP_PID=
 SAMPLER_PID=
@@ -47,31 +85,94 @@ cleanup() {
   cp "$STATE/operator.log" "$STATE/rss.txt" "$OUT/" 2>/dev/null || true
   curl -fsS "http://$ADMIN/metrics" >"$OUT/metrics.txt" 2>/dev/null || true
   if [ -n "$SAMPLER_PID" ]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
-  if [ -n "$OP_PID" ]; then kill "$OP_PID" 2>/dev/null || true; fi
+  if [ -n "$OP_PID" ]; then
+    kill -CONT "$OP_PID" 2>/dev/null || true
+    kill "$OP_PID" 2>/dev/null || true
+  fi
   if [ "$started" = 1 ] && [ -z "${SKYFLEET_KEEP_CLUSTER:-}" ]; then "$HACK/cluster.sh" down >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 
-log "building the operator (release)"
-(cd "$ROOT" && cargo build --release --quiet -p skyfleet --bin skyfleet)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/skyfleet
+load_start=$(loadavg)
+if [ -n "${SKYFLEET_BENCH_BIN:-}" ]; then
+  BIN=$SKYFLEET_BENCH_BIN
+else
+  log "building the operator (release)"
+  (cd "$ROOT" && cargo build --release --quiet -p skyfleet --bin skyfleet)
+  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/skyfleet
+fi
 "$HACK/build-bins.sh" >/dev/null
 if ! "$HACK/cluster.sh" healthy 2>/dev/null; then
   log "starting control planes in $STATE"
   "$HACK/cluster.sh" up >/dev/null
   started=1
+elif [ -n "$(k mgmt get mcw -A --no-headers 2>/dev/null)" ]; then
+  log "the control planes in $STATE still hold workloads of an earlier run; stop them first:"
+  log "  SKYFLEET_CLUSTER_DIR=$STATE SKYFLEET_PORT_BASE=$SKYFLEET_PORT_BASE hack/cluster.sh down"
+  exit 1
+fi
+
+# Room for every workload at its maximum replicas in each member (a member may hold all of
+# them once another is lost), plus a fifth; hack/cluster.sh's three nodes count.
+nodes_per_member=$(( (WORKLOADS * MAX_REPLICAS * 6 / 5 + PODS_PER_NODE - 1) / PODS_PER_NODE ))
+extra_nodes=$(( nodes_per_member > 3 ? nodes_per_member - 3 : 0 ))
+bench_nodes() { # member provider region count
+  local n
+  for n in $(seq 0 $(($4 - 1))); do
+    cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: $1-bench-$n
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/$1-bench-$n/metrics/resource
+  labels:
+    kubernetes.io/hostname: $1-bench-$n
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    type: kwok
+    skyfleet.io/bench-capacity: "true"
+    skyfleet.io/provider: $2
+    topology.kubernetes.io/region: $3
+    topology.kubernetes.io/zone: $3-$((n % 2 + 1))
+spec:
+  taints: []
+status:
+  allocatable: {cpu: "32", memory: 128Gi, pods: "$PODS_PER_NODE"}
+  capacity: {cpu: "32", memory: 128Gi, pods: "$PODS_PER_NODE"}
+EOF
+  done
+}
+if [ "$extra_nodes" -gt 0 ]; then
+  log "adding $extra_nodes kwok nodes to each member ($nodes_per_member in all, $((nodes_per_member * PODS_PER_NODE)) pods)"
+  for member in "${MEMBERS[@]}"; do
+    region=$(k "$member" get node "$member-node-0" -o jsonpath='{.metadata.labels.topology\.kubernetes\.io/region}')
+    bench_nodes "$member" "$member" "$region" "$extra_nodes" | k "$member" apply --server-side -f - >/dev/null
+  done
+  for member in "${MEMBERS[@]}"; do
+    k "$member" wait --for=condition=Ready node -l skyfleet.io/bench-capacity=true --timeout=300s >/dev/null
+  done
 fi
 
 log "installing CRDs, member Secrets and one CloudPool per member"
 k mgmt apply --server-side -f "$ROOT/crds/" >/dev/null
-k mgmt wait --for=condition=Established crd --all --timeout=60s >/dev/null
+# kubectl wait fails at once, rather than waiting, while a new CRD has no status.conditions
+# yet ("accessor error"), so that is retried.
+crds_at=$SECONDS
+until k mgmt wait --for=condition=Established crd --all --timeout=60s >/dev/null 2>"$STATE/crd-wait.err"; do
+  grep -q 'accessor error' "$STATE/crd-wait.err" && [ $((SECONDS - crds_at)) -lt 60 ] || { cat "$STATE/crd-wait.err" >&2; exit 1; }
+  sleep 0.5
+done
 k mgmt create namespace skyfleet-system --dry-run=client -o yaml | k mgmt apply -f - >/dev/null
 prices=(aws:0.04 azure:0.03 gcp:0.05)
 for entry in "${prices[@]}"; do
   member=${entry%%:*} price=${entry#*:}
   k mgmt -n skyfleet-system create secret generic "member-$member" \
     --from-file=kubeconfig="$STATE/$member/kubeconfig" --dry-run=client -o yaml | k mgmt apply -f - >/dev/null
-  region=$(k "$member" get nodes -o jsonpath='{.items[0].metadata.labels.topology\.kubernetes\.io/region}')
+  region=$(k "$member" get node "$member-node-0" -o jsonpath='{.metadata.labels.topology\.kubernetes\.io/region}')
   k mgmt apply -f - >/dev/null <<EOF
 apiVersion: skyfleet.io/v1alpha1
 kind: CloudPool
@@ -95,23 +196,63 @@ OP_PID=$!
     sleep 1
   done ) &
 SAMPLER_PID=$!
-for member in aws azure gcp; do
+for member in "${MEMBERS[@]}"; do
   k mgmt wait --for=condition=Ready "cloudpool/bench-$member" --timeout=120s >/dev/null
 done
+
+ns_manifest=$STATE/namespaces.yaml
+: >"$ns_manifest"
+for n in $(seq 0 $((NAMESPACES - 1))); do
+  printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: bench-%s}\n---\n' "$n" >>"$ns_manifest"
+done
+k mgmt apply -f "$ns_manifest" >/dev/null
+
+seed_secs=null
+if [ "$SEED" = 1 ]; then
+  # The stored form DemandHistory::decode reads (operator/src/decide/history.rs): "v1 <step>
+  # <start> <v,v,...>", millicores, one value per 60 s step, 7 days (10 080 steps, the
+  # default forecast.history at the default --history-step) ending at the last whole
+  # minute, so nothing is from the future. Without an owner reference: the operator's first
+  # write (server-side apply, forced) adds it. Labels as the operator writes them.
+  log "seeding $WORKLOADS WorkloadHistories with 7 days of demand each"
+  ts=$(now)
+  rm -rf "$STATE/histories" && mkdir -p "$STATE/histories"
+  awk -v n="$WORKLOADS" -v nss="$NAMESPACES" -v end="$(( $(date +%s) / 60 * 60 ))" -v dir="$STATE/histories" 'BEGIN {
+    steps = 10080; start = end - steps * 60; pi = atan2(0, -1)
+    for (m = 0; m < 1440; m++) day[m] = 1 + 0.5 * sin(2 * pi * m / 1440)
+    for (i = 0; i < n; i++) {
+      srand(i + 1)
+      base = 20 + (i * 37) % 40
+      f = dir "/bench-" (i % nss) ".yaml"
+      printf "---\napiVersion: skyfleet.io/v1alpha1\nkind: WorkloadHistory\nmetadata:\n  name: svc-%d\n  namespace: bench-%d\n", i, i % nss > f
+      printf "  labels: {app.kubernetes.io/managed-by: skyfleet, skyfleet.io/workload: svc-%d}\n", i > f
+      printf "spec:\n  memory: \"\"\n  history: \"v1 60 %d ", start > f
+      # One day of values (the noise repeats daily), written seven times.
+      m0 = (start % 86400) / 60
+      d = int(base * day[m0] + rand() * 10)
+      for (s = 1; s < 1440; s++) d = d "," int(base * day[(m0 + s) % 1440] + rand() * 10)
+      printf "%s,%s,%s,%s,%s,%s,%s\"\n", d, d, d, d, d, d, d > f
+    }
+  }'
+  # One kubectl per namespace, three at a time.
+  printf '%s\n' "$STATE"/histories/*.yaml |
+    xargs -P 3 -I{} kubectl --kubeconfig="$STATE/mgmt/kubeconfig" apply --server-side \
+      --field-manager=scale-bench-seed -f {} >/dev/null
+  seed_secs=$(since "$ts")
+  seeded=$(k mgmt get workloadhistories -A --no-headers | wc -l)
+  log "seeded $seeded histories in ${seed_secs}s ($(du -sh "$STATE/histories" | cut -f1) of YAML)"
+fi
 
 log "creating $WORKLOADS workloads in $NAMESPACES namespaces"
 manifest=$STATE/workloads.yaml
 : >"$manifest"
-for n in $(seq 0 $((NAMESPACES - 1))); do
-  printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: bench-%s}\n---\n' "$n" >>"$manifest"
-done
 for i in $(seq 0 $((WORKLOADS - 1))); do
   cat >>"$manifest" <<EOF
 apiVersion: skyfleet.io/v1alpha1
 kind: MultiCloudWorkload
 metadata: {name: svc-$i, namespace: bench-$((i % NAMESPACES))}
 spec:
-  replicas: {min: 2, max: 10}
+  replicas: {min: 2, max: $MAX_REPLICAS}
   template:
     metadata: {labels: {app: svc-$i}}
     spec:
@@ -131,24 +272,138 @@ ready_count() {
   k mgmt get mcw -A -o json |
     jq '[.items[] | select(any(.status.conditions[]?; .type == "Ready" and .status == "True"))] | length'
 }
+converge=null
 while :; do
   n=$(ready_count)
-  [ "$n" -ge "$WORKLOADS" ] && break
-  [ "$(since "$t0" | cut -d. -f1)" -lt 900 ] || { log "only $n of $WORKLOADS Ready after 900 s; see $STATE/operator.log"; exit 1; }
+  if [ "$n" -ge "$WORKLOADS" ]; then converge=$(since "$t0"); break; fi
+  if [ "$(since "$t0" | cut -d. -f1)" -ge "$CONVERGE_TIMEOUT" ]; then
+    log "only $n of $WORKLOADS Ready after $CONVERGE_TIMEOUT s; measuring the rest anyway (see $STATE/operator.log)"
+    break
+  fi
   sleep 1
 done
-converge=$(since "$t0")
-deployments=0 pods=0
-for member in aws azure gcp; do
+ready_at_end=$(ready_count)
+load_converged=$(loadavg)
+deployments=0 pods=0 pending=0
+for member in "${MEMBERS[@]}"; do
   deployments=$((deployments + $(k "$member" get deploy -A -l skyfleet.io/workload --no-headers 2>/dev/null | wc -l)))
   pods=$((pods + $(k "$member" get pods -A --field-selector=status.phase=Running --no-headers 2>/dev/null | grep -c '^bench-' || true)))
+  pending=$((pending + $(k "$member" get pods -A --field-selector=status.phase=Pending --no-headers 2>/dev/null | grep -c '^bench-' || true)))
 done
-log "all $WORKLOADS Ready after ${converge}s: $deployments member Deployments, $pods Running pods"
+log "$ready_at_end of $WORKLOADS Ready after $(since "$t0")s (converged: $converge): $deployments member Deployments, $pods Running pods, $pending Pending"
 peak_converging=$(awk 'max < $2 { max = $2 } END { print max + 0 }' "$STATE/rss.txt")
+resumed=$(grep -c 'resumed demand history' "$STATE/operator.log" || true)
+refused=$(grep -c 'stored demand history refused\|stored decision memory refused' "$STATE/operator.log" || true)
+if [ "$SEED" = 1 ]; then
+  log "the operator resumed $resumed seeded histories; log lines saying refused: $refused"
+fi
 log "settling for 60 s (4 sync periods) to measure memory at rest"
 sleep 60
 rest=$(awk '/^VmRSS/ { print $2 }' "/proc/$OP_PID/status")
 
+# --- Requests in a quiet window ----------------------------------------------------------
+# apiserver_request_total of one API server, summed over code, scope, version and the
+# rest: "VERB<TAB>resource[.group][/subresource]<TAB>count" (non-resource paths, such as
+# /version and /metrics, as "(nonresource)").
+# metrics.k8s.io is served by each member's metrics-server (the aggregator's proxying is not
+# counted by kube-apiserver), so its counters are read too, as "<member>-metrics-server".
+metrics_text() { # cluster | member-metrics-server
+  local i member=${1%-metrics-server}
+  if [ "$member" = "$1" ]; then k "$1" get --raw /metrics; return; fi
+  for i in "${!MEMBERS[@]}"; do [ "${MEMBERS[$i]}" = "$member" ] && break; done
+  curl -fsSk --cert "$STATE/pki/admin.crt" --key "$STATE/pki/admin.key" \
+    "https://127.0.0.1:$((SKYFLEET_PORT_BASE + 10 + 10 * (i + 1) + 2))/metrics"
+}
+scrape() { # cluster | member-metrics-server
+  metrics_text "$1" | awk '
+    function label(name,   at) {
+      if (match(line, "[{,]" name "=\"[^\"]*\"")) return substr(line, RSTART + length(name) + 3, RLENGTH - length(name) - 4)
+      return ""
+    }
+    /^apiserver_request_total\{/ {
+      line = $0
+      res = label("resource"); grp = label("group"); sr = label("subresource")
+      key = res == "" ? "(nonresource)" : res (grp == "" ? "" : "." grp) (sr == "" ? "" : "/" sr)
+      sum[label("verb") "\t" key] += $NF
+    }
+    END { for (k in sum) printf "%s\t%d\n", k, sum[k] }'
+}
+scrape_all() { # file
+  local c
+  : >"$1"
+  for c in mgmt "${MEMBERS[@]}" "${MEMBERS[@]/%/-metrics-server}"; do
+    { scrape "$c" || log "could not read the metrics of $c"; } | sed "s/^/$c\t/" >>"$1"
+  done
+}
+# "server VERB resource n" of what was served between two scrapes.
+delta() { # before after
+  awk -F'\t' 'NR == FNR { b[$1 FS $2 FS $3] = $4; next }
+    { d = $4 - b[$1 FS $2 FS $3]; if (d > 0) printf "%s\t%s\t%s\t%d\n", $1, $2, $3, d }' "$1" "$2"
+}
+log "counting API requests over a quiet window of ${QUIET}s (nothing changes; SKYFLEET_BENCH_QUIET)"
+scrape_all "$STATE/requests-before.tsv"
+sleep "$QUIET"
+scrape_all "$STATE/requests-after.tsv"
+delta "$STATE/requests-before.tsv" "$STATE/requests-after.tsv" >"$OUT/requests-window.tsv"
+rest_end=$(awk '/^VmRSS/ { print $2 }' "/proc/$OP_PID/status")
+: >"$OUT/requests-baseline.tsv"
+if [ "$BASELINE" -gt 0 ]; then
+  log "the same for ${BASELINE}s with the operator paused (SIGSTOP): what the other components ask"
+  kill -STOP "$OP_PID"
+  scrape_all "$STATE/baseline-before.tsv"
+  sleep "$BASELINE"
+  scrape_all "$STATE/baseline-after.tsv"
+  kill -CONT "$OP_PID"
+  delta "$STATE/baseline-before.tsv" "$STATE/baseline-after.tsv" >"$OUT/requests-baseline.tsv"
+fi
+requests=$(jq -n --rawfile window "$OUT/requests-window.tsv" --rawfile base "$OUT/requests-baseline.tsv" \
+  --argjson workloads "$WORKLOADS" --argjson quiet "$QUIET" --argjson baseline "$BASELINE" '
+  def rows($t): $t | split("\n") | map(select(. != "") | split("\t")
+    | {server: .[0], verb: .[1], resource: .[2], n: (.[3] | tonumber)});
+  def class: if .verb == "GET" or .verb == "LIST" then "reads"
+    elif .verb == "WATCH" then "watches"
+    elif (.verb | IN("POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION")) then "writes"
+    else "other" end;
+  def r1: . * 10 | round / 10;
+  def per($minutes): {
+    count: (map(.n) | add // 0 | r1),
+    perWorkloadPerMinute: ((map(.n) | add // 0) / $workloads / $minutes * 1000 | round / 1000),
+    byResource: (group_by(.verb + " " + .resource) | map({key: (.[0].verb + " " + .[0].resource), value: (map(.n) | add | r1)})
+      | sort_by(-.value) | from_entries)
+  };
+  def summary($minutes): {reads: (map(select(class == "reads")) | per($minutes)),
+    watches: (map(select(class == "watches")) | per($minutes)),
+    writes: (map(select(class == "writes")) | per($minutes)),
+    other: (map(select(class == "other")) | per($minutes))};
+  def report($minutes): {total: summary($minutes),
+    perApiServer: (group_by(.server) | map({key: .[0].server, value: summary($minutes)}) | from_entries)};
+  (rows($window)) as $w | (rows($base)) as $b |
+  {windowSeconds: $quiet, workloads: $workloads, all: ($w | report($quiet / 60))}
+  + if $baseline > 0 then {
+      baselineSeconds: $baseline,
+      operatorPaused: ($b | report($baseline / 60)),
+      # The window minus the paused baseline scaled to its length: what the operator asked.
+      operator: ([$w[] | . as $r | $r + {n: ($r.n - ([$b[] | select(.server == $r.server and .verb == $r.verb and .resource == $r.resource) | .n] | add // 0) * $quiet / $baseline)}]
+        + [$b[] | . as $r | select([$w[] | select(.server == $r.server and .verb == $r.verb and .resource == $r.resource)] | length == 0)
+            | $r + {n: (-$r.n * $quiet / $baseline)}]
+        | map(select(.n | fabs >= 0.5)) | report($quiet / 60))
+    } else {} end')
+print_requests() { # which
+  jq -r --arg which "$1" '.[$which] as $r | ($r.perApiServer | to_entries[] | "  \(.key): " +
+      "reads \(.value.reads.count) (\(.value.reads.perWorkloadPerMinute)/workload/min), " +
+      "writes \(.value.writes.count) (\(.value.writes.perWorkloadPerMinute)/workload/min), watches ended \(.value.watches.count)" +
+      ([.value.reads.byResource, .value.writes.byResource] | add | to_entries | sort_by(-.value) | .[:8]
+        | map("\n      \(.key): \(.value)") | join(""))),
+    "  total: reads \($r.total.reads.count) (\($r.total.reads.perWorkloadPerMinute)/workload/min), writes \($r.total.writes.count) (\($r.total.writes.perWorkloadPerMinute)/workload/min)"' <<<"$requests"
+}
+echo "requests served in the ${QUIET}s window, every client:"
+print_requests all
+if [ "$BASELINE" -gt 0 ]; then
+  echo "of which the operator's (the window minus the paused baseline, scaled):"
+  print_requests operator
+fi
+
+# --- Failover ----------------------------------------------------------------------------
 azure_workloads() {
   k mgmt get mcw -A -o json |
     jq '[.items[] | select(any(.status.pools[]?; .name == "bench-azure" and .replicas > 0))] | length'
@@ -160,15 +415,15 @@ t1=$(now)
 until [ "$(k mgmt get cloudpool bench-azure -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = False ]; do sleep 0.5; done
 detected=$(since "$t1")
 log "pool Ready=False after ${detected}s"
+replanned=null
 until [ "$(azure_workloads)" -eq 0 ]; do
-  [ "$(since "$t1" | cut -d. -f1)" -lt 600 ] || { log "not re-planned after 600 s"; exit 1; }
+  [ "$(since "$t1" | cut -d. -f1)" -lt 600 ] || { log "not re-planned after 600 s"; break; }
   sleep 0.5
 done
-replanned=$(since "$t1")
-log "every workload re-planned off azure after ${replanned}s"
+[ "$(azure_workloads)" -eq 0 ] && replanned=$(since "$t1") && log "every workload re-planned off azure after ${replanned}s"
 # Re-planned in status is also applied in the surviving members: their Deployments add up
-# to what status says.
-want=$(k mgmt get mcw -A -o json | jq '[.items[].status.pools[]? | select(.name != "bench-azure") | .replicas] | add')
+# to what status says...
+want=$(k mgmt get mcw -A -o json | jq '[.items[].status.pools[]? | select(.name != "bench-azure") | .replicas] | add // 0')
 surviving_replicas() {
   local member total=0
   for member in aws gcp; do
@@ -176,10 +431,41 @@ surviving_replicas() {
   done
   echo "$total"
 }
-until [ "$(surviving_replicas)" -ge "$want" ]; do sleep 0.5; done
+applied=null
+until [ "$(surviving_replicas)" -ge "$want" ]; do
+  [ "$(since "$t1" | cut -d. -f1)" -lt 600 ] || { log "the survivors' Deployments do not add up to $want after 600 s"; break; }
+  sleep 0.5
+done
 got=$(surviving_replicas)
-applied=$(since "$t1")
-log "surviving members run the new plan ($got replicas) after ${applied}s"
+[ "$got" -ge "$want" ] && applied=$(since "$t1") && log "surviving members' Deployments add up to the new plan ($got replicas) after ${applied}s"
+# ...and exactly: every workload's Deployment in each surviving pool has the replicas its
+# status gives that pool, all of them ready (a pool in status with 0 replicas may have no
+# Deployment).
+plan_mismatches() {
+  { k mgmt get mcw -A -o json | jq -c '{plan: [.items[] | .metadata as $m | .status.pools[]?
+        | select(.name != "bench-azure") | {key: "\($m.namespace)/\($m.name)/\(.name)", value: .replicas}] | from_entries}'
+    for member in aws gcp; do
+      k "$member" get deploy -A -l skyfleet.io/workload -o json | jq -c '{run: [.items[] | .metadata.labels as $l
+        | {key: "\($l["skyfleet.io/workload-namespace"])/\($l["skyfleet.io/workload"])/\($l["skyfleet.io/pool"])",
+           value: {replicas: (.spec.replicas // 0), ready: (.status.readyReplicas // 0)}}] | from_entries}'
+    done
+  } | jq -s '(map(.plan // {}) | add) as $plan | (map(.run // {}) | add) as $run
+      | [$plan | to_entries[] | select(.value != ($run[.key].replicas // 0) or .value != ($run[.key].ready // 0))]
+        + [$run | to_entries[] | select(($plan[.key] // 0) == 0 and .value.replicas > 0)]
+      | length'
+}
+survivors_ok=false survivors=null
+until [ "$(plan_mismatches)" -eq 0 ]; do
+  [ "$(since "$t1" | cut -d. -f1)" -lt 600 ] || break
+  sleep 1
+done
+mismatches=$(plan_mismatches)
+if [ "$mismatches" -eq 0 ]; then
+  survivors_ok=true survivors=$(since "$t1")
+  log "the survivors run the new plan exactly, every replica ready, after ${survivors}s"
+else
+  log "after 600 s, $mismatches workload-pool pairs in the survivors differ from the plan (replicas or ready)"
+fi
 
 t2=$(now)
 "$HACK/cluster.sh" start-apiserver azure >/dev/null 2>&1
@@ -188,13 +474,24 @@ back=$(since "$t2")
 log "azure answers and its pool is Ready after ${back}s"
 peak=$(awk 'max < $2 { max = $2 } END { print max + 0 }' "$STATE/rss.txt")
 
-jq -n --argjson workloads "$WORKLOADS" --argjson converge "$converge" \
-  --argjson deployments "$deployments" --argjson pods "$pods" \
-  --argjson rssPeakConvergingKiB "$peak_converging" --argjson rssAtRestKiB "$rest" --argjson rssPeakKiB "$peak" \
+jq -n --argjson workloads "$WORKLOADS" --argjson converge "$converge" --argjson readyAtEnd "$ready_at_end" \
+  --argjson deployments "$deployments" --argjson pods "$pods" --argjson pending "$pending" \
+  --argjson nodes "$((extra_nodes + 3))" --argjson seeded "$SEED" --argjson seedSeconds "$seed_secs" \
+  --argjson resumed "$resumed" --argjson refused "$refused" \
+  --argjson rssPeakConvergingKiB "$peak_converging" --argjson rssAtRestKiB "$rest" \
+  --argjson rssAfterQuietKiB "$rest_end" --argjson rssPeakKiB "$peak" \
   --argjson onAzure "$before" --argjson detected "$detected" --argjson replanned "$replanned" \
-  --argjson applied "$applied" --argjson recovered "$back" \
-  '{workloads: $workloads, members: 3, convergeSeconds: $converge, memberDeployments: $deployments,
-    runningPods: $pods, rssPeakConvergingKiB: $rssPeakConvergingKiB, rssAtRestKiB: $rssAtRestKiB,
-    rssPeakKiB: $rssPeakKiB, failover: {workloadsOnLostMember: $onAzure, notReadySeconds: $detected,
-    replannedSeconds: $replanned, appliedSeconds: $applied, memberBackReadySeconds: $recovered}}' |
+  --argjson applied "$applied" --argjson survivorsOk "$survivors_ok" --argjson survivors "$survivors" \
+  --argjson mismatches "$mismatches" --argjson recovered "$back" --argjson requests "$requests" \
+  --arg loadStart "$load_start" --arg loadConverged "$load_converged" --arg loadEnd "$(loadavg)" \
+  --arg args "${SKYFLEET_BENCH_ARGS:-}" --arg commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  '{workloads: $workloads, members: 3, kwokNodesPerMember: $nodes, commit: $commit, operatorArgs: $args,
+    loadAverage: {start: $loadStart, converged: $loadConverged, end: $loadEnd},
+    history: {seeded: ($seeded == 1), seedSeconds: $seedSeconds, resumed: $resumed, logLinesRefused: $refused},
+    convergeSeconds: $converge, readyWorkloads: $readyAtEnd, memberDeployments: $deployments,
+    runningPods: $pods, pendingPods: $pending, rssPeakConvergingKiB: $rssPeakConvergingKiB, rssAtRestKiB: $rssAtRestKiB,
+    rssAfterQuietKiB: $rssAfterQuietKiB, rssPeakKiB: $rssPeakKiB, requests: $requests,
+    failover: {workloadsOnLostMember: $onAzure, notReadySeconds: $detected,
+    replannedSeconds: $replanned, appliedSeconds: $applied, survivorsRunNewPlan: $survivorsOk,
+    survivorsRunNewPlanSeconds: $survivors, survivorMismatches: $mismatches, memberBackReadySeconds: $recovered}}' |
   tee "$OUT/bench.json"
