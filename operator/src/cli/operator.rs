@@ -241,8 +241,8 @@ async fn operate(args: Args) -> anyhow::Result<()> {
             args.history_step,
             args.member_timeout,
             state.metrics.clone(),
-            cache.pools.store.clone(),
         )
+        .with_pools(cache.pools.store.clone())
         .with_scope(workload::Scope {
             namespace: args.namespace.clone(),
             concurrency: args.concurrency,

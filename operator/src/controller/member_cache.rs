@@ -291,7 +291,7 @@ where
     let seen = health.clone();
     let kind = K::kind(&()).to_string();
     let stream = watcher(api, config)
-        .default_backoff()
+        .backoff(RetryBackoff::default())
         .modify(reduce)
         .reflect(writer);
     let task = tokio::spawn(async move {
@@ -320,9 +320,48 @@ where
     Watched { store, health }
 }
 
+/// How a failed watch is retried: from 250 ms, doubling to at most [`RETRY_CAP`]. kube's
+/// default backoff grows to 30 s, so a member back after an outage could wait that long to
+/// be seen again, and its pool to be Ready; members are few, so retrying sooner costs little.
+#[derive(Debug, Clone, Default)]
+struct RetryBackoff {
+    next: Option<Duration>,
+}
+
+/// The longest wait between two attempts to re-establish a member watch.
+const RETRY_CAP: Duration = Duration::from_secs(5);
+
+impl Iterator for RetryBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next.unwrap_or(Duration::from_millis(250));
+        self.next = Some((delay * 2).min(RETRY_CAP));
+        Some(delay)
+    }
+}
+
+impl kube::runtime::utils::Backoff for RetryBackoff {
+    fn reset(&mut self) {
+        self.next = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::runtime::utils::Backoff;
+
+    #[test]
+    fn a_failed_watch_is_retried_within_seconds_and_from_the_start_after_success() {
+        let mut b = RetryBackoff::default();
+        let delays: Vec<Duration> = b.by_ref().take(8).collect();
+        assert_eq!(delays[0], Duration::from_millis(250));
+        assert!(delays.windows(2).all(|w| w[1] >= w[0]));
+        assert_eq!(*delays.last().unwrap(), RETRY_CAP);
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(250)));
+    }
 
     #[test]
     fn pod_cpu_is_split_per_workload_by_skyfleets_labels() {

@@ -77,7 +77,7 @@ pub struct MemberRegistry {
     clusters: Arc<RwLock<HashMap<u64, Cached>>>,
     /// Per Secret key: the resourceVersion last parsed and the kubeconfig's fingerprint, so
     /// an unchanged Secret is not parsed again on every reconcile.
-    parsed: Arc<RwLock<HashMap<(String, String), (String, u64)>>>,
+    parsed: Arc<RwLock<HashMap<SecretKey, (String, u64)>>>,
     /// The management cluster as a member, for pools without a kubeconfig Secret.
     local: Arc<tokio::sync::OnceCell<Arc<MemberCluster>>>,
 }
@@ -89,6 +89,9 @@ struct Cached {
     cluster: Arc<MemberCluster>,
     used: Instant,
 }
+
+/// A kubeconfig's place: the Secret's name and the key in it.
+type SecretKey = (String, String);
 
 /// How long a member cluster no pool asks for keeps its watches.
 const IDLE_CLUSTER: Duration = Duration::from_secs(600);

@@ -88,8 +88,12 @@ pub struct WorkloadContext {
     pools: Store<CloudPool>,
     /// Per workload: what a check of a member for someone else's Deployment under the
     /// workload's name found, and when (see [`WorkloadContext::known_conflict`]).
-    conflicts: Mutex<HashMap<String, HashMap<String, (Option<String>, Instant)>>>,
+    conflicts: Mutex<HashMap<String, NameChecks>>,
 }
+
+/// Per member and name: whether someone else's Deployment holds it (why, if so), and when
+/// that was found.
+type NameChecks = HashMap<String, (Option<String>, Instant)>;
 
 /// How long a found conflict (someone else's Deployment under skyfleet's name) is taken as
 /// still there before the member is asked again. A free name is remembered until the
@@ -120,7 +124,6 @@ impl WorkloadContext {
         history_step: Duration,
         member_timeout: Duration,
         metrics: Arc<Metrics>,
-        pools: Store<CloudPool>,
     ) -> Self {
         Self {
             registry,
@@ -136,7 +139,8 @@ impl WorkloadContext {
             memory: Arc::default(),
             deciding: Arc::default(),
             applied: Mutex::new(HashMap::new()),
-            pools,
+            // Until `with_pools` gives the reflector's store, no pool is ever listed.
+            pools: kube::runtime::reflector::store().0,
             conflicts: Mutex::default(),
         }
     }
@@ -165,6 +169,12 @@ impl WorkloadContext {
             .entry(workload.to_string())
             .or_default()
             .insert(key, (answer, Instant::now()));
+    }
+
+    /// The same context reading CloudPools from `pools` (a reflector's store).
+    pub fn with_pools(mut self, pools: Store<CloudPool>) -> Self {
+        self.pools = pools;
+        self
     }
 
     /// The same context limited to `scope`.
