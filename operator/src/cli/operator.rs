@@ -199,9 +199,9 @@ async fn operate(args: Args) -> anyhow::Result<()> {
 
     // The reflectors every reconcile reads from; a reconcile lists nothing itself.
     let cache = ManagementCache::start(client.clone(), &args.member_kubeconfig_namespace);
-    if !cache.wait_synced(CACHE_SYNC).await {
+    if let Err(e) = cache.listed(CACHE_SYNC).await {
         anyhow::bail!(
-            "CloudPools and the Secrets of namespace {} were not listed within {CACHE_SYNC:?}",
+            "CloudPools and the Secrets of namespace {} could not be listed: {e}",
             args.member_kubeconfig_namespace
         );
     }

@@ -51,13 +51,25 @@ impl ManagementCache {
         }
     }
 
-    /// Waits up to `timeout` for both first lists; false when they have not arrived.
-    pub async fn wait_synced(&self, timeout: Duration) -> bool {
+    /// Waits up to `limit` for both first lists (a watch retries its errors meanwhile); on
+    /// timeout, the error says what the watches last heard.
+    pub async fn listed(&self, limit: Duration) -> Result<(), String> {
         let both = async {
             let p = self.pools.store.wait_until_ready().await;
             let s = self.secrets.store.wait_until_ready().await;
             p.is_ok() && s.is_ok()
         };
-        tokio::time::timeout(timeout, both).await.unwrap_or(false)
+        if tokio::time::timeout(limit, both).await.unwrap_or(false) {
+            return Ok(());
+        }
+        let last = self
+            .pools
+            .health
+            .error()
+            .or_else(|| self.secrets.health.error());
+        Err(format!(
+            "not listed within {limit:?}{}",
+            last.map(|e| format!(" ({e})")).unwrap_or_default()
+        ))
     }
 }

@@ -165,16 +165,6 @@ impl MemberCluster {
         }
     }
 
-    /// Waits up to `timeout` for both watches' first lists.
-    pub async fn wait_synced(&self, timeout: Duration) -> bool {
-        let both = async {
-            let d = self.deployments.store.wait_until_ready().await;
-            let n = self.nodes.store.wait_until_ready().await;
-            d.is_ok() && n.is_ok()
-        };
-        tokio::time::timeout(timeout, both).await.unwrap_or(false)
-    }
-
     /// skyfleet's Deployments in `namespace`.
     pub fn deployments_in(&self, namespace: &str) -> Vec<Arc<Deployment>> {
         self.deployments

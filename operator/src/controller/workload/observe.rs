@@ -163,18 +163,12 @@ async fn watched(ctx: &WorkloadContext, pool: &CloudPool) -> ClusterView {
         .cluster(pool.spec.kubeconfig_secret_ref.as_ref())
         .await
         .map_err(|e| e.to_string())?;
-    let deployments = &cluster.deployments;
-    if !deployments.health.synced()
-        && tokio::time::timeout(ctx.member_timeout, deployments.store.wait_until_ready())
-            .await
-            .is_err()
-    {
-        return Err(format!(
-            "skyfleet's Deployments there were not listed within {:?}",
-            ctx.member_timeout
-        ));
-    }
-    if let Some(e) = deployments.health.error() {
+    let health = &cluster.deployments.health;
+    health
+        .listed(ctx.member_timeout)
+        .await
+        .map_err(|e| format!("skyfleet's Deployments there were not listed: {e}"))?;
+    if let Some(e) = health.error() {
         return Err(format!("the watch of skyfleet's Deployments failed: {e}"));
     }
     Ok(cluster)
