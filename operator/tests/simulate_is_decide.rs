@@ -134,6 +134,7 @@ fn decide_through_the_script(
                         age: Duration::from_secs(3600),
                         deleting: false,
                         member,
+                        room: None,
                     }
                 })
                 .collect(),

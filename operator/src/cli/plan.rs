@@ -301,6 +301,7 @@ fn decide_once(
                     ready: p.current,
                     failure: None,
                 })),
+                room: None,
             }
         })
         .collect();

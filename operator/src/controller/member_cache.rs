@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus};
+use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus, Pod};
 use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -22,6 +22,7 @@ use tracing::debug;
 
 use super::labels;
 use super::metrics_api::PodMetrics;
+use super::node_room::{self, Usage};
 use super::registry::sanitize;
 
 /// How a watch is doing: whether its first list has completed, and what it last saw.
@@ -117,6 +118,10 @@ pub struct MemberCluster {
     /// The member's Nodes, reduced to what placement reads (labels, taints, schedulability,
     /// allocatable resources).
     pub nodes: Watched<Node>,
+    /// The member's pods that hold room (not Succeeded or Failed), reduced to their node,
+    /// requests, scheduling state and, for skyfleet's, whose they are.
+    pub pods: Watched<Pod>,
+    usage: Mutex<Option<(Instant, Arc<Usage>)>>,
     metrics: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<MetricsSample>>>>>,
     tasks: Vec<AbortHandle>,
 }
@@ -156,10 +161,18 @@ impl MemberCluster {
             reduce_node,
             &mut tasks,
         );
+        let pods = watch(
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default().fields(node_room::LIVE_PODS),
+            node_room::reduce_pod,
+            &mut tasks,
+        );
         Self {
             client,
             deployments,
             nodes,
+            pods,
+            usage: Mutex::default(),
             metrics: Mutex::default(),
             tasks,
         }
@@ -170,6 +183,26 @@ impl MemberCluster {
         self.deployments
             .store
             .state_filter(|d| d.metadata.namespace.as_deref() == Some(namespace))
+    }
+
+    /// What the member's pods use, per node and per skyfleet workload: tallied from the Pod
+    /// watch at most once per `fresh`, so many workloads deciding at once share one pass.
+    /// None while the Node or Pod watch has not listed or has failed (room unknown is not
+    /// room gone).
+    pub fn usage(&self, fresh: Duration) -> Option<Arc<Usage>> {
+        let healthy = |h: &WatchHealth| h.synced() && h.error().is_none();
+        if !healthy(&self.nodes.health) || !healthy(&self.pods.health) {
+            return None;
+        }
+        let mut memo = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, usage)) = memo.as_ref()
+            && at.elapsed() < fresh
+        {
+            return Some(usage.clone());
+        }
+        let usage = Arc::new(Usage::of(&self.pods.store.state()));
+        *memo = Some((Instant::now(), usage.clone()));
+        Some(usage)
     }
 
     /// CPU cores used by the pods of the workload `namespace/name`, from one PodMetrics

@@ -10,6 +10,7 @@ pub mod kubeconfig;
 pub mod labels;
 pub mod member_cache;
 pub mod metrics_api;
+pub mod node_room;
 pub mod pool;
 pub mod registry;
 pub mod workload;

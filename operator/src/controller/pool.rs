@@ -175,18 +175,18 @@ fn amounts(cpu: f64, memory: f64) -> ResourceAmounts {
 /// Whether the pool's pods may land on `node`: labels match the nodeSelector, the node is
 /// schedulable, and every NoSchedule/NoExecute taint is tolerated.
 pub fn node_in_pool(spec: &CloudPoolSpec, node: &Node) -> bool {
-    let labels = node.metadata.labels.clone().unwrap_or_default();
+    let labels = node.metadata.labels.as_ref();
     let selected = spec
         .node_selector
         .iter()
         .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
     let schedulable = !node
         .spec
         .as_ref()
         .and_then(|s| s.unschedulable)
         .unwrap_or(false);
-    let tolerations = spec.tolerations.clone().unwrap_or_default();
+    let tolerations = spec.tolerations.as_deref().unwrap_or_default();
     let taints_ok = node
         .spec
         .as_ref()

@@ -229,6 +229,7 @@ mod tests {
             age: Duration::from_secs(3600),
             deleting: false,
             member: super::super::Member::Unknown,
+            room: None,
         };
         assert_eq!(of_pool(&pool, grace, now).health, Health::Ready);
         pool.deleting = true;

@@ -22,6 +22,7 @@ pub mod demand;
 pub mod history;
 pub mod memory;
 pub mod reason;
+pub mod room;
 pub mod safety;
 pub mod startup;
 pub mod status;
@@ -160,6 +161,7 @@ pub fn decide(
         .apply(at, estimate.cores.max(burst.floor).max(hold), window);
 
     // The pools as the plan sees them.
+    let shape = placement::sizing::ReplicaShape::of(&spec.template).ok();
     let health: Vec<Availability> = world
         .pools
         .iter()
@@ -177,7 +179,8 @@ pub fn decide(
                 (Health::InGrace { .. }, _) => Some(current),
                 // Pods the member cannot create are missing: plan no more than are Ready.
                 (_, Member::Seen(Some(d))) if refused => Some(d.ready),
-                _ => None,
+                // No more than its nodes have room for: the rest would stay Pending.
+                _ => p.room.as_ref().zip(shape.as_ref()).map(|(r, s)| r.holds(s)),
             };
             let refused_namespace = world.namespace_refused(p);
             PoolInput {
@@ -382,6 +385,19 @@ pub fn decide(
             _ => None,
         })
         .collect();
+    // Pools whose nodes have no room for replicas placed there.
+    let no_room: Vec<String> = world
+        .pools
+        .iter()
+        .filter_map(|p| {
+            let room = p.room.as_ref().filter(|r| r.unschedulable > 0)?;
+            let holds = shape.as_ref().map_or(room.scheduled, |s| room.holds(s));
+            Some(format!(
+                "pool {}: {} replicas Pending, no node there has room for them (its nodes hold {holds} of this workload's replicas); the plan puts no more there than that",
+                p.name, room.unschedulable
+            ))
+        })
+        .collect();
     // Pools the workload selects that do not admit its namespace.
     let not_allowed: Vec<String> = world
         .pools
@@ -410,6 +426,7 @@ pub fn decide(
         held: gated.held,
         conflicts: conflicts.clone(),
         refused: refused.clone(),
+        no_room: no_room.clone(),
         not_allowed: not_allowed.clone(),
         history_refused: memory.refused.clone(),
     };
@@ -491,6 +508,9 @@ pub fn decide(
     }
     if !refused.is_empty() && !degraded(ConditionReason::MemberRefused) {
         events.push(warning(EventReason::MemberRefused, refused.join("; ")));
+    }
+    if !no_room.is_empty() && !degraded(ConditionReason::NoRoom) {
+        events.push(warning(EventReason::NoRoom, no_room.join("; ")));
     }
     if !not_allowed.is_empty() && !degraded(ConditionReason::NamespaceNotAllowed) {
         events.push(warning(
@@ -603,6 +623,7 @@ fn invalid(
         held: 0,
         conflicts: Vec::new(),
         refused: Vec::new(),
+        no_room: Vec::new(),
         not_allowed: Vec::new(),
         history_refused: memory.refused.clone(),
     };
@@ -706,6 +727,7 @@ mod tests {
             age: Duration::from_secs(3600),
             deleting: false,
             member,
+            room: None,
         }
     }
 
@@ -943,6 +965,80 @@ mod tests {
         let (_, c) = redundant(&ready_world, "Tolerate");
         assert_eq!(c.status, "True", "{c:?}");
         assert!(c.message.contains("or every Spot pool at once"), "{c:?}");
+    }
+
+    #[test]
+    fn replicas_are_planned_only_where_nodes_have_room_and_pending_ones_move() {
+        use room::{Free, NodeRoom};
+        // Demand 1.5 cores at 50% of 500m, over the two Ready ones' 0.5: a burst, seven
+        // replicas (1.5 × 1.1 headroom). The cheap pool runs four, two of them Pending
+        // because its one node is full; the dear one has room.
+        let full = NodeRoom {
+            free: vec![],
+            scheduled: 2,
+            unschedulable: 2,
+        };
+        let roomy = NodeRoom {
+            free: vec![Free {
+                pods: 100,
+                cpu: 30.0,
+                memory: 1e11,
+            }],
+            scheduled: 0,
+            unschedulable: 0,
+        };
+        let cheap = Member::Seen(Some(MemberDeployment {
+            replicas: 4,
+            ready: 2,
+            failure: None,
+        }));
+        let world = World {
+            pools: vec![
+                ObservedPool {
+                    room: Some(full),
+                    ..pool("cheap", 0.01, true, "Probed", 0, cheap)
+                },
+                ObservedPool {
+                    room: Some(roomy),
+                    ..pool("dear", 0.02, true, "Probed", 0, Member::Seen(None))
+                },
+            ],
+            measured: Measured {
+                cores: Some(1.5),
+                partial: false,
+            },
+            namespace_labels: None,
+        };
+        let d = run(&world, memory(), 0);
+        let plan = d.plan.as_ref().expect("a plan");
+        assert_eq!(
+            (plan.replicas_for("cheap"), plan.replicas_for("dear")),
+            (2, 5)
+        );
+        // The two Pending ones go at once (not Ready: nothing is lost); the dear pool grows.
+        assert_eq!(
+            d.actions,
+            vec![MemberAction::Apply(2), MemberAction::Apply(5)]
+        );
+        let degraded = d
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded")
+            .expect("a Degraded condition");
+        assert_eq!(degraded.reason, "NoRoom", "{degraded:?}");
+        assert!(
+            degraded.message.contains("pool cheap: 2 replicas Pending"),
+            "{degraded:?}"
+        );
+        assert!(d.events.iter().any(|e| e.reason == EventReason::NoRoom));
+        // Without what the nodes show, only spec.capacity bounds the cheap pool.
+        let mut blind = world.clone();
+        for p in &mut blind.pools {
+            p.room = None;
+        }
+        let d = run(&blind, memory(), 0);
+        assert_eq!(d.plan.as_ref().map(|p| p.replicas_for("cheap")), Some(7));
     }
 
     #[test]

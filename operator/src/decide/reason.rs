@@ -33,6 +33,8 @@ pub enum ConditionReason {
     WaitingForReplacements,
     /// A selected pool does not admit the workload's namespace (`allowedNamespaces`).
     NamespaceNotAllowed,
+    /// Replicas are Pending because no node of their pool has room for them.
+    NoRoom,
     /// The stored history was refused when read; the workload started afresh.
     HistoryInvalid,
     /// The history in use was stored by this version and read back intact.
@@ -56,6 +58,7 @@ impl ConditionReason {
             Self::MemberRefused => "MemberRefused",
             Self::WaitingForReplacements => "WaitingForReplacements",
             Self::NamespaceNotAllowed => "NamespaceNotAllowed",
+            Self::NoRoom => "NoRoom",
             Self::HistoryInvalid => "HistoryInvalid",
             Self::HistoryAccepted => "HistoryAccepted",
         }
@@ -99,6 +102,8 @@ pub enum EventReason {
     NamespaceNotAllowed,
     /// Measured demand exceeded what the Ready replicas carry: scaled up at once.
     BurstScaleUp,
+    /// Replicas are Pending because no node of their pool has room for them.
+    NoRoom,
 }
 
 impl EventReason {
@@ -119,6 +124,7 @@ impl EventReason {
             Self::DecisionTimedOut => "DecisionTimedOut",
             Self::NamespaceNotAllowed => "NamespaceNotAllowed",
             Self::BurstScaleUp => "BurstScaleUp",
+            Self::NoRoom => "NoRoom",
         }
     }
 }

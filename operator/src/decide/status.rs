@@ -64,6 +64,8 @@ pub struct Summary {
     pub conflicts: Vec<String>,
     /// Members that refused an apply or cannot create the pods, with their reason.
     pub refused: Vec<String>,
+    /// Pools whose nodes have no room for replicas placed there.
+    pub no_room: Vec<String>,
     /// Pools the workload selects whose `allowedNamespaces` does not admit its namespace.
     pub not_allowed: Vec<String>,
     /// Why the stored history was refused when this process read it.
@@ -129,6 +131,7 @@ pub fn build(
         .conflicts
         .iter()
         .chain(&summary.refused)
+        .chain(&summary.no_room)
         .cloned()
         .collect();
     match &summary.history_refused {
@@ -201,6 +204,14 @@ pub fn build(
                     true,
                     R::MemberRefused,
                     &summary.refused.join("; "),
+                );
+            } else if !summary.no_room.is_empty() {
+                set(
+                    c,
+                    conditions::DEGRADED,
+                    true,
+                    R::NoRoom,
+                    &summary.no_room.join("; "),
                 );
             } else if !summary.not_allowed.is_empty() {
                 set(
@@ -334,6 +345,7 @@ mod tests {
             held: 0,
             conflicts: vec![],
             refused: vec![],
+            no_room: vec![],
             not_allowed: vec![],
             history_refused: None,
         }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::room::NodeRoom;
 use crate::api::cloud_pool::{CloudPoolSpec, CloudPoolStatus};
 
 /// The workload's Deployment in one pool, as the member showed it.
@@ -52,6 +53,10 @@ pub struct ObservedPool {
     pub deleting: bool,
     /// What its member showed.
     pub member: Member,
+    /// What its nodes hold of the workload and have free, from the member's watches; None
+    /// when not known (not observed, or `skyfleet plan` and `simulate`, which model no
+    /// nodes): then only `spec.capacity` bounds it.
+    pub room: Option<NodeRoom>,
 }
 
 /// Demand as measured for this decision.

@@ -384,6 +384,7 @@ fn observed_world(
                 age: Duration::from_secs(3600),
                 deleting: false,
                 member,
+                room: None,
             }
         })
         .collect();

@@ -6,6 +6,7 @@
 mod burst;
 mod make_before_break;
 mod noisy_neighbour;
+mod room;
 mod spot;
 mod state;
 mod tenancy;
@@ -94,9 +95,14 @@ fn put_secret(env: &Env, name: &str, kubeconfig: Vec<u8>) {
 }
 
 fn apply_json(env: &Env, doc: &Value) {
+    apply_json_in(env, "mgmt", doc);
+}
+
+/// `kubectl apply` of one manifest in `cluster`.
+fn apply_json_in(env: &Env, cluster: &str, doc: &Value) {
     let file = std::env::temp_dir().join(format!("skyfleet-e2e-{}.json", unique()));
     std::fs::write(&file, doc.to_string()).expect("write manifest");
-    env.kubectl_ok("mgmt", &["apply", "-f", file.to_str().expect("path")]);
+    env.kubectl_ok(cluster, &["apply", "-f", file.to_str().expect("path")]);
     let _ = std::fs::remove_file(file);
 }
 

@@ -53,6 +53,11 @@ pub fn cluster_key(pool: &CloudPool) -> String {
     }
 }
 
+/// How long one tally of a member's pods serves the workloads deciding after it: long
+/// enough that a burst of reconciles shares it, short enough that a replica made Pending by
+/// another tenant's pod is seen at the next decision.
+const USAGE_FRESH: Duration = Duration::from_secs(1);
+
 /// One member cluster as a reconcile sees it: its watched view, or why it has none.
 type ClusterView = Result<Arc<MemberCluster>, String>;
 
@@ -80,6 +85,7 @@ pub async fn world(
             existing: None,
         };
         let mut observed = Member::Unknown;
+        let mut room = None;
         if availability.contact {
             let key = cluster_key(&pool);
             if !clusters.contains_key(&key) {
@@ -111,6 +117,10 @@ pub async fn world(
                     };
                     if !matches!(observed, Member::Unknown) {
                         handle.client = Some(cluster.client.clone());
+                        room = cluster.usage(USAGE_FRESH).map(|usage| {
+                            let nodes = cluster.nodes.store.state();
+                            usage.room(&pool.spec, &name, &nodes, namespace, &owner.name)
+                        });
                     }
                 }
                 Some(Err(e)) => debug!(pool = %name, error = %e, "member not observed"),
@@ -128,6 +138,7 @@ pub async fn world(
             }),
             deleting: pool.metadata.deletion_timestamp.is_some(),
             member: observed,
+            room,
         });
         handles.push(handle);
     }
