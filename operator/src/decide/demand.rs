@@ -160,13 +160,8 @@ impl DemandTracker {
         let mut out = Vec::new();
         for g in first..last {
             let lo = usize::try_from(g * k - base).unwrap_or(0);
-            let group = self
-                .history
-                .values
-                .get(lo..lo.saturating_add(k as usize))
-                .unwrap_or(&[]);
-            let (sum, n) = group
-                .iter()
+            let (sum, n) = (lo..lo.saturating_add(k as usize))
+                .map(|i| self.history.value(i))
                 .filter(|v| v.is_finite())
                 .fold((0.0, 0u32), |(s, n), v| (s + v, n + 1));
             out.push(if n == 0 { f64::NAN } else { sum / f64::from(n) });
