@@ -169,7 +169,7 @@ impl DemandHistory {
         }
         let len = self.values.len();
         if len == self.values.capacity() {
-            let want = len.saturating_mul(2).clamp(64, self.capacity);
+            let want = len.saturating_mul(2).max(64).min(self.capacity);
             self.values.reserve_exact(want.saturating_sub(len));
         }
         self.values.push_back(v);
@@ -418,8 +418,12 @@ fn parse_value(field: &str) -> Result<f64, HistoryError> {
 mod tests {
     use super::*;
 
+    /// The measured steps to the millicore (what the stored form keeps; the current step
+    /// is `f64`, finished ones `f32`).
     fn finite(v: &[f64]) -> Vec<Option<f64>> {
-        v.iter().map(|x| x.is_finite().then_some(*x)).collect()
+        v.iter()
+            .map(|x| x.is_finite().then(|| (x * 1000.0).round() / 1000.0))
+            .collect()
     }
 
     #[test]
