@@ -598,11 +598,14 @@ mod tests {
             b.len(),
             a.len()
         );
-        // The recent part is exact (to the millicore stored).
-        assert_eq!(
-            finite(&a[a.len() - RECENT_EXACT..]),
-            finite(&b[b.len() - RECENT_EXACT..])
-        );
+        // The recent part is exact to what a finished step holds: seven significant digits
+        // (`f32`), which at ten million cores is a core, not a millicore.
+        for (x, y) in a[a.len() - RECENT_EXACT..]
+            .iter()
+            .zip(&b[b.len() - RECENT_EXACT..])
+        {
+            assert!((x - y).abs() <= x.abs() * f64::from(f32::EPSILON), "{x} vs {y}");
+        }
     }
 
     #[test]
