@@ -118,8 +118,8 @@ impl Conformal {
         self.next = (self.next + 1) % h;
         match path {
             Some(p) if p.len() >= h => {
-                for k in 0..h {
-                    self.pred[slot * h + k] = p[k] as f32;
+                for (k, &v) in p.iter().enumerate().take(h) {
+                    self.pred[slot * h + k] = v as f32;
                     self.used[slot * h + k] = self.offset(k).map_or(f32::NAN, |v| v as f32);
                 }
                 self.page[slot] = 0;
