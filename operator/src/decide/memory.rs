@@ -100,11 +100,13 @@ impl Memory {
         }
     }
 
-    /// Whether the stored part is worth writing: a history step finished, the failover
-    /// memory or the pools in use changed, or the stabiliser's peak rose (a fall needs no
-    /// write: the restored stabiliser expires it as the original would).
+    /// Whether the stored part is worth writing: the failover memory, the pools in use or
+    /// the startup changed, or the stabiliser's peak rose (a fall needs no write: the
+    /// restored stabiliser expires it as the original would), all at once; or the history
+    /// alone is due ([`DemandTracker::persist_due`]: at most every
+    /// [`PERSIST_EVERY_STEPS`](super::demand::PERSIST_EVERY_STEPS) steps).
     pub fn needs_persist(&self) -> bool {
-        if self.demand.to_persist().is_some() {
+        if self.demand.persist_due() {
             return true;
         }
         let now = self.fingerprint();
@@ -217,6 +219,53 @@ mod tests {
         // The restored stabiliser still holds the peak inside its window.
         let mut s = back.stabilizer;
         assert_eq!(s.apply(130, 0.5, window), 4.0);
+    }
+
+    #[test]
+    fn appends_are_batched_and_a_decision_memory_change_is_persisted_at_once() {
+        use super::super::demand::PERSIST_EVERY_STEPS;
+        let mut m = Memory::new(tracker());
+        m.demand.record(0, 1.0);
+        assert!(
+            m.needs_persist(),
+            "a new workload's history is stored at once"
+        );
+        m.persisted();
+        // Ten steps of pure appends, four measurements a step.
+        let mut writes = 0;
+        for i in 1..=40 {
+            m.demand.record(i * 15, 1.0);
+            if m.needs_persist() {
+                writes += 1;
+                m.persisted();
+            }
+        }
+        let bound =
+            10i64.div_euclid(PERSIST_EVERY_STEPS) + i64::from(10 % PERSIST_EVERY_STEPS != 0);
+        assert!(i64::from(writes) <= bound, "{writes} writes in 10 steps");
+        let window = Duration::from_secs(300);
+        let change = |m: &mut Memory, what: &str, f: &dyn Fn(&mut Memory)| {
+            m.demand.record(600, 1.0);
+            if m.needs_persist() {
+                m.persisted();
+            }
+            f(m);
+            assert!(m.needs_persist(), "{what} is stored at once");
+            m.persisted();
+            assert!(!m.needs_persist(), "{what}: stored once");
+        };
+        change(&mut m, "a lost pool", &|m| {
+            m.lost.insert("aws".into(), 600);
+        });
+        change(&mut m, "a pool in use", &|m| {
+            m.known.insert("gcp".into(), 2);
+        });
+        change(&mut m, "a higher stabiliser peak", &|m| {
+            m.stabilizer.apply(600, 7.0, window);
+        });
+        change(&mut m, "a startup being timed", &|m| {
+            m.startup.observe(600, 5, 2);
+        });
     }
 
     #[test]

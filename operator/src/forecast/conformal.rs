@@ -36,8 +36,9 @@ pub(crate) struct Conformal {
     sorted: Vec<Vec<f32>>,
     // Pending issued forecasts, one slot per origin modulo h: the point forecast and the
     // offset that was issued with it (NaN: none), so each actual can be judged covered.
-    pred: Vec<f64>,
-    used: Vec<f64>,
+    // (`f32`, as the errors are.)
+    pred: Vec<f32>,
+    used: Vec<f32>,
     page: Vec<usize>,
     plive: Vec<bool>,
     next: usize,
@@ -62,7 +63,7 @@ impl Conformal {
             head: vec![0; h],
             sorted: vec![Vec::new(); h],
             pred: vec![0.0; h * h],
-            used: vec![f64::NAN; h * h],
+            used: vec![f32::NAN; h * h],
             page: vec![0; h],
             plive: vec![false; h],
             next: 0,
@@ -117,9 +118,9 @@ impl Conformal {
         self.next = (self.next + 1) % h;
         match path {
             Some(p) if p.len() >= h => {
-                self.pred[slot * h..(slot + 1) * h].copy_from_slice(&p[..h]);
-                for k in 0..h {
-                    self.used[slot * h + k] = self.offset(k).unwrap_or(f64::NAN);
+                for (k, &v) in p.iter().enumerate().take(h) {
+                    self.pred[slot * h + k] = v as f32;
+                    self.used[slot * h + k] = self.offset(k).map_or(f32::NAN, |v| v as f32);
                 }
                 self.page[slot] = 0;
                 self.plive[slot] = true;
@@ -137,9 +138,9 @@ impl Conformal {
             }
             let k = self.page[slot];
             if let Some(v) = y {
-                let e = v - self.pred[slot * h + k];
+                let e = v - f64::from(self.pred[slot * h + k]);
                 if e.is_finite() {
-                    let used = self.used[slot * h + k];
+                    let used = f64::from(self.used[slot * h + k]);
                     if used.is_finite() {
                         let miss = if e > used { 1.0 } else { 0.0 };
                         // Bounded so a long calm spell cannot bank unlimited slack.
@@ -162,6 +163,10 @@ impl Conformal {
         }
         if self.ring.is_empty() {
             self.ring = vec![0.0; self.h * self.cap];
+            // Exactly the window: growing by doubling would leave a quarter unused.
+            for col in &mut self.sorted {
+                col.reserve_exact(self.cap);
+            }
         }
         let slot = k * self.cap + self.head[k];
         let col = &mut self.sorted[k];

@@ -72,7 +72,9 @@ impl Candidate {
 #[derive(Debug)]
 pub struct Forecaster {
     config: ForecastConfig,
-    history: VecDeque<f64>,
+    /// The window, as `f32`: half the memory, and 7 significant digits are more than any
+    /// demand measurement has.
+    history: VecDeque<f32>,
     /// Whether each kept sample was imputed (missing or non-finite on arrival).
     imputed: VecDeque<bool>,
     observed: u64,
@@ -128,7 +130,7 @@ impl Forecaster {
     /// and a restarted operator can pick up where it stopped via
     /// [`extend_from_slice`](Self::extend_from_slice).
     pub fn history(&self) -> Vec<f64> {
-        self.history.iter().copied().collect()
+        self.history.iter().map(|&v| f64::from(v)).collect()
     }
 
     /// Adds one sample. A missing or non-finite sample is imputed with the current
@@ -175,7 +177,7 @@ impl Forecaster {
             if value.is_finite() {
                 self.push(value, false);
             } else if let Some(&last) = self.history.back() {
-                self.push(last, true);
+                self.push(f64::from(last), true);
             }
         }
         if !self.history.is_empty() {
@@ -202,7 +204,7 @@ impl Forecaster {
         if self.seasonal != Some(seasonal) {
             self.build_candidates(seasonal);
         }
-        let y: Vec<f64> = self.history.iter().copied().collect();
+        let y: Vec<f64> = self.history();
         let imputed: Vec<bool> = self.imputed.iter().copied().collect();
         // A new model's backtest is built by replaying the window (in-sample: its parameters
         // saw these samples; a cold start has nothing better). From then on it is the
@@ -297,7 +299,7 @@ impl Forecaster {
     /// Forecasts `horizon` steps ahead with the upper `quantile`. Steps beyond the
     /// configured horizon reuse the last tracked step's interval width.
     pub fn forecast(&self, horizon: usize, quantile: f64) -> Result<Forecast, ForecastError> {
-        let Some(&last) = self.history.back() else {
+        let Some(last) = self.history.back().map(|&v| f64::from(v)) else {
             return Err(ForecastError::NoHistory);
         };
         if horizon == 0 {
@@ -444,12 +446,12 @@ impl Forecaster {
             self.history.pop_front();
             self.imputed.pop_front();
         }
-        self.history.push_back(v);
+        self.history.push_back(v as f32);
         self.imputed.push_back(imputed);
     }
 
     fn impute(&self) -> Option<f64> {
-        let last = *self.history.back()?;
+        let last = f64::from(*self.history.back()?);
         let guess = self
             .winner
             .map(|w| &self.candidates[w])

@@ -13,8 +13,9 @@ pub(crate) struct Track {
     h: usize,
     /// Discount per sample: the weight of an error `a` samples old is `λ^a`.
     lambda: f64,
-    // Pending rows, one slot per origin modulo h.
-    pred: Vec<f64>,
+    // Pending rows, one slot per origin modulo h (`f32`: half the memory of the largest
+    // part of a track, and an error of 1e-7 relative does not change a choice).
+    pred: Vec<f32>,
     page: Vec<usize>,
     plive: Vec<bool>,
     next: usize,
@@ -70,7 +71,12 @@ impl Track {
         self.next = (self.next + 1) % self.h;
         match path {
             Some(p) if p.len() >= self.h => {
-                self.pred[slot * self.h..(slot + 1) * self.h].copy_from_slice(&p[..self.h]);
+                for (d, &v) in self.pred[slot * self.h..(slot + 1) * self.h]
+                    .iter_mut()
+                    .zip(&p[..self.h])
+                {
+                    *d = v as f32;
+                }
                 self.page[slot] = 0;
                 self.plive[slot] = true;
             }
@@ -92,7 +98,7 @@ impl Track {
             }
             let k = self.page[slot];
             if let Some(v) = y {
-                let e = (v - self.pred[slot * h + k]).abs();
+                let e = (v - f64::from(self.pred[slot * h + k])).abs();
                 if e.is_finite() {
                     self.abse[k] += e;
                     self.count[k] += 1.0;
