@@ -49,6 +49,11 @@ pub struct Args {
     /// Step of the demand history kept per workload (and of its forecast).
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub history_step: Duration,
+    /// Most time between two writes of a workload's history when nothing else in its state
+    /// changed: what a crash can lose of it, against etcd writes (a week of history is tens
+    /// of kilobytes per workload). Rounded down to whole history steps, at least one.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub history_persist_interval: Duration,
     /// Reconcile only the MultiCloudWorkloads of this namespace (CloudPools are
     /// cluster-scoped and always watched); default: every namespace.
     #[arg(long, env = "SKYFLEET_WATCH_NAMESPACE")]
@@ -243,6 +248,7 @@ async fn operate(args: Args) -> anyhow::Result<()> {
             state.metrics.clone(),
         )
         .with_pools(cache.pools.store.clone())
+        .with_history_persistence(args.history_persist_interval)
         .with_scope(workload::Scope {
             namespace: args.namespace.clone(),
             concurrency: args.concurrency,

@@ -62,8 +62,11 @@ pub struct DemandTracker {
     /// Absolute step index up to which finished steps were fed to the forecaster.
     fed_to: i64,
     /// The step after the last finished one when the history was last stored (`None`:
-    /// never), to store the history alone at most every [`PERSIST_EVERY_STEPS`] steps.
+    /// never), to store the history alone at most every `persist_every` steps.
     persisted_at: Option<i64>,
+    /// Steps between two stores of the history alone ([`PERSIST_EVERY_STEPS`] unless the
+    /// operator is told otherwise).
+    persist_every: i64,
 }
 
 impl DemandTracker {
@@ -109,6 +112,7 @@ impl DemandTracker {
             config: None,
             fed_to: i64::MIN,
             persisted_at: None,
+            persist_every: PERSIST_EVERY_STEPS,
         }
     }
 
@@ -132,15 +136,22 @@ impl DemandTracker {
             .saturating_add(i64::try_from(self.history.values.len()).unwrap_or(i64::MAX))
     }
 
+    /// Stores the history alone at most every `steps` steps (at least 1) instead of
+    /// [`PERSIST_EVERY_STEPS`].
+    pub fn with_persist_every(mut self, steps: i64) -> Self {
+        self.persist_every = steps.max(1);
+        self
+    }
+
     /// Whether the history alone is worth storing: never stored yet, at least
-    /// [`PERSIST_EVERY_STEPS`] steps finished since it was, or it moved back (dropped as
+    /// `persist_every` steps finished since it was, or it moved back (dropped as
     /// from the future, or emptied by a gap longer than the window).
     pub fn persist_due(&self) -> bool {
         match self.persisted_at {
             None => true,
             Some(at) => {
                 let now = self.finished();
-                now < at || now - at >= PERSIST_EVERY_STEPS
+                now < at || now - at >= self.persist_every
             }
         }
     }

@@ -604,7 +604,10 @@ mod tests {
             .iter()
             .zip(&b[b.len() - RECENT_EXACT..])
         {
-            assert!((x - y).abs() <= x.abs() * f64::from(f32::EPSILON), "{x} vs {y}");
+            assert!(
+                (x - y).abs() <= x.abs() * f64::from(f32::EPSILON),
+                "{x} vs {y}"
+            );
         }
     }
 

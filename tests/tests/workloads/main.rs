@@ -27,12 +27,14 @@ const MEMBERS: [(&str, &str, &str, f64); 3] = [
     ("gcp", "gcp", "us-central1", 0.05),
 ];
 
-const OPERATOR_ARGS: [&str; 5] = [
+const OPERATOR_ARGS: [&str; 6] = [
     "--probe-period=2s",
     "--probe-timeout=2s",
     "--sync-period=2s",
     "--failover-grace=10s",
     "--history-step=5s",
+    // Two steps: the restart and state tests read the stored history within a minute.
+    "--history-persist-interval=10s",
 ];
 
 /// The history step the suite's operator records at (`--history-step`).

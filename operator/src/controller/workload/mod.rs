@@ -67,6 +67,9 @@ pub struct WorkloadContext {
     pub failover_grace: Duration,
     /// Step of the demand history.
     pub history_step: Duration,
+    /// Steps between two writes of the history alone (see
+    /// [`crate::decide::demand::PERSIST_EVERY_STEPS`]).
+    pub history_persist_steps: i64,
     /// How long one call to a member may take.
     pub member_timeout: Duration,
     /// Exported metrics.
@@ -115,6 +118,16 @@ pub struct Scope {
 }
 
 impl WorkloadContext {
+    /// Writes the history alone at most once per `interval` (in whole history steps, at
+    /// least one): what a crash loses, against the etcd write rate.
+    pub fn with_history_persistence(mut self, interval: Duration) -> Self {
+        let step = self.history_step.as_secs().max(1);
+        self.history_persist_steps = i64::try_from(interval.as_secs() / step)
+            .unwrap_or(i64::MAX)
+            .max(1);
+        self
+    }
+
     /// A context with nothing remembered yet.
     pub fn new(
         registry: MemberRegistry,
@@ -131,6 +144,7 @@ impl WorkloadContext {
             sync_period,
             failover_grace,
             history_step,
+            history_persist_steps: crate::decide::demand::PERSIST_EVERY_STEPS,
             member_timeout,
             metrics,
             scope: Scope::default(),

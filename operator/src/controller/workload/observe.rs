@@ -361,7 +361,8 @@ pub async fn memory(
             })
         }
     };
-    let fresh = || DemandTracker::new(spec, ctx.history_step);
+    let fresh =
+        || DemandTracker::new(spec, ctx.history_step).with_persist_every(ctx.history_persist_steps);
     let Some((history, memory_text)) = stored else {
         return Ok((Memory::new(fresh()), None));
     };
@@ -371,7 +372,7 @@ pub async fn memory(
         {
             Ok(t) => {
                 info!(workload = %workload.name_any(), %namespace, "resumed demand history");
-                t
+                t.with_persist_every(ctx.history_persist_steps)
             }
             Err(e) => {
                 warn!(workload = %workload.name_any(), %namespace, error = %e, "stored demand history refused; starting afresh");
