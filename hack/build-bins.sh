@@ -51,6 +51,12 @@ hv="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 k8s_minor=${K8S_VERSION#v1.}; k8s_minor=${k8s_minor%%.*}
 for p in pkg/chartutil pkg/lint/rules; do hv+=" -X helm.sh/helm/v3/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/$p.k8sVersionMinor=$k8s_minor"; done
 go_install "$HELM_DIR" helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "${hv}"
+# Prometheus and promtool: the UI assets are not embedded (no builtinassets tag); the tests use
+# only the HTTP API. The version flags make /api/v1/status/buildinfo say which release it is.
+pm=${PROMETHEUS_VERSION#v0.}; pv="3.$(( ${pm%%.*} - 300 )).${pm#*.}"
+pl="-s -w -X github.com/prometheus/common/version.Version=$pv -X github.com/prometheus/common/version.Branch=module"
+go_install "$PROMETHEUS_DIR" prometheus "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" "$pl"
+go_install "$PROMETHEUS_DIR" promtool "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" "$pl"
 
 # kwok ships its Stages (how nodes and pods behave) and its metric emulation as YAML inside its
 # module; hack/kwok/config.sh assembles the ones the clusters run, with skyfleet's changes, into
@@ -74,7 +80,7 @@ fi
 
 mkdir -p "$SKYFLEET_BIN"
 for f in "$K8S_DIR"/{kube-apiserver,kube-controller-manager,kube-scheduler,etcd} "$KWOK_DIR/kwok" \
-         "$METRICS_SERVER_DIR/metrics-server" "$HELM_DIR/helm"; do
+         "$METRICS_SERVER_DIR/metrics-server" "$HELM_DIR/helm" "$PROMETHEUS_DIR/prometheus" "$PROMETHEUS_DIR/promtool"; do
   ln -sfn "$f" "$SKYFLEET_BIN/$(basename "$f")"
 done
 ln -sfn "$KWOK_CONFIG" "$SKYFLEET_BIN/kwok-config.yaml"

@@ -4,6 +4,9 @@
 KWOK_VERSION=v0.8.0
 METRICS_SERVER_VERSION=v0.9.0  # v0.8.1 is not served by the module proxy (403)
 HELM_VERSION=v3.21.4
+# Prometheus 3.x is published as Go module versions v0.3xx (v0.316.0 is Prometheus 3.16.0); the
+# e2e monitoring test runs prometheus, and hack/test.sh runs promtool on the chart's alert rules.
+PROMETHEUS_VERSION=v0.316.0
 # Kubernetes and etcd versions come from hack/k8s/go.mod (see hack/k8s/pin.sh).
 SKYFLEET_HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 K8S_VERSION=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v1\./ {print $2; exit} $1 == "require" && $2 == "k8s.io/kubernetes" {print $3; exit}' "$SKYFLEET_HACK_DIR/k8s/go.mod")
@@ -21,6 +24,7 @@ KWOK_CONFIG_KEY=$(cd "$SKYFLEET_HACK_DIR/kwok" && LC_ALL=C && sha256sum -- * | s
 KWOK_CONFIG=$KWOK_DIR/kwok-config-$KWOK_CONFIG_KEY.yaml
 METRICS_SERVER_DIR=$SKYFLEET_CACHE/metrics-server/$METRICS_SERVER_VERSION-$GO_VERSION
 HELM_DIR=$SKYFLEET_CACHE/helm/$HELM_VERSION-$GO_VERSION
+PROMETHEUS_DIR=$SKYFLEET_CACHE/prometheus/$PROMETHEUS_VERSION-$GO_VERSION
 # The directory the scripts run binaries from: links into the component directories.
 SKYFLEET_BIN=${SKYFLEET_BIN:-$SKYFLEET_CACHE/bin}
 export GOTOOLCHAIN=local
