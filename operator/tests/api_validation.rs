@@ -309,6 +309,20 @@ fn workload_burst_headroom_is_a_bounded_percentage() {
 }
 
 #[test]
+fn workload_budget_is_a_price_per_hour_from_zero_to_a_billion() {
+    let msg = "budget.costPerHour must be a price per hour between 0 and 1e9, in the currency of the CloudPools' pricing";
+    for bad in [json!(-0.01), json!(2e9)] {
+        rejects(
+            MCW,
+            |o| o["spec"]["budget"] = json!({"costPerHour": bad}),
+            msg,
+        );
+    }
+    accepts(MCW, |o| o["spec"]["budget"] = json!({"costPerHour": 0}));
+    accepts(MCW, |o| o["spec"]["budget"] = json!({"costPerHour": 12.5}));
+}
+
+#[test]
 fn workload_startup_is_a_duration_of_at_most_an_hour() {
     rejects(
         MCW,

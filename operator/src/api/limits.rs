@@ -495,6 +495,12 @@ pub fn check_pool_name(name: &str) -> Option<String> {
 /// Every bound of the CRD that `spec` (of a workload named `name`, when known) breaks, with
 /// the CRD's messages; empty when it is within bounds. The transition rules need the old
 /// object and are not repeated here.
+/// The highest `budget.costPerHour`: any real budget is far below, and the bound keeps the
+/// exported gauge a plain number.
+pub const MAX_BUDGET_PER_HOUR: f64 = 1e9;
+/// Why a budget was refused.
+pub const BUDGET_MESSAGE: &str = "budget.costPerHour must be a price per hour between 0 and 1e9, in the currency of the CloudPools' pricing";
+
 pub fn check_workload(name: Option<&str>, spec: &MultiCloudWorkloadSpec) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(m) = name.and_then(|n| check_name("MultiCloudWorkload", n)) {
@@ -546,6 +552,11 @@ pub fn check_workload(name: Option<&str>, spec: &MultiCloudWorkloadSpec) -> Vec<
     }
     if !(f.quantile > 0.0 && f.quantile < 1.0) {
         out.push(QUANTILE_MESSAGE.into());
+    }
+    if let Some(b) = &spec.budget
+        && !(0.0..=MAX_BUDGET_PER_HOUR).contains(&b.cost_per_hour)
+    {
+        out.push(BUDGET_MESSAGE.into());
     }
     let p = &spec.placement;
     if let Some(m) = p.max_moves_per_decision

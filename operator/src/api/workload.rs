@@ -70,6 +70,24 @@ pub struct MultiCloudWorkloadSpec {
     /// Where replicas may go and what must survive.
     #[serde(default)]
     pub placement: Placement,
+    /// What the workload may cost before the platform team is told (the
+    /// `SkyfleetWorkloadOverBudget` alert). A budget is reported, never enforced: placement
+    /// does not cut replicas to meet it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+}
+
+/// A cost budget, in the currency of the CloudPools' `pricing`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Budget {
+    /// The most the workload's planned replicas should cost per hour; exported as
+    /// `skyfleet_workload_cost_budget_per_hour` beside `skyfleet_workload_cost_per_hour`.
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self >= 0.0 && self <= 1000000000.0",
+        "message": super::limits::BUDGET_MESSAGE
+    }]))]
+    pub cost_per_hour: f64,
 }
 
 /// Bounds on the total number of replicas.

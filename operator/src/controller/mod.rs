@@ -9,6 +9,7 @@ pub mod fence;
 pub mod kubeconfig;
 pub mod labels;
 pub mod member_cache;
+pub mod metrics;
 pub mod metrics_api;
 pub mod node_room;
 pub mod pool;

@@ -29,8 +29,11 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use super::labels;
+use super::metrics::PoolInfoLabels;
 use super::registry::{MemberError, MemberRegistry};
-use crate::api::cloud_pool::{CloudPool, CloudPoolSpec, CloudPoolStatus, ResourceAmounts};
+use crate::api::cloud_pool::{
+    CapacityType, CloudPool, CloudPoolSpec, CloudPoolStatus, ResourceAmounts,
+};
 use crate::api::conditions;
 use crate::api::quantity;
 use crate::decide::reason::pool as reason;
@@ -250,7 +253,7 @@ pub struct PoolContext {
     /// How long one probe may take.
     pub probe_timeout: Duration,
     /// Exported metrics.
-    pub metrics: Arc<super::admin::Metrics>,
+    pub metrics: Arc<super::metrics::Metrics>,
     /// This installation's id: a deleted pool waits only for Deployments carrying it.
     pub installation: String,
     /// How long a deleted pool's member may not answer before the pool goes without it.
@@ -435,6 +438,7 @@ async fn release(pool: &CloudPool, ctx: &PoolContext) -> Result<Action, PoolErro
     match waiting {
         None => {
             info!(pool = %name, "deleted pool released; finalizer removed");
+            ctx.metrics.forget_pool(&name);
             Ok(Action::await_change())
         }
         Some(why) => {
@@ -489,11 +493,7 @@ async fn probe_and_report(
     let previous = pool.status.clone().unwrap_or_default();
     let probe_started = std::time::Instant::now();
     let outcome = probe(ctx, pool).await;
-    let labels = super::admin::PoolLabels { pool: name.clone() };
-    ctx.metrics
-        .pool_probe_seconds
-        .get_or_create(&labels)
-        .observe(probe_started.elapsed().as_secs_f64());
+    let took = probe_started.elapsed();
     debug!(pool = %name, ?outcome, "probed");
     let status = pool_status(
         &pool.spec,
@@ -505,10 +505,17 @@ async fn probe_and_report(
     );
     let was_ready = conditions::is_true(&previous.conditions, conditions::READY);
     let is_ready = conditions::is_true(&status.conditions, conditions::READY);
-    ctx.metrics
-        .pool_ready
-        .get_or_create(&labels)
-        .set(i64::from(is_ready));
+    let info = PoolInfoLabels {
+        pool: name.clone(),
+        provider: pool.spec.provider.clone(),
+        region: pool.spec.region.clone(),
+        capacity_type: match pool.spec.pricing.capacity_type {
+            CapacityType::OnDemand => "OnDemand",
+            CapacityType::Spot => "Spot",
+        }
+        .to_string(),
+    };
+    ctx.metrics.observe_probe(info, is_ready, took);
     let had_ready = previous
         .conditions
         .iter()

@@ -51,6 +51,24 @@ pub struct Estimate {
     pub status: DemandStatus,
     /// Why a forecast was not used, or what degraded it.
     pub note: Option<String>,
+    /// The forecast behind it, unrounded, for metrics; None while scaling reactively.
+    pub forecast: Option<ForecastSummary>,
+}
+
+/// What a forecast said, as the metrics export it (status rounds these and keeps no point
+/// forecast and no per-model errors).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastSummary {
+    /// Peak of the chosen model's point forecast over the horizon, in cores.
+    pub mean_peak: f64,
+    /// Peak of the upper quantile over the horizon, in cores.
+    pub upper_peak: f64,
+    /// The quantile provisioned for.
+    pub quantile: f64,
+    /// The chosen model's recent backtest WAPE.
+    pub wape: Option<f64>,
+    /// Each candidate's recent backtest WAPE; candidates not yet scored are left out.
+    pub backtests: Vec<(ModelKind, f64)>,
 }
 
 /// One workload's history and forecaster.
@@ -263,6 +281,7 @@ impl DemandTracker {
                 startup_seconds: None,
             },
             note: Some(note),
+            forecast: None,
         };
         if let Err(e) = self.sync(spec) {
             return reactive(format!("forecast settings unusable: {e}"));
@@ -294,6 +313,22 @@ impl DemandTracker {
                     .fold(0.0, f64::max)
                     .min(peak);
                 let lead_secs = step.as_secs().saturating_mul(lead as u64);
+                let forecast = ForecastSummary {
+                    mean_peak: fc.mean.iter().map(|&v| finite(v)).fold(0.0, f64::max),
+                    upper_peak: peak,
+                    quantile: fc.quantile,
+                    wape: fc.backtest_wape.filter(|w| w.is_finite()),
+                    backtests: fc
+                        .selection
+                        .as_ref()
+                        .map(|s| {
+                            s.candidates
+                                .iter()
+                                .filter_map(|c| Some((c.model, c.wape.filter(|w| w.is_finite())?)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
                 Estimate {
                     cores: current.max(lead_peak),
                     horizon_peak: current.max(peak),
@@ -312,6 +347,7 @@ impl DemandTracker {
                         startup_seconds: None,
                     },
                     note: fc.reason,
+                    forecast: (fc.model != ModelKind::Reactive).then_some(forecast),
                 }
             }
             Err(e) => reactive(format!("no forecast: {e}")),

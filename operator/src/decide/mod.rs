@@ -102,6 +102,18 @@ pub struct Decision {
     pub plan: Option<Plan>,
     /// Why nothing was decided yet (a new pool's first probe is awaited).
     pub waiting: Option<String>,
+    /// What the metrics export beyond the status.
+    pub telemetry: Telemetry,
+}
+
+/// What a decision exports as metrics beyond its status: the unrounded forecast with every
+/// candidate's backtest error, and how many pools are failed over.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Telemetry {
+    /// The forecast, while there is one.
+    pub forecast: Option<demand::ForecastSummary>,
+    /// Pools lost past the failover grace whose replicas are planned elsewhere.
+    pub failed_over_pools: usize,
 }
 
 /// The one decision for `workload` in `world`, with `memory`, at `now`.
@@ -210,6 +222,7 @@ pub fn decide(
                 world,
                 memory,
                 estimate.status,
+                estimate.forecast,
                 &why,
                 settings,
                 now,
@@ -233,6 +246,10 @@ pub fn decide(
         .collect();
     if !waiting.is_empty() {
         let persist = memory.needs_persist();
+        let telemetry = Telemetry {
+            forecast: estimate.forecast,
+            failed_over_pools: memory.lost.len(),
+        };
         return Decision {
             actions: vec![MemberAction::Leave; world.pools.len()],
             status: workload.previous.clone(),
@@ -246,6 +263,7 @@ pub fn decide(
                 "waiting for the first probe of new pools: {}",
                 waiting.join(", ")
             )),
+            telemetry,
         };
     }
 
@@ -302,6 +320,10 @@ pub fn decide(
     for p in &newly_lost {
         memory.lost.insert(p.clone(), at);
     }
+    let telemetry = Telemetry {
+        forecast: estimate.forecast.clone(),
+        failed_over_pools: memory.lost.len(),
+    };
     // Where the workload runs, or may run, for the next decisions and the finalizer.
     for ((p, s), (&after, action)) in world
         .pools
@@ -540,6 +562,7 @@ pub fn decide(
         demand_cores: demand,
         plan: Some(plan),
         waiting: None,
+        telemetry,
     }
 }
 
@@ -587,11 +610,13 @@ fn slots(world: &World, problem: &Problem, plan: &Plan, memory: &Memory) -> Vec<
 }
 
 /// The decision for a spec that cannot be planned: nothing changes in the members.
+#[allow(clippy::too_many_arguments)]
 fn invalid(
     workload: &Workload,
     world: &World,
     memory: Memory,
     demand: crate::api::workload::DemandStatus,
+    forecast: Option<demand::ForecastSummary>,
     why: &str,
     settings: &Settings,
     now: jiff::Timestamp,
@@ -637,6 +662,10 @@ fn invalid(
     } else {
         vec![warning(EventReason::InvalidSpec, why.to_string())]
     };
+    let telemetry = Telemetry {
+        forecast,
+        failed_over_pools: memory.lost.len(),
+    };
     Decision {
         actions: vec![MemberAction::Leave; world.pools.len()],
         status: status::build(workload.previous, workload.generation, &summary, now),
@@ -647,6 +676,7 @@ fn invalid(
         demand_cores: 0.0,
         plan: None,
         waiting: None,
+        telemetry,
     }
 }
 

@@ -17,7 +17,6 @@ use super::observe::{self, cluster_key};
 use super::{WorkloadContext, WorkloadError, act, member, report};
 use crate::api::cloud_pool::CloudPool;
 use crate::api::workload::MultiCloudWorkload;
-use crate::controller::admin::WorkloadLabels;
 use crate::controller::desired::Owner;
 use crate::decide::{EventReason, Notice};
 
@@ -95,13 +94,7 @@ pub async fn run(
     }
     ctx.take_memory(&key);
     ctx.forget_applied(&key);
-    let labels = WorkloadLabels {
-        namespace: namespace.clone(),
-        workload: name.clone(),
-    };
-    ctx.metrics.workload_desired_replicas.remove(&labels);
-    ctx.metrics.workload_ready_replicas.remove(&labels);
-    ctx.metrics.workload_cost_per_hour.remove(&labels);
+    ctx.metrics.forget_workload(&namespace, &name);
     info!(workload = %name, %namespace, "cleaned up; finalizer removed");
     Ok(Action::await_change())
 }

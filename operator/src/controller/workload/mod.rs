@@ -30,8 +30,8 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
 
-use super::admin::Metrics;
 use super::desired::Owner;
+use super::metrics::Metrics;
 use super::registry::MemberRegistry;
 use crate::api::cloud_pool::CloudPool;
 use crate::api::conditions;
@@ -410,6 +410,7 @@ async fn apply(
         requeue,
         demand_cores,
         waiting,
+        telemetry,
         ..
     } = decided;
     if let Some(why) = history_problem {
@@ -488,7 +489,7 @@ async fn apply(
         report::publish(ctx, &workload, notice).await;
     }
     let status = report::status(ctx, &workload, &previous, next, now).await?;
-    report::metrics(ctx, &namespace, &name, &status);
+    report::metrics(ctx, &workload, &status, &telemetry, demand_cores);
     debug!(workload = %name, %namespace, changed, "reconciled");
     Ok(Action::requeue(requeue))
 }

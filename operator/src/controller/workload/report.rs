@@ -15,9 +15,9 @@ use super::{WorkloadContext, WorkloadError};
 use crate::api::conditions;
 use crate::api::history::{WorkloadHistory, WorkloadHistorySpec};
 use crate::api::workload::{MultiCloudWorkload, MultiCloudWorkloadStatus};
-use crate::controller::admin::WorkloadLabels;
 use crate::controller::labels;
-use crate::decide::{ConditionReason, EventReason, Memory, Notice, status};
+use crate::controller::metrics::WorkloadReport;
+use crate::decide::{ConditionReason, EventReason, Memory, Notice, Telemetry, status};
 
 /// Folds what the members answered into the decision's status: a pool whose apply failed
 /// shows what it ran, not what was meant, and the failure is a condition.
@@ -159,29 +159,24 @@ pub fn refused(failures: &[(String, u32, String)]) -> Option<Notice> {
     })
 }
 
-/// Sets the workload's gauges from the status in effect.
+/// Publishes the workload's metrics from the status in effect and the decision's numbers.
 pub fn metrics(
     ctx: &WorkloadContext,
-    namespace: &str,
-    name: &str,
+    workload: &MultiCloudWorkload,
     status: &MultiCloudWorkloadStatus,
+    telemetry: &Telemetry,
+    planned_cores: f64,
 ) {
-    let labels = WorkloadLabels {
-        namespace: namespace.to_string(),
-        workload: name.to_string(),
-    };
-    ctx.metrics
-        .workload_desired_replicas
-        .get_or_create(&labels)
-        .set(i64::from(status.desired_replicas));
-    ctx.metrics
-        .workload_ready_replicas
-        .get_or_create(&labels)
-        .set(i64::from(status.ready_replicas));
-    ctx.metrics
-        .workload_cost_per_hour
-        .get_or_create(&labels)
-        .set(status.cost_per_hour);
+    ctx.metrics.publish_workload(
+        &workload.namespace().unwrap_or_default(),
+        &workload.name_any(),
+        &WorkloadReport {
+            status,
+            telemetry,
+            planned_cores,
+            budget_per_hour: workload.spec.budget.as_ref().map(|b| b.cost_per_hour),
+        },
+    );
 }
 
 /// Stores the history and the decision memory in the workload's `WorkloadHistory`.
