@@ -25,8 +25,8 @@ use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
 
@@ -560,6 +560,20 @@ fn wakes(workload: &MultiCloudWorkload, pool: &CloudPool) -> bool {
     runs_there || selected
 }
 
+/// What of a workload, when it changes, wakes its reconcile: the spec (its generation), the
+/// finalizers (the finalizer helper adds one and waits for the change) and the deletion
+/// mark. Status, written by skyfleet itself after every decision that changes it, is left
+/// out: the decision it describes has been made, and the next comes with the sync period.
+fn plan_inputs(w: &MultiCloudWorkload) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = &w.metadata;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    meta.deletion_timestamp.as_ref().map(|t| t.0).hash(&mut h);
+    Some(h.finish())
+}
+
 /// Runs the MultiCloudWorkload controller until `shutdown` resolves. A change of a CloudPool
 /// (readiness, prices, drain, labels) reconciles the workloads it concerns ([`wakes`]).
 pub async fn run(
@@ -573,7 +587,13 @@ pub async fn run(
     };
     let pools: Api<CloudPool> = Api::all(client);
     let seen = Mutex::new(HashMap::<String, u64>::new());
-    let controller = Controller::new(workloads, watcher::Config::default()).with_config(
+    let (reader, writer) = reflector::store();
+    let triggers = watcher(workloads, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(plan_inputs, PredicateConfig::default());
+    let controller = Controller::for_stream(triggers, reader).with_config(
         kube::runtime::controller::Config::default().concurrency(ctx.scope.concurrency),
     );
     let store = controller.store();
@@ -609,6 +629,35 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_spec_finalizers_and_deletion_wake_a_workload_not_its_status() {
+        let base: MultiCloudWorkload = serde_json::from_value(serde_json::json!({
+            "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+            "metadata": {"name": "web", "namespace": "shop", "generation": 3,
+                         "resourceVersion": "100", "finalizers": ["skyfleet.io/cleanup"]},
+            "spec": {"replicas": {"min": 1, "max": 3},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "a", "image": "a"}]}}},
+            "status": {"desiredReplicas": 2}
+        }))
+        .unwrap();
+        let mut status_written = base.clone();
+        status_written.metadata.resource_version = Some("101".into());
+        status_written.status = Some(Default::default());
+        assert_eq!(plan_inputs(&base), plan_inputs(&status_written));
+        let mut edited = base.clone();
+        edited.metadata.generation = Some(4);
+        assert_ne!(plan_inputs(&base), plan_inputs(&edited));
+        let mut unfinalized = base.clone();
+        unfinalized.metadata.finalizers = None;
+        assert_ne!(plan_inputs(&base), plan_inputs(&unfinalized));
+        let mut deleting = base.clone();
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        assert_ne!(plan_inputs(&base), plan_inputs(&deleting));
+    }
 
     #[test]
     fn pools_sharing_a_kubeconfig_are_one_cluster() {
