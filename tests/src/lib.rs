@@ -437,6 +437,22 @@ pub fn stored_history(
     Some((step.to_string(), start.to_string(), values))
 }
 
+/// The directory of the binaries `hack/build-bins.sh` built (helm, promtool, prometheus, the
+/// control planes): `$SKYFLEET_BIN`, or `~/.cache/skyfleet/bin` as the script defaults to.
+pub fn bin_dir() -> PathBuf {
+    std::env::var_os("SKYFLEET_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/skyfleet/bin")
+        })
+}
+
+/// The repository root (no control plane needed).
+pub fn repo_root() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
+}
+
 /// A short string unique within this test run.
 pub fn unique() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -467,6 +483,23 @@ where
     }
 }
 
+/// GETs `path` from 127.0.0.1:`port` (HTTP/1.0, so the server closes the connection):
+/// the status code and body, or `None` when nothing answers within `timeout`.
+pub fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(timeout)).ok()?;
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -488,18 +521,7 @@ impl Operator {
     /// GETs an admin path (`/metrics`, `/readyz`) and returns the status code and body, or
     /// `None` when nothing answers yet.
     pub fn admin_get(&self, path: &str) -> Option<(u16, String)> {
-        use std::io::{Read, Write};
-        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).ok()?;
-        conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(conn, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-        let mut text = String::new();
-        conn.read_to_string(&mut text).ok()?;
-        let code = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Some((code, body))
+        http_get(self.admin_port, path, Duration::from_secs(5))
     }
 
     /// The process id, e.g. to read its resident memory from /proc.
@@ -536,4 +558,161 @@ impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A Prometheus server on 127.0.0.1 (built by `hack/build-bins.sh` from its pinned Go module),
+/// scraping `targets` every second and evaluating a rules file every second, with its data in
+/// `target/e2e-prometheus/`. It is killed when dropped, or when the test binary exits.
+pub struct Prometheus {
+    child: std::process::Child,
+    /// Its HTTP port on 127.0.0.1.
+    pub port: u16,
+    log: PathBuf,
+}
+
+/// The labels of a series or an alert.
+pub type Labels = std::collections::BTreeMap<String, String>;
+/// One series of an instant query: its labels and value.
+pub type Sample = (Labels, f64);
+/// One alert: its labels (with `alertname`) and state (`pending` or `firing`).
+pub type Alert = (Labels, String);
+
+impl Prometheus {
+    /// Starts Prometheus with job `skyfleet` scraping `targets` (`host:port`) and `rules`
+    /// loaded, and waits until it is ready.
+    pub fn start(root: &Path, targets: &[String], rules: &Path) -> Prometheus {
+        let dir = root
+            .join("target/e2e-prometheus")
+            .join(format!("prometheus-{}", unique()));
+        std::fs::create_dir_all(&dir).expect("prometheus dir");
+        let rules_copy = dir.join("rules.yaml");
+        std::fs::copy(rules, &rules_copy).expect("copy the rules");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files: [{rules}]\n\
+             scrape_configs:\n  - job_name: skyfleet\n    static_configs:\n      - targets: [{targets}]\n",
+            rules = rules_copy.display(),
+            targets = targets
+                .iter()
+                .map(|t| format!("'{t}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write prometheus.yml");
+        let port = free_port();
+        let log = dir.join("prometheus.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(bin_dir().join("prometheus"))
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start prometheus (built by hack/build-bins.sh)");
+        CHILDREN.lock().expect("lock").push(child.id());
+        let p = Prometheus { child, port, log };
+        let start = Instant::now();
+        while p.http_get("/-/ready").map(|(c, _)| c) != Some(200) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "prometheus not ready after 60s:\n{}",
+                p.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        p
+    }
+
+    /// Its log so far, for assertion messages.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.port, path, Duration::from_secs(10))
+    }
+
+    /// The `data` of an API answer, or what went wrong.
+    fn api(&self, path: &str) -> Result<serde_json::Value, String> {
+        let (code, body) = self
+            .http_get(path)
+            .ok_or_else(|| format!("no answer from prometheus for {path}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("{path}: HTTP {code}: {e}: {body}"))?;
+        if v["status"] != "success" {
+            return Err(format!("{path}: HTTP {code}: {body}"));
+        }
+        Ok(v["data"].clone())
+    }
+
+    /// Evaluates `expr` now: every series of the (vector or scalar) result.
+    pub fn query(&self, expr: &str) -> Result<Vec<Sample>, String> {
+        let data = self.api(&format!("/api/v1/query?query={}", url_encode(expr)))?;
+        let value = |v: &serde_json::Value| -> f64 {
+            v[1].as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(f64::NAN)
+        };
+        match data["resultType"].as_str() {
+            Some("vector") => Ok(data["result"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    let labels = s["metric"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect();
+                    (labels, value(&s["value"]))
+                })
+                .collect()),
+            Some("scalar") => Ok(vec![(Default::default(), value(&data["result"]))]),
+            other => Err(format!("{expr}: unexpected result type {other:?}")),
+        }
+    }
+
+    /// The alerts now pending or firing: their labels (with `alertname`) and state.
+    pub fn alerts(&self) -> Result<Vec<Alert>, String> {
+        let data = self.api("/api/v1/alerts")?;
+        Ok(data["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                let labels = a["labels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect();
+                (labels, a["state"].as_str().unwrap_or_default().to_string())
+            })
+            .collect())
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `s` percent-encoded for a URL query value.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

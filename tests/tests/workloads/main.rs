@@ -5,6 +5,7 @@
 
 mod burst;
 mod make_before_break;
+mod monitoring;
 mod noisy_neighbour;
 mod room;
 mod spot;
@@ -53,6 +54,11 @@ impl SharedOperator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .admin_get(path)
+    }
+
+    /// The port of its /metrics on 127.0.0.1 (a restart gives a new one).
+    fn admin_port(&self) -> u16 {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).admin_port
     }
 
     fn pid(&self) -> u32 {
