@@ -447,6 +447,18 @@ pub fn bin_dir() -> PathBuf {
         })
 }
 
+/// The standard output of a command that must have succeeded; otherwise panics with `what`
+/// and everything the command printed.
+pub fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The repository root (no control plane needed).
 pub fn repo_root() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use skyfleet_e2e::{bin_dir, repo_root};
+use skyfleet_e2e::{bin_dir, ok, repo_root};
 
 const RULES: &str = "monitoring/skyfleet.rules.yaml";
 const RULE_TESTS: &str = "monitoring/skyfleet.rules.test.yaml";
@@ -24,16 +24,6 @@ fn run(program: &Path, args: &[&str]) -> Output {
                 program.display()
             )
         })
-}
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn yaml(path: &str) -> Value {

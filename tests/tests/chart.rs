@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use skyfleet_e2e::{Env, unique};
+use skyfleet_e2e::{Env, ok, unique};
 
 fn helm(env: &Env, args: &[&str]) -> Output {
     let bin = std::env::var("SKYFLEET_BIN")
@@ -19,16 +19,6 @@ fn helm(env: &Env, args: &[&str]) -> Output {
         .current_dir(&env.root)
         .output()
         .expect("run helm")
-}
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A release installed in a namespace of its own, reading member kubeconfigs from another.
