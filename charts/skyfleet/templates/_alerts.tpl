@@ -20,7 +20,12 @@ groups:
       description: {{`'MultiCloudWorkload {{ $labels.namespace }}/{{ $labels.workload }} has had RedundancySatisfied=False ({{ $labels.reason }}) for a while: losing the configured pools, regions or providers would leave too few Ready replicas.'`}}
       runbook: charts/skyfleet/README.md#skyfleetredundancylost
   - alert: SkyfleetPlacementInfeasible
-    expr: group by (namespace, workload, reason) (skyfleet_workload_condition{reason=~"Infeasible|NoEligiblePools|InvalidSpec"})
+    expr: |-
+      group by (namespace, workload, reason) (
+          skyfleet_workload_condition{condition="Degraded", reason=~"Infeasible|NoEligiblePools|InvalidSpec"} == 1
+        or
+          skyfleet_workload_condition{condition!="Degraded", reason=~"Infeasible|NoEligiblePools|InvalidSpec"} == 0
+      )
     for: {{ $a.placementInfeasibleFor }}
     labels:
       severity: warning
