@@ -589,6 +589,9 @@ pub type Sample = (Labels, f64);
 /// One alert: its labels (with `alertname`) and state (`pending` or `firing`).
 pub type Alert = (Labels, String);
 
+/// One series of a range: its labels and its samples as (unix time, value), oldest first.
+pub type Series = (Labels, Vec<(f64, f64)>);
+
 impl Prometheus {
     /// Starts Prometheus with job `skyfleet` scraping `targets` (`host:port`) and `rules`
     /// loaded, and waits until it is ready.
@@ -688,6 +691,39 @@ impl Prometheus {
             Some("scalar") => Ok(vec![(Default::default(), value(&data["result"]))]),
             other => Err(format!("{expr}: unexpected result type {other:?}")),
         }
+    }
+
+    /// Evaluates a range selector (`metric{…}[5m]`) now: each series with its samples as
+    /// (unix time, value), oldest first.
+    pub fn range(&self, selector: &str) -> Result<Vec<Series>, String> {
+        let data = self.api(&format!("/api/v1/query?query={}", url_encode(selector)))?;
+        if data["resultType"].as_str() != Some("matrix") {
+            return Err(format!("{selector}: not a range: {data}"));
+        }
+        Ok(data["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let labels = s["metric"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect();
+                let points = s["values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| {
+                        let t = p[0].as_f64()?;
+                        let v = p[1].as_str()?.parse().ok()?;
+                        Some((t, v))
+                    })
+                    .collect();
+                (labels, points)
+            })
+            .collect())
     }
 
     /// The alerts now pending or firing: their labels (with `alertname`) and state.

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::demand::{DemandTracker, Stabilizer};
+use super::refusal::Holds;
 use super::startup::StartupTracker;
 
 /// Most bytes of stored memory read back; more is refused, not parsed.
@@ -34,6 +35,8 @@ pub struct Memory {
     /// Replicas last seen in each pool's Deployment while its member answered; a pool is
     /// here from the first apply until its Deployment is gone.
     pub known: BTreeMap<String, u32>,
+    /// Pools whose member refused the pods, held at what they have Ready for a while.
+    pub refusals: Holds,
     /// Why the stored history or memory was refused when this process read it (shown as
     /// `HistoryValid=False` while this process runs); never stored itself.
     pub refused: Option<String>,
@@ -46,6 +49,7 @@ pub struct Memory {
 struct Fingerprint {
     lost: Vec<String>,
     known: Vec<(String, u32)>,
+    refusals: Vec<(String, i64, u32)>,
     peak: f64,
     startup: StartupTracker,
 }
@@ -71,6 +75,8 @@ struct Stored {
     known: BTreeMap<String, u32>,
     #[serde(default)]
     startup: StartupTracker,
+    #[serde(default)]
+    refusals: Holds,
 }
 
 impl Memory {
@@ -82,6 +88,7 @@ impl Memory {
             startup: StartupTracker::default(),
             lost: BTreeMap::new(),
             known: BTreeMap::new(),
+            refusals: Holds::default(),
             refused: None,
             stored: None,
         }
@@ -91,6 +98,7 @@ impl Memory {
         Fingerprint {
             lost: self.lost.keys().cloned().collect(),
             known: self.known.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            refusals: self.refusals.fingerprint(),
             peak: self
                 .stabilizer
                 .entries()
@@ -114,12 +122,14 @@ impl Memory {
             None => {
                 !now.lost.is_empty()
                     || !now.known.is_empty()
+                    || !now.refusals.is_empty()
                     || now.peak > 0.0
                     || now.startup != StartupTracker::default()
             }
             Some(was) => {
                 was.lost != now.lost
                     || was.known != now.known
+                    || was.refusals != now.refusals
                     || now.peak > was.peak
                     || was.startup != now.startup
             }
@@ -139,6 +149,7 @@ impl Memory {
             lost: self.lost.clone(),
             known: self.known.clone(),
             startup: self.startup,
+            refusals: self.refusals.clone(),
         };
         serde_json::to_string(&stored).unwrap_or_default()
     }
@@ -178,6 +189,7 @@ impl Memory {
                 .filter(|(p, _)| plausible_pool(p))
                 .take(MAX_POOLS)
                 .collect(),
+            refusals: stored.refusals.restore(now, MAX_POOLS),
             refused: None,
             stored: None,
         };
@@ -204,6 +216,12 @@ mod tests {
         m.stabilizer.apply(110, 1.0, window);
         m.lost.insert("aws".into(), 90);
         m.known.insert("gcp".into(), 3);
+        let refused = super::super::world::MemberDeployment {
+            replicas: 3,
+            ready: 1,
+            failure: Some("FailedCreate: quota".into()),
+        };
+        m.refusals.observe("azure", Some(&refused), 100);
         m.startup.observe(60, 5, 2);
         m.startup.observe(100, 5, 5);
         m.startup.observe(110, 7, 5);
@@ -216,6 +234,11 @@ mod tests {
         assert_eq!(back.stabilizer, m.stabilizer);
         assert_eq!(back.lost, m.lost);
         assert_eq!(back.known, m.known);
+        assert_eq!(
+            back.refusals.fingerprint(),
+            m.refusals.fingerprint(),
+            "a refusal's hold"
+        );
         // The restored stabiliser still holds the peak inside its window.
         let mut s = back.stabilizer;
         assert_eq!(s.apply(130, 0.5, window), 4.0);
@@ -262,6 +285,14 @@ mod tests {
         });
         change(&mut m, "a higher stabiliser peak", &|m| {
             m.stabilizer.apply(600, 7.0, window);
+        });
+        change(&mut m, "a refusal", &|m| {
+            let refused = super::super::world::MemberDeployment {
+                replicas: 2,
+                ready: 0,
+                failure: Some("FailedCreate".into()),
+            };
+            m.refusals.observe("azure", Some(&refused), 600);
         });
         change(&mut m, "a startup being timed", &|m| {
             m.startup.observe(600, 5, 2);

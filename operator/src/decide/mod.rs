@@ -22,6 +22,7 @@ pub mod demand;
 pub mod history;
 pub mod memory;
 pub mod reason;
+pub mod refusal;
 pub mod room;
 pub mod safety;
 pub mod startup;
@@ -179,18 +180,27 @@ pub fn decide(
         .iter()
         .map(|p| availability::of_pool(p, settings.failover_grace, now))
         .collect();
+    // Refusals: a pool that refused the pods is held at what it has Ready for a while.
+    for p in &world.pools {
+        if let Member::Seen(d) = &p.member {
+            memory.refusals.observe(&p.name, d.as_ref(), at);
+        }
+    }
+    memory
+        .refusals
+        .retain(world.pools.iter().map(|p| p.name.as_str()));
     let inputs: Vec<PoolInput> = world
         .pools
         .iter()
         .zip(&health)
         .map(|(p, a)| {
             let current = current_replicas(p, &memory);
-            let refused = matches!(&p.member, Member::Seen(Some(d)) if d.failure.is_some());
+            let refused = memory.refusals.held(&p.name, at).is_some();
             let cap = match (&a.health, &p.member) {
                 // Within the grace: keep what runs, never grow.
                 (Health::InGrace { .. }, _) => Some(current),
                 // Pods the member cannot create are missing: plan no more than are Ready.
-                (_, Member::Seen(Some(d))) if refused => Some(d.ready),
+                (_, Member::Seen(d)) if refused => Some(d.as_ref().map_or(0, |d| d.ready)),
                 // No more than its nodes have room for: the rest would stay Pending.
                 _ => p.room.as_ref().zip(shape.as_ref()).map(|(r, s)| r.holds(s)),
             };
@@ -400,11 +410,29 @@ pub fn decide(
     let refused: Vec<String> = world
         .pools
         .iter()
-        .filter_map(|p| match &p.member {
-            Member::Seen(Some(MemberDeployment {
-                failure: Some(why), ..
-            })) => Some(format!("pool {}: {why}", p.name)),
-            _ => None,
+        .filter_map(|p| {
+            let failure = match &p.member {
+                Member::Seen(Some(MemberDeployment {
+                    failure: Some(why), ..
+                })) => Some(why.as_str()),
+                _ => None,
+            };
+            let hold = memory.refusals.held(&p.name, at);
+            let why = failure.or(hold.and_then(|h| h.why.as_deref()));
+            let held = hold.map(|h| {
+                let until = jiff::Timestamp::from_second(h.until)
+                    .map_or_else(|_| h.until.to_string(), |t| t.to_string());
+                format!("; planned at no more than it has Ready until {until}, then tried again")
+            });
+            match (why, held) {
+                (None, None) => None,
+                (why, held) => Some(format!(
+                    "pool {}: {}{}",
+                    p.name,
+                    why.unwrap_or("refused this workload's pods"),
+                    held.unwrap_or_default()
+                )),
+            }
         })
         .collect();
     // Pools whose nodes have no room for replicas placed there.
@@ -790,6 +818,62 @@ mod tests {
             previous: &previous,
         };
         decide(&w, world, memory, &SETTINGS, t(at))
+    }
+
+    #[test]
+    fn a_pool_that_refused_the_pods_is_held_at_its_ready_ones_after_its_condition_clears() {
+        // The cheap pool refuses (a quota): one of its two is Ready.
+        let world = |cheap: MemberDeployment| World {
+            pools: vec![
+                pool("cheap", 0.01, true, "Probed", 0, Member::Seen(Some(cheap))),
+                pool("dear", 0.09, true, "Probed", 0, running(0)),
+            ],
+            measured: Measured {
+                cores: None,
+                partial: false,
+            },
+            namespace_labels: None,
+        };
+        let refused = MemberDeployment {
+            replicas: 2,
+            ready: 1,
+            failure: Some("FailedCreate: exceeded quota".into()),
+        };
+        let placed = |d: &Decision| -> Vec<u32> {
+            d.plan
+                .as_ref()
+                .map(|p| p.pools.iter().map(|r| r.replicas).collect())
+                .unwrap_or_default()
+        };
+        let d = run(&world(refused), memory(), 0);
+        assert_eq!(
+            placed(&d),
+            [1, 1],
+            "the refused replica goes to the dear pool"
+        );
+        assert!(d.persist, "the hold is stored at once");
+        let degraded = d
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded")
+            .expect("Degraded");
+        assert!(
+            degraded.message.contains("exceeded quota") && degraded.message.contains("until"),
+            "{}",
+            degraded.message
+        );
+        // Scaled to its Ready one, the member's condition clears; the pool stays held.
+        let cleared = MemberDeployment {
+            replicas: 1,
+            ready: 1,
+            failure: None,
+        };
+        let d = run(&world(cleared.clone()), d.memory, 30);
+        assert_eq!(placed(&d), [1, 1], "no move back while held");
+        // After the hold it is tried again.
+        let d = run(&world(cleared), d.memory, refusal::FIRST_HOLD_SECS + 1);
+        assert_eq!(placed(&d), [2, 0], "tried again once the hold ends");
     }
 
     #[test]

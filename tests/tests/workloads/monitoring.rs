@@ -363,13 +363,26 @@ async fn prometheus_reads_every_dashboard_query_and_the_alerts_follow_an_outage(
         watch.record(&prom, &watched);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    for (alert, _) in &watched {
-        let states = watch.states(alert);
-        let pending = states.iter().position(|s| s == "pending");
-        let firing = states.iter().position(|s| s == "firing");
+    // Pending came before firing, as Prometheus itself recorded each evaluation (the `ALERTS`
+    // series): a poll of /api/v1/alerts can miss a pending spell of a few seconds on a busy
+    // machine.
+    let window = watch.since.elapsed().as_secs();
+    for (alert, (key, value)) in &watched {
+        let first = |state: &str| {
+            prom.range(&format!(
+                "ALERTS{{alertname=\"{alert}\", {key}=\"{value}\", alertstate=\"{state}\"}}[{window}s]"
+            ))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .iter()
+            .flat_map(|(_, points)| points.iter().map(|p| p.0))
+            .fold(f64::INFINITY, f64::min)
+        };
+        let (pending, firing) = (first("pending"), first("firing"));
         assert!(
-            pending.is_some() && pending < firing,
-            "{alert}: pending before firing, then resolved: {states:?}"
+            pending.is_finite() && pending < firing,
+            "{alert}: pending (first at {pending}) before firing (first at {firing}), then \
+             resolved; polled: {:?}",
+            watch.states(alert)
         );
     }
     let (redundant, _, message) = condition(

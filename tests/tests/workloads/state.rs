@@ -344,6 +344,18 @@ async fn a_member_quota_that_refuses_the_pods_is_named_and_the_replicas_go_elsew
         status_pools(&placed).iter().map(|r| r.1).sum::<i64>() >= 3,
         "{placed}"
     );
+    // Held at its Ready one, the cheap pool's Deployment no longer reports the quota; it is
+    // not planned in full again (and refused again) until its hold ends, and says so.
+    let (status, reason, message) = condition(&placed, "Degraded").expect("Degraded");
+    assert!(
+        status == "True" && reason == "MemberRefused" && message.contains("then tried again"),
+        "{reason}: {message}"
+    );
+    let cheap_now = member_replicas(env, "azure", &namespace, &name, &cheap).unwrap_or(0);
+    assert!(
+        cheap_now <= 1,
+        "the cheap pool is held at no more than the quota admits: {cheap_now}"
+    );
     env.kubectl_ok(
         "mgmt",
         &["delete", "mcw", &name, "-n", &namespace, "--timeout=60s"],
