@@ -323,6 +323,45 @@ fn workload_budget_is_a_price_per_hour_from_zero_to_a_billion() {
 }
 
 #[test]
+fn workload_traffic_damping_is_bounded_and_pool_endpoint_is_a_host() {
+    for bad in [-1, 101] {
+        rejects(
+            MCW,
+            |o| o["spec"]["traffic"] = json!({"minWeightChange": bad}),
+            "traffic.minWeightChange must be between 0 and 100 points",
+        );
+    }
+    rejects(
+        MCW,
+        |o| o["spec"]["traffic"] = json!({"updatePeriod": "often"}),
+        "traffic.updatePeriod must be a duration such as 30s, 1m or 5m",
+    );
+    rejects(
+        MCW,
+        |o| o["spec"]["traffic"] = json!({"updatePeriod": "2h"}),
+        "traffic.updatePeriod must be at most 1h",
+    );
+    accepts(MCW, |o| {
+        o["spec"]["traffic"] = json!({"minWeightChange": 0, "updatePeriod": "0s"})
+    });
+    for bad in [
+        "http://ingress.example.com",
+        "ingress.example.com/",
+        "-x",
+        "",
+    ] {
+        rejects(
+            POOL,
+            |o| o["spec"]["traffic"] = json!({"endpoint": bad}),
+            "traffic.endpoint must be a DNS name or an IP address",
+        );
+    }
+    for good in ["ingress.example.com", "203.0.113.7", "2001:db8::1"] {
+        accepts(POOL, |o| o["spec"]["traffic"] = json!({"endpoint": good}));
+    }
+}
+
+#[test]
 fn workload_startup_is_a_duration_of_at_most_an_hour() {
     rejects(
         MCW,

@@ -106,6 +106,23 @@ pub struct CloudPoolSpec {
     /// here, and says so in a condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_namespaces: Option<NamespaceSelector>,
+    /// How users reach the workloads of this pool, for the traffic split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<PoolTraffic>,
+}
+
+/// Where users reach a pool.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolTraffic {
+    /// The pool's ingress address: a DNS name or an IP address, shown beside the pool's
+    /// weight in `status.traffic`.
+    #[schemars(length(max = 253))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.matches('^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$')",
+        "message": "traffic.endpoint must be a DNS name or an IP address"
+    }]))]
+    pub endpoint: String,
 }
 
 /// Pod Security Admission for the namespaces skyfleet creates in a member.

@@ -135,6 +135,17 @@ const STARTUP: DurationField = DurationField {
     nonzero: false,
 };
 
+/// Longest `traffic.updatePeriod`: DNS answers are cached for minutes anyway.
+pub const MAX_TRAFFIC_PERIOD_SECS: u64 = 3_600;
+const TRAFFIC_PERIOD: DurationField = DurationField {
+    path: "traffic.updatePeriod",
+    cel: "self",
+    format_message: "traffic.updatePeriod must be a duration such as 30s, 1m or 5m",
+    max_secs: MAX_TRAFFIC_PERIOD_SECS,
+    max_text: "1h",
+    nonzero: false,
+};
+
 impl DurationField {
     fn max_message(&self) -> String {
         format!("{} must be at most {}", self.path, self.max_text)
@@ -243,6 +254,11 @@ pub fn stabilization_rules() -> Vec<Value> {
 /// The rules of `scaling.startup`.
 pub fn startup_rules() -> Vec<Value> {
     STARTUP.rules()
+}
+
+/// The rules of `traffic.updatePeriod`.
+pub fn traffic_period_rules() -> Vec<Value> {
+    TRAFFIC_PERIOD.rules()
 }
 
 fn replicas_max_message() -> String {
@@ -557,6 +573,12 @@ pub fn check_workload(name: Option<&str>, spec: &MultiCloudWorkloadSpec) -> Vec<
         && !(0.0..=MAX_BUDGET_PER_HOUR).contains(&b.cost_per_hour)
     {
         out.push(BUDGET_MESSAGE.into());
+    }
+    if let Some(t) = &spec.traffic {
+        if !(0..=100).contains(&t.min_weight_change) {
+            out.push("traffic.minWeightChange must be between 0 and 100 points".into());
+        }
+        TRAFFIC_PERIOD.check(&t.update_period, &mut out);
     }
     let p = &spec.placement;
     if let Some(m) = p.max_moves_per_decision

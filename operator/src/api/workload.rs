@@ -38,6 +38,12 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.conditions[?(@.type==\"RedundancySatisfied\")].status"
     ),
     printcolumn(
+        name = "Traffic",
+        type_ = "string",
+        json_path = ".status.traffic.split",
+        priority = 1
+    ),
+    printcolumn(
         name = "Forecast",
         type_ = "string",
         json_path = ".status.demand.model",
@@ -75,6 +81,47 @@ pub struct MultiCloudWorkloadSpec {
     /// does not cut replicas to meet it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
+    /// How the split of users across pools (`status.traffic`) is damped. The split is
+    /// always computed; absent, a change of 5 points or more is published at most every 30s,
+    /// and a pool that goes dark or has no Ready replicas drops to 0 at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficSpec>,
+}
+
+/// How traffic weights follow Ready capacity.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficSpec {
+    /// The least change of any pool's weight, in points (0–100), worth publishing; smaller
+    /// changes wait until they add up. A drop to 0 is always published at once.
+    #[serde(default = "default_min_weight_change")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self >= 0 && self <= 100",
+        "message": "traffic.minWeightChange must be between 0 and 100 points"
+    }]))]
+    pub min_weight_change: i32,
+    /// The shortest time between two published splits, e.g. 30s (at most 1h). A drop to 0
+    /// is always published at once.
+    #[serde(default = "default_update_period")]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-validations" = super::limits::traffic_period_rules()))]
+    pub update_period: String,
+}
+
+impl Default for TrafficSpec {
+    fn default() -> Self {
+        Self {
+            min_weight_change: default_min_weight_change(),
+            update_period: default_update_period(),
+        }
+    }
+}
+
+fn default_min_weight_change() -> i32 {
+    5
+}
+fn default_update_period() -> String {
+    "30s".to_string()
 }
 
 /// A cost budget, in the currency of the CloudPools' `pricing`.
@@ -400,6 +447,39 @@ pub struct MultiCloudWorkloadStatus {
     /// When the last decision was taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision_time: Option<Time>,
+    /// How users should be split across pools: by Ready capacity, damped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficStatus>,
+}
+
+/// The split of traffic across pools.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficStatus {
+    /// The split in one line, `pool=weight` for each pool with traffic (`kubectl get -o wide`).
+    #[serde(default)]
+    pub split: String,
+    /// One row per pool with traffic; the weights sum to 100 (no rows: no pool has Ready
+    /// replicas it can serve from).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub pools: Vec<TrafficWeight>,
+    /// When this split was published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<Time>,
+}
+
+/// One pool's share of traffic.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficWeight {
+    /// The CloudPool.
+    pub name: String,
+    /// Its share, in percent (1–100).
+    pub weight: i32,
+    /// Where users reach it: the CloudPool's `traffic.endpoint`, when it declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// Demand as the last decision saw it.

@@ -140,6 +140,7 @@ pub struct Metrics {
     workload_pool_desired_replicas: Family<WorkloadPoolLabels, Gauge>,
     workload_pool_ready_replicas: Family<WorkloadPoolLabels, Gauge>,
     workload_pool_cost_per_hour: Family<WorkloadPoolLabels, FloatGauge>,
+    workload_pool_traffic_ratio: Family<WorkloadPoolLabels, FloatGauge>,
     workload_demand_cores: Family<WorkloadLabels, FloatGauge>,
     workload_planned_cores: Family<WorkloadLabels, FloatGauge>,
     workload_forecast_cores: Family<WorkloadLabels, FloatGauge>,
@@ -261,6 +262,12 @@ impl Default for Metrics {
                 &mut r,
                 "workload_pool_cost_per_hour",
                 "Cost per hour of the workload's replicas planned in one pool",
+                Family::default(),
+            ),
+            workload_pool_traffic_ratio: reg(
+                &mut r,
+                "workload_pool_traffic_ratio",
+                "Share of the workload's traffic published for one pool (status.traffic, 0-1)",
                 Family::default(),
             ),
             workload_demand_cores: reg(
@@ -479,6 +486,15 @@ impl Metrics {
             self.workload_pool_cost_per_hour
                 .get_or_create(&l)
                 .set(row.cost_per_hour);
+            let weight = status
+                .traffic
+                .iter()
+                .flat_map(|t| &t.pools)
+                .find(|t| t.name == row.name)
+                .map_or(0, |t| t.weight);
+            self.workload_pool_traffic_ratio
+                .get_or_create(&l)
+                .set(f64::from(weight) / 100.0);
         }
         for (m, wape) in f.map(|f| f.backtests.as_slice()).unwrap_or_default() {
             self.workload_model_backtest_wape_ratio
@@ -551,6 +567,7 @@ impl Metrics {
         self.workload_pool_desired_replicas.remove(l);
         self.workload_pool_ready_replicas.remove(l);
         self.workload_pool_cost_per_hour.remove(l);
+        self.workload_pool_traffic_ratio.remove(l);
     }
 }
 
@@ -643,7 +660,18 @@ mod tests {
     #[test]
     fn a_workload_is_exported_with_its_pools_models_and_conditions() {
         let m = Metrics::default();
-        let s = status(&[("aws", 3, 2, 0.3), ("gcp", 2, 2, 0.2)], true);
+        let mut s = status(&[("aws", 3, 2, 0.3), ("gcp", 2, 2, 0.2)], true);
+        s.traffic = Some(crate::api::workload::TrafficStatus {
+            split: "aws=50 gcp=50".into(),
+            pools: ["aws", "gcp"]
+                .map(|p| crate::api::workload::TrafficWeight {
+                    name: p.into(),
+                    weight: 50,
+                    endpoint: None,
+                })
+                .to_vec(),
+            last_update_time: None,
+        });
         let t = telemetry(&[ModelKind::LastValue, ModelKind::SeasonalNaive]);
         m.publish_workload(
             "shop",
@@ -663,6 +691,7 @@ mod tests {
             "skyfleet_workload_pool_desired_replicas{namespace=\"shop\",workload=\"checkout\",pool=\"aws\"} 3",
             "skyfleet_workload_pool_ready_replicas{namespace=\"shop\",workload=\"checkout\",pool=\"aws\"} 2",
             "skyfleet_workload_pool_cost_per_hour{namespace=\"shop\",workload=\"checkout\",pool=\"gcp\"} 0.2",
+            "skyfleet_workload_pool_traffic_ratio{namespace=\"shop\",workload=\"checkout\",pool=\"aws\"} 0.5",
             "skyfleet_workload_demand_cores{namespace=\"shop\",workload=\"checkout\"} 1.5",
             "skyfleet_workload_planned_cores{namespace=\"shop\",workload=\"checkout\"} 2.25",
             "skyfleet_workload_forecast_cores{namespace=\"shop\",workload=\"checkout\"} 2.0",

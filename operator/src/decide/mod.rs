@@ -27,6 +27,7 @@ pub mod room;
 pub mod safety;
 pub mod startup;
 pub mod status;
+pub mod traffic;
 pub mod world;
 
 use std::time::Duration;
@@ -458,6 +459,7 @@ pub fn decide(
             (o.ineligible_reason.as_deref() == Some(why.as_str())).then_some(why)
         })
         .collect();
+    let traffic = split_traffic(workload, world, settings, now);
     let ready_after = safety::ready_after(&slots, &gated.after);
     let mut surviving = safety::surviving(&slots, &ready_after, problem.tolerate);
     let spot_budget = problem.on_demand_required() > 0;
@@ -479,6 +481,7 @@ pub fn decide(
         no_room: no_room.clone(),
         not_allowed: not_allowed.clone(),
         history_refused: memory.refused.clone(),
+        traffic: Some(traffic.clone()),
     };
     let status = status::build(workload.previous, workload.generation, &summary, now);
 
@@ -525,6 +528,28 @@ pub fn decide(
             reason,
             action: "Apply",
             note: format!("{}{held}: {explanation}", changes.join(", ")),
+        });
+    }
+    if let Some(was) = workload.previous.traffic.as_ref()
+        && was.last_update_time != traffic.last_update_time
+        && was.split != traffic.split
+    {
+        let shown = |s: &str| {
+            if s.is_empty() {
+                "no pool".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        events.push(Notice {
+            warning: false,
+            reason: EventReason::TrafficShifted,
+            action: "Plan",
+            note: format!(
+                "traffic {} → {} (by Ready replicas; a pool that is not Ready or has none Ready gets none)",
+                shown(&was.split),
+                shown(&traffic.split)
+            ),
         });
     }
     let total_before: u32 = slots.iter().map(|s| s.current).sum();
@@ -603,6 +628,41 @@ fn warning(reason: EventReason, note: String) -> Notice {
     }
 }
 
+/// The split of traffic for what the members show now: each pool's Ready replicas while
+/// its CloudPool is Ready and its member answers, damped as the spec asks.
+fn split_traffic(
+    workload: &Workload,
+    world: &World,
+    settings: &Settings,
+    now: jiff::Timestamp,
+) -> crate::api::workload::TrafficStatus {
+    let offers: Vec<traffic::Offer> = world
+        .pools
+        .iter()
+        .map(|p| {
+            let serving = matches!(
+                availability::of_pool(p, settings.failover_grace, now).health,
+                Health::Ready
+            );
+            let ready = match (&p.member, serving) {
+                (Member::Seen(Some(d)), true) => d.ready,
+                _ => 0,
+            };
+            traffic::Offer {
+                pool: p.name.clone(),
+                ready,
+                endpoint: p.spec.traffic.as_ref().map(|t| t.endpoint.clone()),
+            }
+        })
+        .collect();
+    traffic::next(
+        workload.previous.traffic.as_ref(),
+        &offers,
+        traffic::Damping::of(workload.spec.traffic.as_ref()),
+        now,
+    )
+}
+
 /// Replicas the pool runs: what its member shows, or what was last seen there.
 fn current_replicas(pool: &ObservedPool, memory: &Memory) -> u32 {
     match &pool.member {
@@ -679,6 +739,7 @@ fn invalid(
         no_room: Vec::new(),
         not_allowed: Vec::new(),
         history_refused: memory.refused.clone(),
+        traffic: Some(split_traffic(workload, world, settings, now)),
     };
     let was_invalid = workload.previous.conditions.iter().any(|c| {
         c.type_ == conditions::READY

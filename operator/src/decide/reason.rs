@@ -104,6 +104,8 @@ pub enum EventReason {
     BurstScaleUp,
     /// Replicas are Pending because no node of their pool has room for them.
     NoRoom,
+    /// The split of traffic across pools changed.
+    TrafficShifted,
 }
 
 impl EventReason {
@@ -125,6 +127,7 @@ impl EventReason {
             Self::NamespaceNotAllowed => "NamespaceNotAllowed",
             Self::BurstScaleUp => "BurstScaleUp",
             Self::NoRoom => "NoRoom",
+            Self::TrafficShifted => "TrafficShifted",
         }
     }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::conditions;
-use crate::api::workload::{DemandStatus, MultiCloudWorkloadStatus, PoolPlacementStatus};
+use crate::api::workload::{
+    DemandStatus, MultiCloudWorkloadStatus, PoolPlacementStatus, TrafficStatus,
+};
 
 use super::reason::ConditionReason as R;
 
@@ -70,6 +72,8 @@ pub struct Summary {
     pub not_allowed: Vec<String>,
     /// Why the stored history was refused when this process read it.
     pub history_refused: Option<String>,
+    /// The split of traffic to publish.
+    pub traffic: Option<TrafficStatus>,
 }
 
 /// The status for `summary`, keeping condition transition times of `previous` and its
@@ -105,6 +109,7 @@ pub fn build(
     status.pools = rows;
     status.demand = Some(summary.demand.clone());
     status.message = Some(summary.explanation.clone()).filter(|m| !m.is_empty());
+    status.traffic = summary.traffic.clone();
 
     let all_ready = status.ready_replicas >= status.desired_replicas && summary.held == 0;
     let mut progress = format!(
@@ -348,6 +353,7 @@ mod tests {
             no_room: vec![],
             not_allowed: vec![],
             history_refused: None,
+            traffic: None,
         }
     }
 

@@ -569,11 +569,80 @@ async fn a_lost_member_fails_over_after_the_grace_and_is_reconciled_when_back() 
         "the cheapest provider is used: {before:?}"
     );
 
+    // Traffic: split by Ready replicas, undamped here so the test need not wait periods.
+    env.kubectl_ok(
+        "mgmt",
+        &[
+            "patch",
+            "mcw",
+            &name,
+            "-n",
+            &namespace,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"traffic":{"minWeightChange":1,"updatePeriod":"0s"}}}"#,
+        ],
+    );
+    eventually(
+        &format!("traffic split by Ready replicas\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            let weights = traffic(&w);
+            let ready = ready_pools(&w);
+            let total: i64 = ready.iter().map(|r| r.1).sum();
+            let proportional = ready.iter().all(|(p, r)| {
+                let w = weights.iter().find(|x| x.0 == *p).map_or(0, |x| x.1);
+                (w * total - 100 * r).abs() < total
+            });
+            (weights.iter().any(|x| x.0 == azure)
+                && weights.iter().map(|x| x.1).sum::<i64>() == 100
+                && proportional)
+                .then_some(())
+        },
+    )
+    .await;
+    let wide = env.kubectl_ok(
+        "mgmt",
+        &["get", "mcw", &name, "-n", &namespace, "-o", "wide"],
+    );
+    assert!(
+        wide.contains("TRAFFIC") && wide.contains(&format!("{azure}=")),
+        "kubectl get -o wide shows the split:\n{wide}"
+    );
+
+    let stopping = std::time::Instant::now();
     let out = env.cluster_sh(&["stop-apiserver", "azure"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let stopped = std::time::Instant::now();
+    eprintln!("stop-apiserver took {:.1?}", stopped - stopping);
+    let dark = eventually(
+        &format!("traffic leaves {azure}\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            let weights = traffic(&w);
+            (!weights.iter().any(|x| x.0 == azure)
+                && weights.iter().map(|x| x.1).sum::<i64>() == 100)
+                .then_some(w)
+        },
+    )
+    .await;
+    eprintln!(
+        "traffic left {azure} {:.1?} after its API server stopped",
+        stopped.elapsed()
+    );
+    // Users left while its replicas were still planned there (within the failover grace).
+    assert!(
+        status_pools(&dark)
+            .iter()
+            .any(|(p, n)| *p == azure && *n > 0),
+        "traffic left {azure} before its replicas were planned elsewhere: {}",
+        dark["status"]
     );
     let lost = eventually(
         &format!("replicas planned off {azure}\n{}", op.log_text()),
@@ -623,7 +692,6 @@ async fn a_lost_member_fails_over_after_the_grace_and_is_reconciled_when_back() 
         events.lines().any(|r| r == "Failover"),
         "a Failover event: {events}"
     );
-
     let out = env.cluster_sh(&["start-apiserver", "azure"]);
     assert!(
         out.status.success(),
@@ -641,6 +709,21 @@ async fn a_lost_member_fails_over_after_the_grace_and_is_reconciled_when_back() 
                 .find(|r| r.0 == azure)
                 .map_or(0, |r| r.1);
             (member_replicas(env, "azure", &namespace, &name, &azure) == Some(want)).then_some(())
+        },
+    )
+    .await;
+
+    // Back with Ready replicas: its traffic returns.
+    eventually(
+        &format!(
+            "traffic back to {azure} with its Ready replicas\n{}",
+            op.log_text()
+        ),
+        Duration::from_secs(90),
+        || async {
+            let w = workload(env, &namespace, &name)?;
+            let ready = ready_pools(&w).into_iter().find(|r| r.0 == azure)?.1;
+            (ready > 0 && traffic(&w).iter().any(|x| x.0 == azure && x.1 > 0)).then_some(())
         },
     )
     .await;
@@ -971,6 +1054,32 @@ fn events(env: &Env, namespace: &str, name: &str, reason: &str) -> String {
             "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
         ],
     )
+}
+
+/// The workload's `status.traffic` weights by pool.
+fn traffic(w: &Value) -> Vec<(String, i64)> {
+    w["status"]["traffic"]["pools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r["name"].as_str()?.to_string(), r["weight"].as_i64()?)))
+        .collect()
+}
+
+/// Ready replicas by pool, from status.
+fn ready_pools(w: &Value) -> Vec<(String, i64)> {
+    w["status"]["pools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            Some((
+                r["name"].as_str()?.to_string(),
+                r["readyReplicas"].as_i64()?,
+            ))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 /// Waits for an Event of the workload with `reason`; returns their messages.
