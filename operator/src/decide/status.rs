@@ -257,10 +257,47 @@ pub fn build(
     status
 }
 
-/// Whether writing `next` is worth it: something other than `lastDecisionTime` changed,
-/// and a change in the demand figures alone is written at most once per `min_interval`
-/// (metrics move a little on every read; rewriting status for that would wake every
-/// watcher of the workload on each sync).
+/// How often demand figures that moved only a little are refreshed in status. The live
+/// figures are exported as metrics; rewriting status for each history step would cost a
+/// write per workload per minute and wake every watcher of the workload.
+pub const DEMAND_REFRESH: Duration = Duration::from_secs(600);
+/// A demand figure that moved by this share of its size (and by a thousandth of a core) is
+/// worth writing at the next sync.
+const DEMAND_SIGNIFICANT: f64 = 0.10;
+
+/// Whether `next` says something about demand that a reader of status should see soon: another
+/// model, a burst, a different startup or lead time, or a figure (the samples of history
+/// included: a history cut short is news) that moved by 10 % or more.
+fn demand_moved(previous: Option<&DemandStatus>, next: Option<&DemandStatus>) -> bool {
+    let (a, b) = match (previous, next) {
+        (Some(a), Some(b)) => (a, b),
+        (None, None) => return false,
+        _ => return true,
+    };
+    let moved = |x: f64, y: f64| {
+        let d = (x - y).abs();
+        d >= 0.001 && d >= DEMAND_SIGNIFICANT * x.abs().max(y.abs())
+    };
+    let moved_opt = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) => moved(x, y),
+        (None, None) => false,
+        _ => true,
+    };
+    a.model != b.model
+        || a.burst != b.burst
+        || a.startup_seconds != b.startup_seconds
+        || a.lead_seconds != b.lead_seconds
+        || moved(f64::from(a.history_samples), f64::from(b.history_samples))
+        || moved(a.current_cores, b.current_cores)
+        || moved(a.forecast_peak_cores, b.forecast_peak_cores)
+        || moved_opt(a.floor_cores, b.floor_cores)
+        || moved_opt(a.lead_peak_cores, b.lead_peak_cores)
+}
+
+/// Whether writing `next` is worth it: something other than `lastDecisionTime` and the
+/// demand figures changed; or demand moved enough ([`demand_moved`]) and `min_interval` has
+/// passed since the last write; or anything in the demand figures changed (samples counted,
+/// backtest errors) and [`DEMAND_REFRESH`] has passed.
 pub fn worth_writing(
     previous: &MultiCloudWorkloadStatus,
     next: &MultiCloudWorkloadStatus,
@@ -278,10 +315,15 @@ pub fn worth_writing(
     if strip(previous, true) == strip(next, true) {
         return false;
     }
+    let wait = if demand_moved(previous.demand.as_ref(), next.demand.as_ref()) {
+        min_interval
+    } else {
+        DEMAND_REFRESH.max(min_interval)
+    };
     previous
         .last_decision_time
         .as_ref()
-        .is_none_or(|Time(t)| now.duration_since(*t).unsigned_abs() >= min_interval)
+        .is_none_or(|Time(t)| now.duration_since(*t).unsigned_abs() >= wait)
 }
 
 /// Whether `previous` already says `reason` on `kind` with status True.
@@ -479,7 +521,8 @@ mod tests {
     #[test]
     fn status_is_rewritten_only_when_it_changed() {
         let t0 = t("2026-01-01T00:00:00Z");
-        let d = summary(Verdict::Placed { redundant: true }, [2, 1]);
+        let mut d = summary(Verdict::Placed { redundant: true }, [2, 1]);
+        d.demand.history_samples = 1000;
         let mut first = build(&Default::default(), Some(1), &d, t0);
         first.last_decision_time = Some(Time(t0));
         let t1 = t("2026-01-01T00:00:05Z");
@@ -492,19 +535,42 @@ mod tests {
             "transition times kept"
         );
 
+        // 0.5 to 0.51 cores and one more sample: refreshed only after DEMAND_REFRESH.
         let mut jitter = d.clone();
         jitter.demand.current_cores = 0.51;
+        jitter.demand.history_samples += 1;
         let jittered = build(&first, Some(1), &jitter, t1);
         assert!(
             !worth_writing(&first, &jittered, period, t1),
             "demand alone waits"
         );
+        let t20 = t("2026-01-01T00:00:20Z");
+        assert!(
+            !worth_writing(&first, &jittered, period, t20),
+            "a small move waits longer than a sync"
+        );
+        let later = t0 + jiff::SignedDuration::try_from(DEMAND_REFRESH).unwrap();
+        assert!(worth_writing(&first, &jittered, period, later));
+        // 0.5 to 0.6 cores: written at the next sync after the interval.
+        let mut jump = d.clone();
+        jump.demand.current_cores = 0.6;
+        let jumped = build(&first, Some(1), &jump, t1);
+        assert!(!worth_writing(&first, &jumped, period, t1));
+        assert!(worth_writing(&first, &jumped, period, t20));
+        // A history cut short: likewise.
+        let mut cut = d.clone();
+        cut.demand.history_samples = 10;
         assert!(worth_writing(
             &first,
-            &jittered,
+            &build(&first, Some(1), &cut, t1),
             period,
-            t("2026-01-01T00:00:20Z")
+            t20
         ));
+        // Another model: likewise.
+        let mut model = d.clone();
+        model.demand.model = "HoltWinters".into();
+        let remodelled = build(&first, Some(1), &model, t1);
+        assert!(worth_writing(&first, &remodelled, period, t20));
 
         let scaled = build(
             &first,

@@ -1028,8 +1028,11 @@ async fn an_operator_restart_keeps_what_runs_and_the_demand_history() {
         uids_before,
         "the member Deployments were not recreated"
     );
+    // Status refreshes the sample count lazily (at most every 10 minutes while demand is
+    // steady), but never shows the history as lost.
     assert!(
-        after["status"]["demand"]["historySamples"].as_i64() > Some(samples(&before) as i64 - 1),
+        after["status"]["demand"]["historySamples"].as_i64()
+            >= placed["status"]["demand"]["historySamples"].as_i64(),
         "{after}"
     );
 
