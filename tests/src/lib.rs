@@ -678,15 +678,7 @@ impl Prometheus {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|s| {
-                    let labels = s["metric"]
-                        .as_object()
-                        .into_iter()
-                        .flatten()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect();
-                    (labels, value(&s["value"]))
-                })
+                .map(|s| (labels_of(&s["metric"]), value(&s["value"])))
                 .collect()),
             Some("scalar") => Ok(vec![(Default::default(), value(&data["result"]))]),
             other => Err(format!("{expr}: unexpected result type {other:?}")),
@@ -705,12 +697,6 @@ impl Prometheus {
             .into_iter()
             .flatten()
             .map(|s| {
-                let labels = s["metric"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect();
                 let points = s["values"]
                     .as_array()
                     .into_iter()
@@ -721,7 +707,7 @@ impl Prometheus {
                         Some((t, v))
                     })
                     .collect();
-                (labels, points)
+                (labels_of(&s["metric"]), points)
             })
             .collect())
     }
@@ -734,13 +720,10 @@ impl Prometheus {
             .into_iter()
             .flatten()
             .map(|a| {
-                let labels = a["labels"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect();
-                (labels, a["state"].as_str().unwrap_or_default().to_string())
+                (
+                    labels_of(&a["labels"]),
+                    a["state"].as_str().unwrap_or_default().to_string(),
+                )
             })
             .collect())
     }
@@ -751,6 +734,15 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A JSON object of label names to values, as Prometheus' API gives them.
+fn labels_of(v: &serde_json::Value) -> Labels {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect()
 }
 
 /// `s` percent-encoded for a URL query value.

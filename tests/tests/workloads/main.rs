@@ -570,18 +570,11 @@ async fn a_lost_member_fails_over_after_the_grace_and_is_reconciled_when_back() 
     );
 
     // Traffic: split by Ready replicas, undamped here so the test need not wait periods.
-    env.kubectl_ok(
-        "mgmt",
-        &[
-            "patch",
-            "mcw",
-            &name,
-            "-n",
-            &namespace,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"traffic":{"minWeightChange":1,"updatePeriod":"0s"}}}"#,
-        ],
+    patch_workload(
+        env,
+        &namespace,
+        &name,
+        &json!({"spec": {"traffic": {"minWeightChange": 1, "updatePeriod": "0s"}}}),
     );
     eventually(
         &format!("traffic split by Ready replicas\n{}", op.log_text()),
@@ -914,19 +907,7 @@ async fn an_invalid_spec_is_reported_and_changes_nothing_until_fixed() {
         "name": "app", "image": "registry.example/web:1",
         "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}
     }]}}}});
-    env.kubectl_ok(
-        "mgmt",
-        &[
-            "patch",
-            "mcw",
-            &name,
-            "-n",
-            &namespace,
-            "--type=merge",
-            "-p",
-            &fixed.to_string(),
-        ],
-    );
+    patch_workload(env, &namespace, &name, &fixed);
     let placed = wait_placed(env, op, &namespace, &name, &pools).await;
     assert_eq!(
         condition(&placed, "Ready").map(|c| c.1),
