@@ -362,6 +362,41 @@ fn workload_traffic_damping_is_bounded_and_pool_endpoint_is_a_host() {
 }
 
 #[test]
+fn workload_service_ports_are_named_unique_and_in_range() {
+    let svc = |ports: Value| json!({"ports": ports});
+    for (ports, msg) in [
+        (
+            json!([{"port": 80}, {"port": 81}]),
+            "service.ports must each have a name when there is more than one",
+        ),
+        (
+            json!([{"port": 0}]),
+            "service.ports[].port must be between 1 and 65535",
+        ),
+        (
+            json!([{"port": 80, "targetPort": 70000}]),
+            "service.ports[].targetPort must be between 1 and 65535",
+        ),
+        (
+            json!([{"port": 80, "protocol": "HTTP"}]),
+            "service.ports[].protocol must be TCP, UDP or SCTP",
+        ),
+        (
+            json!([{"name": "Web", "port": 80}]),
+            "service.ports[].name must be a lowercase DNS label",
+        ),
+    ] {
+        rejects(MCW, |o| o["spec"]["service"] = svc(ports), msg);
+    }
+    accepts(MCW, |o| {
+        o["spec"]["service"] = json!({"type": "LoadBalancer", "ports": [
+            {"name": "dns", "port": 53, "protocol": "UDP"},
+            {"name": "dns-tcp", "port": 53}
+        ]})
+    });
+}
+
+#[test]
 fn workload_startup_is_a_duration_of_at_most_an_hour() {
     rejects(
         MCW,

@@ -517,6 +517,51 @@ pub const MAX_BUDGET_PER_HOUR: f64 = 1e9;
 /// Why a budget was refused.
 pub const BUDGET_MESSAGE: &str = "budget.costPerHour must be a price per hour between 0 and 1e9, in the currency of the CloudPools' pricing";
 
+/// What the API server says of two ports with one port and protocol (the list is a map keyed
+/// on both).
+const DUPLICATE_PORT_MESSAGE: &str = "Duplicate value";
+
+/// The CRD's bounds on `service`, with its messages.
+fn check_service(svc: &crate::api::workload::WorkloadService, out: &mut Vec<String>) {
+    if svc.ports.is_empty() || svc.ports.len() > 20 {
+        out.push("service.ports must hold 1 to 20 ports".into());
+    }
+    if svc.ports.len() > 1 && svc.ports.iter().any(|p| p.name.is_none()) {
+        out.push("service.ports must each have a name when there is more than one".into());
+    }
+    let proto = |p: &crate::api::workload::WorkloadServicePort| p.protocol.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    let dns_label = |n: &str| {
+        let b = n.as_bytes();
+        !b.is_empty()
+            && b.len() <= 63
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    for p in &svc.ports {
+        if p.name.as_deref().is_some_and(|n| !dns_label(n)) {
+            out.push("service.ports[].name must be a lowercase DNS label".into());
+        }
+        if !(1..=65535).contains(&p.port) {
+            out.push("service.ports[].port must be between 1 and 65535".into());
+        }
+        if p.target_port.is_some_and(|t| !(1..=65535).contains(&t)) {
+            out.push("service.ports[].targetPort must be between 1 and 65535".into());
+        }
+        if !["TCP", "UDP", "SCTP"].contains(&proto(p).as_str()) {
+            out.push("service.ports[].protocol must be TCP, UDP or SCTP".into());
+        }
+        if !seen.insert((p.port, proto(p))) {
+            out.push(DUPLICATE_PORT_MESSAGE.into());
+        }
+    }
+    if svc.annotations.len() > 32 {
+        out.push("service.annotations may hold at most 32 entries".into());
+    }
+}
+
 pub fn check_workload(name: Option<&str>, spec: &MultiCloudWorkloadSpec) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(m) = name.and_then(|n| check_name("MultiCloudWorkload", n)) {
@@ -579,6 +624,9 @@ pub fn check_workload(name: Option<&str>, spec: &MultiCloudWorkloadSpec) -> Vec<
             out.push("traffic.minWeightChange must be between 0 and 100 points".into());
         }
         TRAFFIC_PERIOD.check(&t.update_period, &mut out);
+    }
+    if let Some(svc) = &spec.service {
+        check_service(svc, &mut out);
     }
     let p = &spec.placement;
     if let Some(m) = p.max_moves_per_decision

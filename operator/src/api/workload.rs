@@ -86,6 +86,92 @@ pub struct MultiCloudWorkloadSpec {
     /// and a pool that goes dark or has no Ready replicas drops to 0 at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<TrafficSpec>,
+    /// A Service of the same name in every member cluster that runs the workload, selecting
+    /// exactly its pods there. Absent: no Service (one skyfleet made is removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<WorkloadService>,
+}
+
+/// The Service skyfleet keeps beside the workload's pods in each member.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "size(self.ports) <= 1 || self.ports.all(p, has(p.name))",
+    "message": "service.ports must each have a name when there is more than one"
+}]))]
+pub struct WorkloadService {
+    /// `ClusterIP` (default) or `LoadBalancer`.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// The ports, 1 to 20, each port and protocol once.
+    #[schemars(length(min = 1, max = 20))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["port", "protocol"]))]
+    pub ports: Vec<WorkloadServicePort>,
+    /// Annotations of the member Services (e.g. for a cloud's load balancer): at most 32,
+    /// values of at most 4096 characters.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 4096}))]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// Which kind of member Service.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ServiceType {
+    /// Reachable inside the member cluster.
+    #[default]
+    ClusterIP,
+    /// Reachable from outside through the cloud's load balancer; its address is in the
+    /// member Service's `status.loadBalancer`.
+    LoadBalancer,
+}
+
+impl ServiceType {
+    /// The word Kubernetes uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClusterIP => "ClusterIP",
+            Self::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// One port of the member Services.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadServicePort {
+    /// A DNS label, required when there is more than one port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+        "message": "service.ports[].name must be a lowercase DNS label"
+    }]))]
+    pub name: Option<String>,
+    /// The port the Service listens on, 1–65535.
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self >= 1 && self <= 65535",
+        "message": "service.ports[].port must be between 1 and 65535"
+    }]))]
+    pub port: i32,
+    /// The container port traffic goes to, 1–65535 (default: `port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self >= 1 && self <= 65535",
+        "message": "service.ports[].targetPort must be between 1 and 65535"
+    }]))]
+    pub target_port: Option<i32>,
+    /// `TCP` (default), `UDP` or `SCTP`.
+    #[serde(default = "default_protocol")]
+    #[schemars(length(max = 4))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self in ['TCP', 'UDP', 'SCTP']",
+        "message": "service.ports[].protocol must be TCP, UDP or SCTP"
+    }]))]
+    pub protocol: String,
+}
+
+fn default_protocol() -> String {
+    "TCP".to_string()
 }
 
 /// How traffic weights follow Ready capacity.

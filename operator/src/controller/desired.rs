@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::labels;
@@ -61,7 +63,13 @@ impl Owner {
     /// workload, and its UID and installation labels match (a Deployment made before those
     /// labels existed must also carry the owner annotation; it is adopted by the next apply).
     pub fn owns(&self, d: &Deployment) -> bool {
-        let l = d.labels();
+        self.owns_meta(&d.metadata)
+    }
+
+    /// [`owns`](Self::owns) for any member object's metadata.
+    pub fn owns_meta(&self, m: &ObjectMeta) -> bool {
+        let empty = BTreeMap::new();
+        let l = m.labels.as_ref().unwrap_or(&empty);
         let is = |k: &str, v: &str| l.get(k).map(String::as_str) == Some(v);
         if !(is(labels::MANAGED_BY, labels::MANAGER)
             && is(labels::WORKLOAD_NAME, &self.name)
@@ -72,7 +80,10 @@ impl Owner {
         match (l.get(labels::WORKLOAD_UID), l.get(labels::INSTALLATION)) {
             (Some(uid), Some(inst)) => uid == &self.uid && inst == &self.installation,
             (None, None) => {
-                d.annotations().get(labels::OWNER).map(String::as_str)
+                m.annotations
+                    .as_ref()
+                    .and_then(|a| a.get(labels::OWNER))
+                    .map(String::as_str)
                     == Some(&format!("{}/{}", self.namespace, self.name))
             }
             _ => false,
@@ -204,6 +215,57 @@ pub fn deployment(
     })
 }
 
+/// The Service of `workload` in one member cluster, per `spec.service`: named as the
+/// workload, so clients there reach it at `<name>.<namespace>.svc`, and selecting its pods in
+/// every pool of that cluster by skyfleet's labels (never by the template's, which another
+/// workload may share). None when the spec asks for no Service.
+pub fn service(workload: &MultiCloudWorkload, owner: &Owner) -> Option<Service> {
+    let spec = workload.spec.service.as_ref()?;
+    let mut object_labels = BTreeMap::from([
+        (labels::MANAGED_BY.to_string(), labels::MANAGER.to_string()),
+        (labels::WORKLOAD_NAME.to_string(), owner.name.clone()),
+        (
+            labels::WORKLOAD_NAMESPACE.to_string(),
+            owner.namespace.clone(),
+        ),
+    ]);
+    let selector = object_labels.clone();
+    object_labels.insert(labels::WORKLOAD_UID.to_string(), owner.uid.clone());
+    object_labels.insert(labels::INSTALLATION.to_string(), owner.installation.clone());
+    let mut annotations = spec.annotations.clone();
+    annotations.insert(
+        labels::OWNER.to_string(),
+        format!("{}/{}", owner.namespace, owner.name),
+    );
+    let ports = spec
+        .ports
+        .iter()
+        .map(|p| ServicePort {
+            name: p.name.clone(),
+            port: p.port,
+            target_port: Some(IntOrString::Int(p.target_port.unwrap_or(p.port))),
+            protocol: Some(p.protocol.clone()),
+            ..Default::default()
+        })
+        .collect();
+    Some(Service {
+        metadata: ObjectMeta {
+            name: Some(owner.name.clone()),
+            namespace: Some(owner.namespace.clone()),
+            labels: Some(object_labels),
+            annotations: Some(annotations),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some(spec.type_.as_str().to_string()),
+            selector: Some(selector),
+            ports: Some(ports),
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +309,46 @@ mod tests {
     fn build(p: &CloudPool, replicas: i32) -> Deployment {
         let name = deployment_name("checkout", &p.name_any());
         deployment(&workload(), &owner(), p, &name, replicas).unwrap()
+    }
+
+    #[test]
+    fn the_service_selects_the_workloads_pods_by_skyfleets_labels_and_is_owned() {
+        let mut w = workload();
+        assert!(
+            service(&w, &owner()).is_none(),
+            "no spec.service, no Service"
+        );
+        w.spec.service = Some(
+            serde_json::from_value(serde_json::json!({
+                "ports": [{"port": 80, "targetPort": 8080}], "annotations": {"a": "b"}
+            }))
+            .unwrap(),
+        );
+        let svc = service(&w, &owner()).unwrap();
+        assert_eq!(svc.metadata.name.as_deref(), Some("checkout"));
+        let sel = svc.spec.as_ref().unwrap().selector.clone().unwrap();
+        let pod = build(&pool("aws-od", false), 1)
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .labels
+            .unwrap();
+        assert!(
+            sel.iter().all(|(k, v)| pod.get(k) == Some(v)),
+            "every pod of the workload matches: {sel:?} in {pod:?}"
+        );
+        assert!(
+            !sel.contains_key("app"),
+            "not the template's labels: {sel:?}"
+        );
+        assert!(!sel.contains_key(labels::POOL), "every pool of the cluster");
+        assert!(owner().owns_meta(&svc.metadata));
+        assert!(!Owner::of(&workload(), "inst-b").owns_meta(&svc.metadata));
+        let port = &svc.spec.unwrap().ports.unwrap()[0];
+        assert_eq!(port.target_port, Some(IntOrString::Int(8080)));
+        assert_eq!(port.protocol.as_deref(), Some("TCP"));
     }
 
     #[test]

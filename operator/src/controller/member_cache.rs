@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus, Pod};
+use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus, Pod, Service};
 use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -115,6 +115,8 @@ pub struct MemberCluster {
     pub client: kube::Client,
     /// skyfleet's Deployments in the member, in every namespace.
     pub deployments: Watched<Deployment>,
+    /// skyfleet's Services in the member, in every namespace.
+    pub services: Watched<Service>,
     /// The member's Nodes, reduced to what placement reads (labels, taints, schedulability,
     /// allocatable resources).
     pub nodes: Watched<Node>,
@@ -155,6 +157,14 @@ impl MemberCluster {
             },
             &mut tasks,
         );
+        let services = watch(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default().labels(&selector),
+            |s: &mut Service| {
+                s.metadata.managed_fields = None;
+            },
+            &mut tasks,
+        );
         let nodes = watch(
             Api::<Node>::all(client.clone()),
             watcher::Config::default(),
@@ -170,6 +180,7 @@ impl MemberCluster {
         Self {
             client,
             deployments,
+            services,
             nodes,
             pods,
             usage: Mutex::default(),
@@ -183,6 +194,20 @@ impl MemberCluster {
         self.deployments
             .store
             .state_filter(|d| d.metadata.namespace.as_deref() == Some(namespace))
+    }
+
+    /// skyfleet's Service `name` in `namespace`, once the watch has listed them (None
+    /// before: not known).
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Option<Arc<Service>>> {
+        let h = &self.services.health;
+        if !h.synced() || h.error().is_some() {
+            return None;
+        }
+        Some(
+            self.services
+                .store
+                .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace)),
+        )
     }
 
     /// What the member's pods use, per node and per skyfleet workload: tallied from the Pod

@@ -8,6 +8,7 @@ mod make_before_break;
 mod monitoring;
 mod noisy_neighbour;
 mod room;
+mod service;
 mod spot;
 mod state;
 mod tenancy;

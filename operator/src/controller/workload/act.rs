@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 
-use super::observe::{self, Handle};
+use super::observe::{self, Handle, ServiceSeen};
 use super::{WorkloadContext, member};
 use crate::api::cloud_pool::{CloudPool, PodSecurityLevel};
 use crate::api::workload::MultiCloudWorkload;
@@ -122,14 +122,121 @@ async fn delete(
     delete_exactly(ctx, &api, &h.name, existing.uid()).await
 }
 
-/// Deletes the Deployment `name` only if it is still the object with `uid`; one already gone
-/// is no error.
-pub(super) async fn delete_exactly(
+/// Keeps the workload's Service in each member cluster that runs it (a Deployment of the
+/// workload stays or is applied there) when `spec.service` asks for one, and removes the one
+/// skyfleet made where it no longer runs or no Service is asked for. Returns, per failed
+/// cluster, the index of its first pool and why.
+pub async fn services(
     ctx: &WorkloadContext,
-    api: &Api<Deployment>,
+    workload: &MultiCloudWorkload,
+    owner: &Owner,
+    handles: &[Handle],
+    actions: &[MemberAction],
+) -> Vec<(usize, String)> {
+    let mut clusters: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, h) in handles.iter().enumerate() {
+        clusters.entry(h.cluster.as_str()).or_default().push(i);
+    }
+    let desired = desired::service(workload, owner);
+    let work = clusters.into_values().filter_map(|group| {
+        // The cluster as a pool that answered saw it; nothing is done where none did.
+        let first = group.iter().copied().find(|&i| {
+            handles[i].client.is_some() && !matches!(handles[i].service, ServiceSeen::Unknown)
+        })?;
+        let runs = group.iter().any(|&i| match actions.get(i) {
+            Some(MemberAction::Apply(_)) => true,
+            Some(MemberAction::Leave) => handles[i].existing.is_some(),
+            _ => false,
+        });
+        let wanted = desired.clone().filter(|_| runs);
+        let h = &handles[first];
+        Some(async move {
+            let client = h.client.clone()?;
+            let result = match (&h.service, wanted) {
+                (ServiceSeen::Foreign, Some(_)) => Err(foreign_service(owner)),
+                (ServiceSeen::Mine(live), Some(svc)) => {
+                    apply_service(ctx, owner, &h.cluster, client, svc, Some(live)).await
+                }
+                (ServiceSeen::Absent, Some(svc)) => {
+                    apply_service(ctx, owner, &h.cluster, client, svc, None).await
+                }
+                (ServiceSeen::Mine(live), None) => {
+                    let api: Api<Service> = Api::namespaced(client, &owner.namespace);
+                    delete_exactly(ctx, &api, &owner.name, live.uid()).await
+                }
+                _ => Ok(()),
+            };
+            result.err().map(|e| (first, sanitize(&e)))
+        })
+    });
+    join_all(work).await.into_iter().flatten().collect()
+}
+
+fn foreign_service(owner: &Owner) -> String {
+    format!(
+        "Service {}/{} exists there and is not skyfleet's for this workload; it is left untouched",
+        owner.namespace, owner.name
+    )
+}
+
+/// Server-side applies the workload's Service in one member cluster. One not yet in the
+/// watch is read first, so a Service of someone else's that holds the name is never taken.
+async fn apply_service(
+    ctx: &WorkloadContext,
+    owner: &Owner,
+    cluster: &str,
+    client: kube::Client,
+    desired: Service,
+    live: Option<&std::sync::Arc<Service>>,
+) -> Result<(), String> {
+    let api: Api<Service> = Api::namespaced(client.clone(), &owner.namespace);
+    let key = super::memory_key(&owner.namespace, &owner.name);
+    let slot = format!("service@{cluster}");
+    let fingerprint = fingerprint(&desired)?;
+    let version = |s: &Service| -> i64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        s.resource_version().hash(&mut h);
+        h.finish() as i64
+    };
+    match live {
+        Some(live) if ctx.applied(&key, &slot) == Some((fingerprint, version(live))) => {
+            return Ok(());
+        }
+        Some(_) => {}
+        None => {
+            if let Some(found) = member(ctx.member_timeout, api.get_opt(&owner.name)).await?
+                && !owner.owns_meta(&found.metadata)
+            {
+                return Err(foreign_service(owner));
+            }
+        }
+    }
+    ctx.fence.check().map_err(|e| e.to_string())?;
+    let applied = member(
+        ctx.member_timeout,
+        api.patch(
+            &owner.name,
+            &PatchParams::apply(labels::FIELD_MANAGER).force(),
+            &Patch::Apply(&desired),
+        ),
+    )
+    .await?;
+    ctx.remember_applied(&key, &slot, (fingerprint, version(&applied)));
+    Ok(())
+}
+
+/// Deletes the object `name` only if it is still the object with `uid`; one already gone
+/// is no error.
+pub(super) async fn delete_exactly<K>(
+    ctx: &WorkloadContext,
+    api: &Api<K>,
     name: &str,
     uid: Option<String>,
-) -> Result<(), String> {
+) -> Result<(), String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     ctx.fence.check().map_err(|e| e.to_string())?;
     let params = DeleteParams {
         preconditions: Some(Preconditions {
@@ -146,7 +253,7 @@ pub(super) async fn delete_exactly(
 }
 
 /// A stable fingerprint of what is applied, to skip applies nobody needs.
-fn fingerprint(desired: &Deployment) -> Result<u64, String> {
+fn fingerprint(desired: &impl serde::Serialize) -> Result<u64, String> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     serde_json::to_string(desired)

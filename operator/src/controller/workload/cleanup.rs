@@ -1,4 +1,4 @@
-//! Cleanup: when a workload is deleted, remove its Deployments from every member (owner
+//! Cleanup: when a workload is deleted, remove its Deployments and Services from every member (owner
 //! references cannot cross clusters, so a finalizer does it). Only clusters where the
 //! workload has, or may have, Deployments hold the finalizer: a pool with a broken Secret that
 //! never ran it does not block the delete. Every other reachable cluster is cleaned too, as a
@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
 use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -111,13 +112,31 @@ async fn clean_cluster(
         .client(pool.spec.kubeconfig_secret_ref.as_ref())
         .await
         .map_err(|e| e.to_string())?;
+    // The Service first: it selects pods that are about to go.
+    let services: Api<Service> = Api::namespaced(client.clone(), &owner.namespace);
+    let found = member(
+        ctx.member_timeout,
+        services.list(&ListParams::default().labels(&owner.selector())),
+    )
+    .await?;
+    let mut deleted = Vec::new();
+    for svc in found
+        .items
+        .into_iter()
+        .filter(|s| owner.owns_meta(&s.metadata))
+    {
+        let sname = svc.name_any();
+        act::delete_exactly(ctx, &services, &sname, svc.uid())
+            .await
+            .map_err(|e| format!("deleting Service {sname}: {e}"))?;
+        deleted.push(format!("Service {sname}"));
+    }
     let api: Api<Deployment> = Api::namespaced(client, &owner.namespace);
     let list = member(
         ctx.member_timeout,
         api.list(&ListParams::default().labels(&owner.selector())),
     )
     .await?;
-    let mut deleted = Vec::new();
     for d in list.items.into_iter().filter(|d| owner.owns(d)) {
         let dname = d.name_any();
         act::delete_exactly(ctx, &api, &dname, d.uid())

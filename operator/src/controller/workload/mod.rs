@@ -459,7 +459,17 @@ async fn apply(
             _ => 0,
         })
         .collect();
-    let failures = report::failures(&names, &running, &outcomes);
+    let mut failures = report::failures(&names, &running, &outcomes);
+    // A Service the member refused leaves the pool's replicas as planned; it is said.
+    for (i, why) in act::services(ctx, &workload, &owner, &observed.handles, &actions).await {
+        let pool = names.get(i).cloned().unwrap_or_default();
+        let planned = next
+            .pools
+            .iter()
+            .find(|r| r.name == pool)
+            .map_or(0, |r| u32::try_from(r.replicas).unwrap_or(0));
+        failures.push((pool, planned, format!("Service: {why}")));
+    }
     for (pool, _, why) in &failures {
         warn!(workload = %name, %namespace, %pool, error = %why, "member refused");
     }

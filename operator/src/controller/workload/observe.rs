@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
@@ -35,6 +35,25 @@ pub struct Handle {
     pub name: String,
     /// The Deployment found there (skyfleet's, for this workload).
     pub existing: Option<Deployment>,
+    /// The member cluster ([`cluster_key`]): pools that share one share its Service.
+    pub cluster: String,
+    /// The workload's Service in that cluster, as the member's watch shows it.
+    pub service: ServiceSeen,
+}
+
+/// What a member's Service watch shows of the workload's Service.
+#[derive(Debug, Clone, Default)]
+pub enum ServiceSeen {
+    /// Not looked at, or the watch has not listed yet: nothing is done about it.
+    #[default]
+    Unknown,
+    /// No Service of skyfleet's holds the name (one of someone else's may; checked before
+    /// one is created).
+    Absent,
+    /// This workload's Service.
+    Mine(Arc<Service>),
+    /// A Service labelled as skyfleet's but of another workload or installation.
+    Foreign,
 }
 
 /// The world as observed, and the handles to act on it.
@@ -83,6 +102,8 @@ pub async fn world(
             client: None,
             name: new_name.clone(),
             existing: None,
+            cluster: cluster_key(&pool),
+            service: ServiceSeen::Unknown,
         };
         let mut observed = Member::Unknown;
         let mut room = None;
@@ -116,6 +137,14 @@ pub async fn world(
                         }
                     };
                     if !matches!(observed, Member::Unknown) {
+                        handle.service = match cluster.service(namespace, &owner.name) {
+                            None => ServiceSeen::Unknown,
+                            Some(None) => ServiceSeen::Absent,
+                            Some(Some(svc)) if owner.owns_meta(&svc.metadata) => {
+                                ServiceSeen::Mine(svc)
+                            }
+                            Some(Some(_)) => ServiceSeen::Foreign,
+                        };
                         handle.client = Some(cluster.client.clone());
                         room = cluster.usage(USAGE_FRESH).map(|usage| {
                             let nodes = cluster.nodes.store.state();

@@ -1,0 +1,201 @@
+//! `spec.service`: a Service of the workload's name in every member cluster that runs it,
+//! selecting exactly its pods there (not another workload's with the same template labels),
+//! removed where it no longer runs, when the spec drops it, and with the workload.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use skyfleet_e2e::{Env, eventually, unique};
+
+use super::{
+    MEMBERS, apply_json, apply_pools, apply_workload, cluster_of, get_json, operator,
+    patch_workload, status_pools, wait_placed, workload,
+};
+
+/// The Service `name` in `cluster`, if any.
+fn member_service(env: &Env, cluster: &str, namespace: &str, name: &str) -> Option<Value> {
+    get_json(env, cluster, &["service", name, "-n", namespace])
+}
+
+/// The names of the pods in `cluster` that carry `labels` (a Service's selector).
+fn pods_selected(env: &Env, cluster: &str, namespace: &str, selector: &Value) -> BTreeSet<String> {
+    let sel: Vec<String> = selector
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    pod_names(env, cluster, namespace, &sel.join(","))
+}
+
+fn pod_names(env: &Env, cluster: &str, namespace: &str, selector: &str) -> BTreeSet<String> {
+    get_json(env, cluster, &["pods", "-n", namespace, "-l", selector])
+        .and_then(|l| l["items"].as_array().cloned())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The member clusters where the workload's status plans replicas.
+fn clusters_in_use(w: &Value) -> BTreeSet<&'static str> {
+    status_pools(w).iter().map(|(p, _)| cluster_of(p)).collect()
+}
+
+#[tokio::test]
+async fn a_service_follows_the_workload_into_each_member_and_selects_only_its_pods() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("svc", &["mgmt"]);
+    let (web, twin) = (format!("web-{run}"), format!("twin-{run}"));
+    apply_workload(env, &namespace, &web, &run, 6, "100m");
+    patch_workload(
+        env,
+        &namespace,
+        &web,
+        &json!({"spec": {"service": {
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+            "annotations": {"example.com/team": "shop"}
+        }}}),
+    );
+    // Another workload whose pods carry the same template labels (`app: web-…`), no Service.
+    let doc = json!({
+        "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+        "metadata": {"name": twin, "namespace": namespace},
+        "spec": {
+            "replicas": {"min": 3, "max": 3},
+            "template": {
+                "metadata": {"labels": {"app": web}},
+                "spec": {"containers": [{
+                    "name": "app", "image": "registry.example/web:1",
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+                }]}
+            },
+            "scaling": {"targetCPUUtilizationPercentage": 50},
+            "placement": {"poolSelector": {"matchLabels": {"e2e-run": run}},
+                          "redundancy": {"tolerate": 1, "domain": "Provider"}}
+        }
+    });
+    apply_json(env, &doc);
+    let placed = wait_placed(env, op, &namespace, &web, &pools).await;
+    wait_placed(env, op, &namespace, &twin, &pools).await;
+
+    let used = clusters_in_use(&placed);
+    assert!(used.len() >= 2, "tolerating a provider: {used:?}");
+    for cluster in &used {
+        let svc = eventually(
+            &format!("Service {web} in {cluster}\n{}", op.log_text()),
+            Duration::from_secs(60),
+            || async { member_service(env, cluster, &namespace, &web) },
+        )
+        .await;
+        assert_eq!(svc["spec"]["type"], "ClusterIP", "{svc}");
+        assert_eq!(svc["spec"]["ports"][0]["port"], 80, "{svc}");
+        assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080, "{svc}");
+        assert_eq!(
+            svc["metadata"]["annotations"]["example.com/team"], "shop",
+            "{svc}"
+        );
+        let labels = &svc["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "skyfleet", "{svc}");
+        assert_eq!(
+            labels["skyfleet.io/workload-uid"], placed["metadata"]["uid"],
+            "{svc}"
+        );
+        // What its selector picks is exactly this workload's pods there: the twin's pods share
+        // the template label and are not among them.
+        let mine = pod_names(
+            env,
+            cluster,
+            &namespace,
+            &format!("skyfleet.io/workload={web}"),
+        );
+        let twins = pod_names(
+            env,
+            cluster,
+            &namespace,
+            &format!("skyfleet.io/workload={twin}"),
+        );
+        let selected = pods_selected(env, cluster, &namespace, &svc["spec"]["selector"]);
+        assert!(!mine.is_empty(), "{web} runs pods in {cluster}");
+        assert_eq!(
+            selected, mine,
+            "the Service selects {web}'s pods in {cluster}"
+        );
+        assert!(
+            selected.is_disjoint(&twins),
+            "none of {twin}'s pods ({twins:?}) in {cluster}"
+        );
+    }
+    for (cluster, _, _, _) in MEMBERS {
+        if !used.contains(cluster) {
+            assert!(
+                member_service(env, cluster, &namespace, &web).is_none(),
+                "no Service where {web} does not run ({cluster})"
+            );
+        }
+        assert!(
+            member_service(env, cluster, &namespace, &twin).is_none(),
+            "no Service for a workload that asks for none ({cluster})"
+        );
+    }
+
+    // The spec drops the Service: it goes from every member.
+    patch_workload(env, &namespace, &web, &json!({"spec": {"service": null}}));
+    eventually(
+        &format!("{web}'s Services removed\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            MEMBERS
+                .iter()
+                .all(|m| member_service(env, m.0, &namespace, &web).is_none())
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Asked for again, then the workload deleted: the finalizer removes them too.
+    patch_workload(
+        env,
+        &namespace,
+        &web,
+        &json!({"spec": {"service": {"type": "ClusterIP", "ports": [{"port": 80}]}}}),
+    );
+    eventually(
+        &format!("{web}'s Services back\n{}", op.log_text()),
+        Duration::from_secs(60),
+        || async {
+            let w = workload(env, &namespace, &web)?;
+            clusters_in_use(&w)
+                .iter()
+                .all(|c| member_service(env, c, &namespace, &web).is_some())
+                .then_some(())
+        },
+    )
+    .await;
+    env.kubectl_ok(
+        "mgmt",
+        &[
+            "delete",
+            "mcw",
+            &web,
+            &twin,
+            "-n",
+            &namespace,
+            "--timeout=90s",
+        ],
+    );
+    for (cluster, _, _, _) in MEMBERS {
+        assert!(
+            member_service(env, cluster, &namespace, &web).is_none(),
+            "deleting the workload removed its Service in {cluster}"
+        );
+    }
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
+    }
+}
