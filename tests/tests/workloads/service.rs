@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use skyfleet_e2e::{Env, eventually, unique};
 
 use super::{
-    MEMBERS, apply_json, apply_pools, apply_workload, cluster_of, get_json, operator,
+    MEMBERS, apply_json, apply_pools, apply_workload, cluster_of, condition, get_json, operator,
     patch_workload, status_pools, wait_placed, workload,
 };
 
@@ -50,7 +50,23 @@ async fn a_service_follows_the_workload_into_each_member_and_selects_only_its_po
     let op = operator(env);
     let run = unique();
     let pools = apply_pools(env, &run);
-    let namespace = env.namespace("svc", &["mgmt"]);
+    // The namespace exists in the members too, so someone else's Service can hold a name.
+    let namespace = env.namespace("svc", &["mgmt", "aws", "azure", "gcp"]);
+    let taken = format!("taken-{run}");
+    for (cluster, _, _, _) in MEMBERS {
+        env.kubectl_ok(
+            cluster,
+            &[
+                "create",
+                "service",
+                "clusterip",
+                &taken,
+                "--tcp=443:443",
+                "-n",
+                &namespace,
+            ],
+        );
+    }
     let (web, twin) = (format!("web-{run}"), format!("twin-{run}"));
     apply_workload(env, &namespace, &web, &run, 6, "100m");
     patch_workload(
@@ -141,6 +157,64 @@ async fn a_service_follows_the_workload_into_each_member_and_selects_only_its_po
         assert!(
             member_service(env, cluster, &namespace, &twin).is_none(),
             "no Service for a workload that asks for none ({cluster})"
+        );
+    }
+
+    // A workload whose Service name is someone else's Service in the member: that Service is
+    // left exactly as it was, the workload's pods still run, and status says why.
+    let doc = json!({
+        "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+        "metadata": {"name": taken, "namespace": namespace},
+        "spec": {
+            "replicas": {"min": 1, "max": 1},
+            "template": {
+                "metadata": {"labels": {"app": taken}},
+                "spec": {"containers": [{
+                    "name": "app", "image": "registry.example/web:1",
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+                }]}
+            },
+            "placement": {"poolSelector": {"matchLabels": {"e2e-run": run}},
+                          "redundancy": {"tolerate": 0}},
+            "service": {"ports": [{"port": 80}]}
+        }
+    });
+    apply_json(env, &doc);
+    let refused = eventually(
+        &format!(
+            "{taken}: Degraded names the foreign Service\n{}",
+            op.log_text()
+        ),
+        Duration::from_secs(90),
+        || async {
+            let w = workload(env, &namespace, &taken)?;
+            let (status, reason, message) = condition(&w, "Degraded")?;
+            (status == "True"
+                && reason == "MemberRefused"
+                && message.contains("Service")
+                && message.contains("not skyfleet's")
+                && w["status"]["readyReplicas"].as_i64() == Some(1))
+            .then_some(w)
+        },
+    )
+    .await;
+    for (cluster, _, _, _) in MEMBERS {
+        let svc = member_service(env, cluster, &namespace, &taken).expect("still there");
+        assert!(
+            svc["metadata"]["labels"]["app.kubernetes.io/managed-by"].is_null()
+                && svc["spec"]["ports"].as_array().map(Vec::len) == Some(1)
+                && svc["spec"]["ports"][0]["port"] == 443,
+            "someone else's Service is untouched in {cluster}: {svc}\n{refused}"
+        );
+    }
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &taken, "-n", &namespace, "--timeout=90s"],
+    );
+    for (cluster, _, _, _) in MEMBERS {
+        assert!(
+            member_service(env, cluster, &namespace, &taken).is_some(),
+            "deleting the workload left someone else's Service in {cluster}"
         );
     }
 
