@@ -296,7 +296,7 @@ show() { # tick label demand
   printf '\n%s--- %s  demand %s cores over %s pods (%sm each)  tick %s/%s  %ss ---%s\n' \
     "$B" "${2//_/ }" "$(cores "$3")" "${SERVING:-0}" "${PER_POD:-0}" "$1" "${#TICKS[@]}" "$((SECONDS - t0))" "$R"
   mgmt get cpool,mcw -n "$NS" 2>&1 | sed 's/^/  /'
-  mgmt get mcw "$WORKLOAD" -n "$NS" -o jsonpath='  demand {.status.demand.currentCores} cores now, forecast peak {.status.demand.forecastPeakCores} ({.status.demand.model}, {.status.demand.historySamples} samples){"\n"}  why: {.status.message}{"\n"}' 2>&1 || true
+  mgmt get mcw "$WORKLOAD" -n "$NS" -o jsonpath='  demand {.status.demand.currentCores} cores now, forecast peak {.status.demand.forecastPeakCores} ({.status.demand.model}, {.status.demand.historySamples} samples){"\n"}  traffic: {.status.traffic.split}{"\n"}  why: {.status.message}{"\n"}' 2>&1 || true
   for m in "${MEMBERS[@]}"; do
     if [ "$m" = "$DOWN" ]; then
       printf '  [%s] API server stopped\n' "$m"
@@ -333,6 +333,7 @@ watch_failover() { # tick label demand
       PHASE=not-ready
       step "$POOL is Ready=False, $((SECONDS - SINCE))s after its API server stopped"
       mgmt get cpool "$POOL" -o jsonpath='    {.status.conditions[?(@.type=="Ready")].reason}: {.status.conditions[?(@.type=="Ready")].message}{"\n"}' || true
+      mgmt get mcw "$WORKLOAD" -n "$NS" -o jsonpath='    traffic now: {.status.traffic.split} (its replicas stay planned for the grace){"\n"}' 2>/dev/null || true
       ;;
     not-ready)
       planned=$(planned "$POOL")
