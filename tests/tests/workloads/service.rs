@@ -43,6 +43,35 @@ fn clusters_in_use(w: &Value) -> BTreeSet<&'static str> {
     status_pools(w).iter().map(|(p, _)| cluster_of(p)).collect()
 }
 
+/// A workload of exactly `replicas` small replicas whose pods carry `app: <app>`, over the
+/// run's pools with `redundancy`.
+fn fixed(
+    namespace: &str,
+    name: &str,
+    run: &str,
+    replicas: i32,
+    app: &str,
+    redundancy: Value,
+) -> Value {
+    json!({
+        "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": {"min": replicas, "max": replicas},
+            "template": {
+                "metadata": {"labels": {"app": app}},
+                "spec": {"containers": [{
+                    "name": "app", "image": "registry.example/web:1",
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+                }]}
+            },
+            "scaling": {"targetCPUUtilizationPercentage": 50},
+            "placement": {"poolSelector": {"matchLabels": {"e2e-run": run}},
+                          "redundancy": redundancy}
+        }
+    })
+}
+
 #[tokio::test]
 async fn a_service_follows_the_workload_into_each_member_and_selects_only_its_pods() {
     let env = Env::get();
@@ -79,24 +108,17 @@ async fn a_service_follows_the_workload_into_each_member_and_selects_only_its_po
         }}}),
     );
     // Another workload whose pods carry the same template labels (`app: web-…`), no Service.
-    let doc = json!({
-        "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
-        "metadata": {"name": twin, "namespace": namespace},
-        "spec": {
-            "replicas": {"min": 3, "max": 3},
-            "template": {
-                "metadata": {"labels": {"app": web}},
-                "spec": {"containers": [{
-                    "name": "app", "image": "registry.example/web:1",
-                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
-                }]}
-            },
-            "scaling": {"targetCPUUtilizationPercentage": 50},
-            "placement": {"poolSelector": {"matchLabels": {"e2e-run": run}},
-                          "redundancy": {"tolerate": 1, "domain": "Provider"}}
-        }
-    });
-    apply_json(env, &doc);
+    apply_json(
+        env,
+        &fixed(
+            &namespace,
+            &twin,
+            &run,
+            3,
+            &web,
+            json!({"tolerate": 1, "domain": "Provider"}),
+        ),
+    );
     let placed = wait_placed(env, op, &namespace, &web, &pools).await;
     wait_placed(env, op, &namespace, &twin, &pools).await;
 
@@ -162,23 +184,8 @@ async fn a_service_follows_the_workload_into_each_member_and_selects_only_its_po
 
     // A workload whose Service name is someone else's Service in the member: that Service is
     // left exactly as it was, the workload's pods still run, and status says why.
-    let doc = json!({
-        "apiVersion": "skyfleet.io/v1alpha1", "kind": "MultiCloudWorkload",
-        "metadata": {"name": taken, "namespace": namespace},
-        "spec": {
-            "replicas": {"min": 1, "max": 1},
-            "template": {
-                "metadata": {"labels": {"app": taken}},
-                "spec": {"containers": [{
-                    "name": "app", "image": "registry.example/web:1",
-                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
-                }]}
-            },
-            "placement": {"poolSelector": {"matchLabels": {"e2e-run": run}},
-                          "redundancy": {"tolerate": 0}},
-            "service": {"ports": [{"port": 80}]}
-        }
-    });
+    let mut doc = fixed(&namespace, &taken, &run, 1, &taken, json!({"tolerate": 0}));
+    doc["spec"]["service"] = json!({"ports": [{"port": 80}]});
     apply_json(env, &doc);
     let refused = eventually(
         &format!(

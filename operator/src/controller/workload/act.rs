@@ -91,17 +91,7 @@ async fn apply(
         return Ok(());
     }
     let api: Api<Deployment> = Api::namespaced(client, &owner.namespace);
-    // Checked again just before the write: the fence may have closed while this waited.
-    ctx.fence.check().map_err(|e| e.to_string())?;
-    let applied = member(
-        ctx.member_timeout,
-        api.patch(
-            &h.name,
-            &PatchParams::apply(labels::FIELD_MANAGER).force(),
-            &Patch::Apply(&desired),
-        ),
-    )
-    .await?;
+    let applied = server_side_apply(ctx, &api, &h.name, &desired).await?;
     if let Some(generation) = applied.metadata.generation {
         ctx.remember_applied(&key, &pool, (fingerprint, generation));
     }
@@ -212,18 +202,32 @@ async fn apply_service(
             }
         }
     }
-    ctx.fence.check().map_err(|e| e.to_string())?;
-    let applied = member(
-        ctx.member_timeout,
-        api.patch(
-            &owner.name,
-            &PatchParams::apply(labels::FIELD_MANAGER).force(),
-            &Patch::Apply(&desired),
-        ),
-    )
-    .await?;
+    let applied = server_side_apply(ctx, &api, &owner.name, &desired).await?;
     ctx.remember_applied(&key, &slot, (fingerprint, version(&applied)));
     Ok(())
+}
+
+/// Server-side applies `desired` as `name` (skyfleet's field manager, forced), the fence
+/// checked just before the write: it may have closed while this waited.
+async fn server_side_apply<K>(
+    ctx: &WorkloadContext,
+    api: &Api<K>,
+    name: &str,
+    desired: &K,
+) -> Result<K, String>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    ctx.fence.check().map_err(|e| e.to_string())?;
+    member(
+        ctx.member_timeout,
+        api.patch(
+            name,
+            &PatchParams::apply(labels::FIELD_MANAGER).force(),
+            &Patch::Apply(desired),
+        ),
+    )
+    .await
 }
 
 /// Deletes the object `name` only if it is still the object with `uid`; one already gone
