@@ -938,6 +938,69 @@ mod tests {
     }
 
     #[test]
+    fn a_steady_workload_with_a_week_of_history_rarely_rewrites_its_status() {
+        // A daily cycle of 10-100 millicores, measured every minute for a week, then decided
+        // every 15 s for an hour as the operator would, with what it last wrote as previous.
+        let mut spec = spec();
+        spec.scaling.forecast = serde_json::from_value(serde_json::json!({
+            "model": "Auto", "horizon": "30m", "season": "24h", "history": "7d", "quantile": 0.95
+        }))
+        .unwrap();
+        let cores = |minute: i64| {
+            let phase = (minute.rem_euclid(1440) as f64) / 1440.0 * std::f64::consts::TAU;
+            0.055 - 0.045 * phase.cos()
+        };
+        let mut memory = Memory::new(demand::DemandTracker::new(
+            &spec.scaling.forecast,
+            Duration::from_secs(60),
+        ));
+        let week = 7 * 1440;
+        for minute in 0..week {
+            memory
+                .demand
+                .record(1_800_000_000 + minute * 60, cores(minute));
+        }
+        let mut previous = MultiCloudWorkloadStatus::default();
+        let mut writes = Vec::new();
+        let start = week * 60;
+        for tick in 0..(60 * 4) {
+            let at = start + tick * 15;
+            let world = World {
+                pools: vec![pool("a", 0.01, true, "Probed", 0, running(2))],
+                measured: Measured {
+                    cores: Some(cores(at / 60)),
+                    partial: false,
+                },
+                namespace_labels: None,
+            };
+            let w = Workload {
+                spec: &spec,
+                generation: Some(1),
+                previous: &previous,
+            };
+            let d = decide(&w, &world, memory, &SETTINGS, t(at));
+            memory = d.memory;
+            if status::worth_writing(
+                &previous,
+                &d.status,
+                Some(0.25),
+                SETTINGS.sync_period,
+                t(at),
+            ) {
+                writes.push((tick, previous.demand.clone(), d.status.demand.clone()));
+                previous = d.status;
+                previous.last_decision_time = Some(Time(t(at)));
+            }
+        }
+        // The first write, then at most one per DEMAND_REFRESH (15 minutes).
+        assert!(
+            writes.len() <= 5,
+            "{} writes in an hour: {writes:#?}",
+            writes.len()
+        );
+    }
+
+    #[test]
     fn a_burst_is_met_at_once_with_headroom_and_said_so() {
         let world = |cores: f64| World {
             pools: vec![pool("a", 0.01, true, "Probed", 0, running(4))],

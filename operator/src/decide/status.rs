@@ -260,34 +260,43 @@ pub fn build(
 /// How often demand figures that moved only a little are refreshed in status. The live
 /// figures are exported as metrics; rewriting status for each history step would cost a
 /// write per workload per minute and wake every watcher of the workload.
-pub const DEMAND_REFRESH: Duration = Duration::from_secs(600);
-/// A demand figure that moved by this share of its size (and by a thousandth of a core) is
-/// worth writing at the next sync.
-const DEMAND_SIGNIFICANT: f64 = 0.10;
+pub const DEMAND_REFRESH: Duration = Duration::from_secs(900);
+/// A count (of history samples) that moved by this share is worth writing at the next sync.
+const SAMPLES_SIGNIFICANT: f64 = 0.10;
 
-/// Whether `next` says something about demand that a reader of status should see soon: another
-/// model, a burst, a different startup or lead time, or a figure (the samples of history
-/// included: a history cut short is news) that moved by 10 % or more.
-fn demand_moved(previous: Option<&DemandStatus>, next: Option<&DemandStatus>) -> bool {
+/// Whether `next` says something about demand that a reader of status should see soon:
+/// another model, a burst, a different startup or lead time, a demand figure that now implies
+/// a different number of replicas (each carrying `replica_cores` at the target; with no
+/// replica size known, a move of 10 %), or a history 10 % longer or shorter (one cut short is
+/// news). Figures that wander within one replica's worth change no plan and wait.
+fn demand_moved(
+    previous: Option<&DemandStatus>,
+    next: Option<&DemandStatus>,
+    replica_cores: Option<f64>,
+) -> bool {
     let (a, b) = match (previous, next) {
         (Some(a), Some(b)) => (a, b),
         (None, None) => return false,
         _ => return true,
     };
-    let moved = |x: f64, y: f64| {
-        let d = (x - y).abs();
-        d >= 0.001 && d >= DEMAND_SIGNIFICANT * x.abs().max(y.abs())
+    let moved = |x: f64, y: f64| match replica_cores.filter(|c| *c > 0.0) {
+        Some(c) => (x / c).ceil() != (y / c).ceil(),
+        None => {
+            let d = (x - y).abs();
+            d >= 0.001 && d >= 0.10 * x.abs().max(y.abs())
+        }
     };
     let moved_opt = |x: Option<f64>, y: Option<f64>| match (x, y) {
         (Some(x), Some(y)) => moved(x, y),
         (None, None) => false,
         _ => true,
     };
+    let (sa, sb) = (f64::from(a.history_samples), f64::from(b.history_samples));
     a.model != b.model
         || a.burst != b.burst
         || a.startup_seconds != b.startup_seconds
         || a.lead_seconds != b.lead_seconds
-        || moved(f64::from(a.history_samples), f64::from(b.history_samples))
+        || (sa - sb).abs() >= SAMPLES_SIGNIFICANT * sa.max(sb)
         || moved(a.current_cores, b.current_cores)
         || moved(a.forecast_peak_cores, b.forecast_peak_cores)
         || moved_opt(a.floor_cores, b.floor_cores)
@@ -295,12 +304,14 @@ fn demand_moved(previous: Option<&DemandStatus>, next: Option<&DemandStatus>) ->
 }
 
 /// Whether writing `next` is worth it: something other than `lastDecisionTime` and the
-/// demand figures changed; or demand moved enough ([`demand_moved`]) and `min_interval` has
-/// passed since the last write; or anything in the demand figures changed (samples counted,
-/// backtest errors) and [`DEMAND_REFRESH`] has passed.
+/// demand figures changed; or demand moved enough ([`demand_moved`], with one replica
+/// carrying `replica_cores`) and `min_interval` has passed since the last write; or anything
+/// in the demand figures changed (backtest errors, the model choice's sentence) and
+/// [`DEMAND_REFRESH`] has passed.
 pub fn worth_writing(
     previous: &MultiCloudWorkloadStatus,
     next: &MultiCloudWorkloadStatus,
+    replica_cores: Option<f64>,
     min_interval: Duration,
     now: jiff::Timestamp,
 ) -> bool {
@@ -315,7 +326,11 @@ pub fn worth_writing(
     if strip(previous, true) == strip(next, true) {
         return false;
     }
-    let wait = if demand_moved(previous.demand.as_ref(), next.demand.as_ref()) {
+    let wait = if demand_moved(
+        previous.demand.as_ref(),
+        next.demand.as_ref(),
+        replica_cores,
+    ) {
         min_interval
     } else {
         DEMAND_REFRESH.max(min_interval)
@@ -528,7 +543,7 @@ mod tests {
         let t1 = t("2026-01-01T00:00:05Z");
         let again = build(&first, Some(1), &d, t1);
         let period = Duration::from_secs(15);
-        assert!(!worth_writing(&first, &again, period, t1));
+        assert!(!worth_writing(&first, &again, None, period, t1));
         assert_eq!(
             cond(&again, conditions::READY).last_transition_time.0,
             t0,
@@ -541,36 +556,49 @@ mod tests {
         jitter.demand.history_samples += 1;
         let jittered = build(&first, Some(1), &jitter, t1);
         assert!(
-            !worth_writing(&first, &jittered, period, t1),
+            !worth_writing(&first, &jittered, None, period, t1),
             "demand alone waits"
         );
         let t20 = t("2026-01-01T00:00:20Z");
         assert!(
-            !worth_writing(&first, &jittered, period, t20),
+            !worth_writing(&first, &jittered, None, period, t20),
             "a small move waits longer than a sync"
         );
         let later = t0 + jiff::SignedDuration::try_from(DEMAND_REFRESH).unwrap();
-        assert!(worth_writing(&first, &jittered, period, later));
+        assert!(worth_writing(&first, &jittered, None, period, later));
         // 0.5 to 0.6 cores: written at the next sync after the interval.
         let mut jump = d.clone();
         jump.demand.current_cores = 0.6;
         let jumped = build(&first, Some(1), &jump, t1);
-        assert!(!worth_writing(&first, &jumped, period, t1));
-        assert!(worth_writing(&first, &jumped, period, t20));
+        assert!(!worth_writing(&first, &jumped, None, period, t1));
+        assert!(worth_writing(&first, &jumped, None, period, t20));
         // A history cut short: likewise.
         let mut cut = d.clone();
         cut.demand.history_samples = 10;
         assert!(worth_writing(
             &first,
             &build(&first, Some(1), &cut, t1),
+            None,
             period,
             t20
         ));
+        // With a replica size: a move within one replica's worth waits, one across it does not.
+        let mut near = d.clone();
+        near.demand.forecast_peak_cores = 0.58;
+        let nudged = build(&first, Some(1), &near, t1);
+        assert!(
+            !worth_writing(&first, &nudged, Some(0.35), period, t20),
+            "0.5 and 0.58 are both 2 replicas of 0.35"
+        );
+        assert!(
+            worth_writing(&first, &nudged, Some(0.25), period, t20),
+            "0.5 is 2 replicas of 0.25, 0.58 is 3"
+        );
         // Another model: likewise.
         let mut model = d.clone();
         model.demand.model = "HoltWinters".into();
         let remodelled = build(&first, Some(1), &model, t1);
-        assert!(worth_writing(&first, &remodelled, period, t20));
+        assert!(worth_writing(&first, &remodelled, None, period, t20));
 
         let scaled = build(
             &first,
@@ -578,6 +606,6 @@ mod tests {
             &summary(Verdict::Placed { redundant: true }, [2, 0]),
             t1,
         );
-        assert!(worth_writing(&first, &scaled, period, t1));
+        assert!(worth_writing(&first, &scaled, None, period, t1));
     }
 }

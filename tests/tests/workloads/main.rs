@@ -1010,7 +1010,7 @@ async fn an_operator_restart_keeps_what_runs_and_the_demand_history() {
         uids_before,
         "the member Deployments were not recreated"
     );
-    // Status refreshes the sample count lazily (at most every 10 minutes while demand is
+    // Status refreshes the sample count lazily (at most every 15 minutes while demand is
     // steady), but never shows the history as lost.
     assert!(
         after["status"]["demand"]["historySamples"].as_i64()

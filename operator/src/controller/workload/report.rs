@@ -84,7 +84,13 @@ pub async fn status(
     mut next: MultiCloudWorkloadStatus,
     now: jiff::Timestamp,
 ) -> Result<MultiCloudWorkloadStatus, WorkloadError> {
-    if !status::worth_writing(previous, &next, ctx.sync_period, now) {
+    // What one replica carries at the target: demand figures matter when they cross it.
+    let replica_cores = crate::placement::sizing::ReplicaShape::of(&workload.spec.template)
+        .ok()
+        .map(|s| {
+            s.cpu * f64::from(workload.spec.scaling.target_cpu_utilization_percentage) / 100.0
+        });
+    if !status::worth_writing(previous, &next, replica_cores, ctx.sync_period, now) {
         return Ok(next);
     }
     next.last_decision_time = Some(Time(now));
