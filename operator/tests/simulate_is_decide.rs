@@ -143,6 +143,7 @@ fn decide_through_the_script(
                 partial: false,
             },
             namespace_labels: None,
+            missing_dependencies: Vec::new(),
         };
         let workload = decide::Workload {
             spec,

@@ -123,6 +123,13 @@ fn the_chart_lints_renders_and_refuses_bad_values() {
         "helm template scoped to one namespace",
     );
     assert!(scoped.contains("- --namespace=team-a"), "{scoped}");
+    // Secrets a template references are readable only in the workloads' namespace(s).
+    let dependencies = "name: sf-skyfleet-dependencies\n  namespace: team-a";
+    assert!(scoped.contains(dependencies), "{scoped}");
+    assert!(
+        !rendered.contains("sf-skyfleet-dependencies"),
+        "no namespace is given Secret reads unless named: {rendered}"
+    );
 
     for (set, message) in [
         ("replicaCount=abc", "/replicaCount"),
@@ -169,11 +176,14 @@ fn the_chart_ships_the_generated_crds_and_the_crate_version() {
 fn install_upgrade_uninstall_with_least_privilege() {
     let env = Env::get();
     let _g = env.shared();
+    // Secrets are read only in the namespaces the chart names for dependencies.
+    let apps = env.namespace("chart-deps", &["mgmt"]);
+    let secret_namespaces = format!("dependencies.secretNamespaces={{{apps}}}");
     let Release {
         name: release,
         ns,
         members,
-    } = install(env, "chart", &[]);
+    } = install(env, "chart", &["--set", &secret_namespaces]);
     let sa = format!("system:serviceaccount:{ns}:{release}-skyfleet");
     let can = |args: &[&str]| -> bool {
         let mut a = vec!["auth", "can-i", "--as", sa.as_str()];
@@ -199,6 +209,7 @@ fn install_upgrade_uninstall_with_least_privilege() {
         vec!["get", "configmaps", "-n", "shop"],
         vec!["create", "events.events.k8s.io", "-n", "shop"],
         vec!["get", "secrets", "-n", members.as_str()],
+        vec!["get", "secrets", "-n", apps.as_str()],
         vec!["update", "leases.coordination.k8s.io", "-n", ns.as_str()],
     ] {
         assert!(can(&needed), "the operator needs {needed:?}");
@@ -207,6 +218,9 @@ fn install_upgrade_uninstall_with_least_privilege() {
     for denied in [
         vec!["get", "secrets", "-n", "kube-system"],
         vec!["get", "secrets", "-n", ns.as_str()],
+        vec!["get", "secrets", "-n", "shop"],
+        vec!["list", "secrets", "-n", apps.as_str()],
+        vec!["watch", "secrets", "-n", apps.as_str()],
         vec!["list", "secrets", "--all-namespaces"],
         vec!["create", "deployments.apps", "-n", "shop"],
         vec!["delete", "customresourcedefinitions.apiextensions.k8s.io"],
@@ -275,7 +289,7 @@ fn install_upgrade_uninstall_with_least_privilege() {
     );
     env.kubectl_ok(
         "mgmt",
-        &["delete", "namespace", &ns, &members, "--wait=false"],
+        &["delete", "namespace", &ns, &members, &apps, "--wait=false"],
     );
 }
 
@@ -327,12 +341,41 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
     let env = Env::get();
     let _g = env.shared_async().await;
     env.install_crds();
+    let apps = env.namespace("chart-apps", &["mgmt"]);
+    let secret_namespaces = format!("dependencies.secretNamespaces={{{apps}}}");
     let Release {
         name: release,
         ns,
         members,
-    } = install(env, "chart-op", &["--set", "replicaCount=1"]);
-    let apps = env.namespace("chart-apps", &["mgmt"]);
+    } = install(
+        env,
+        "chart-op",
+        &["--set", "replicaCount=1", "--set", &secret_namespaces],
+    );
+    // What the template references, copied to the members with the chart's rights.
+    env.kubectl_ok(
+        "mgmt",
+        &[
+            "create",
+            "configmap",
+            "web-env",
+            "--from-literal=MODE=shop",
+            "-n",
+            &apps,
+        ],
+    );
+    env.kubectl_ok(
+        "mgmt",
+        &[
+            "create",
+            "secret",
+            "generic",
+            "web-tls",
+            "--from-literal=key=k",
+            "-n",
+            &apps,
+        ],
+    );
     let kubeconfig = sa_kubeconfig(env, &release, &ns);
     let mut items = Vec::new();
     for member in ["aws", "azure", "gcp"] {
@@ -348,7 +391,11 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
         "metadata": {"name": "web", "namespace": apps},
         "spec": {"replicas": {"min": 2, "max": 10},
                  "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "web", "image": "web:1", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}},
+                              "spec": {"containers": [{"name": "web", "image": "web:1",
+                                                       "envFrom": [{"configMapRef": {"name": "web-env"}}],
+                                                       "volumeMounts": [{"name": "tls", "mountPath": "/tls"}],
+                                                       "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}],
+                                       "volumes": [{"name": "tls", "secret": {"secretName": "web-tls"}}]}},
                  "scaling": {"forecast": {"model": "None"}},
                  "placement": {"poolSelector": {"matchLabels": {"chart-test": release}},
                                "redundancy": {"tolerate": 1, "domain": "Provider"}}}});
@@ -397,6 +444,18 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
             };
             // Each pool's Deployment exists in its member with the planned replicas: the
             // members carry what status says (read together, since the plan may still move).
+            // Where it runs, the copies of its ConfigMap and Secret are there too.
+            let copied = ["aws", "azure", "gcp"].iter().all(|member| {
+                let runs = env.kubectl(
+                    member,
+                    &["get", "deploy", "-n", &apps, "-l", "skyfleet.io/workload=web", "-o", "name"],
+                );
+                runs.stdout.is_empty()
+                    || env
+                        .kubectl(member, &["get", "configmap/web-env", "secret/web-tls", "-n", &apps])
+                        .status
+                        .success()
+            });
             let total: u32 = ["aws", "azure", "gcp"]
                 .iter()
                 .map(|member| {
@@ -419,7 +478,7 @@ async fn the_operator_does_its_job_with_only_the_charts_rbac() {
                         .sum::<u32>()
                 })
                 .sum();
-            (desired >= 2 && pools >= 2 && total == desired).then_some((desired, pools))
+            (desired >= 2 && pools >= 2 && total == desired && copied).then_some((desired, pools))
         },
     )
     .await;

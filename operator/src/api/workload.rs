@@ -90,6 +90,23 @@ pub struct MultiCloudWorkloadSpec {
     /// exactly its pods there. Absent: no Service (one skyfleet made is removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<WorkloadService>,
+    /// The ConfigMaps and Secrets the template references (volumes, projected volumes,
+    /// `envFrom`, `env.valueFrom`, `imagePullSecrets`) are always copied into every member
+    /// that runs the workload; this says whether a change to them rolls the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<DependenciesSpec>,
+}
+
+/// How the copies of the template's ConfigMaps and Secrets behave in the members.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DependenciesSpec {
+    /// Roll the member Deployments when a copied ConfigMap or Secret changes (a checksum of
+    /// their contents in the pod template). Off by default: the copies are updated in place
+    /// and the pods see it as Kubernetes delivers it (mounted files change, environment
+    /// variables do not).
+    #[serde(default)]
+    pub roll_on_change: bool,
 }
 
 /// The Service skyfleet keeps beside the workload's pods in each member.

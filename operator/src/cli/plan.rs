@@ -312,6 +312,7 @@ fn decide_once(
             partial: false,
         },
         namespace_labels: None,
+        missing_dependencies: Vec::new(),
     };
     let memory = Memory::new(crate::decide::demand::DemandTracker::new(
         &spec.scaling.forecast,

@@ -105,7 +105,7 @@ pub fn deployment_name(workload: &str, pool: &str) -> String {
 
 /// FNV-1a, 64 bits: a stable hash (std's hasher may change between Rust releases, and the
 /// name must not).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

@@ -21,3 +21,6 @@ pub const INSTALLATION: &str = "skyfleet.io/installation";
 pub const OWNER: &str = "skyfleet.io/owner";
 /// The field manager of every server-side apply skyfleet makes.
 pub const FIELD_MANAGER: &str = "skyfleet";
+/// On a member copy of a workload's ConfigMap or Secret (shared by the workloads of its
+/// namespace that reference it).
+pub const COPY: &str = "skyfleet.io/copy";

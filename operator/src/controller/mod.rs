@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod dependencies;
 pub mod desired;
 pub mod fence;
 pub mod kubeconfig;

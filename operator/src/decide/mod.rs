@@ -166,13 +166,13 @@ pub fn decide(
         duration::parse(&spec.scaling.scale_down_stabilization).unwrap_or(Duration::from_secs(300));
     // Replicas are added for the lead time's peak, and kept while the horizon's peak still
     // needs them: what was planned stays, up to the horizon peak.
-    let hold = memory
+    let kept = memory
         .stabilizer
         .planned()
         .map_or(0.0, |planned| planned.min(estimate.horizon_peak));
     let demand = memory
         .stabilizer
-        .apply(at, estimate.cores.max(burst.floor).max(hold), window);
+        .apply(at, estimate.cores.max(burst.floor).max(kept), window);
 
     // The pools as the plan sees them.
     let shape = placement::sizing::ReplicaShape::of(&spec.template).ok();
@@ -228,18 +228,34 @@ pub fn decide(
         Some(pp) => pp,
         None => {
             let why = problem.err().map(|e| e.to_string()).unwrap_or_default();
-            return invalid(
+            return hold(
                 workload,
                 world,
                 memory,
                 estimate.status,
                 estimate.forecast,
-                &why,
+                Held::InvalidSpec(why),
                 settings,
                 now,
             );
         }
     };
+    if !world.missing_dependencies.is_empty() {
+        let why = format!(
+            "{}; nothing new is applied and nothing running is changed until it can be copied to the members",
+            world.missing_dependencies.join("; ")
+        );
+        return hold(
+            workload,
+            world,
+            memory,
+            estimate.status,
+            estimate.forecast,
+            Held::MissingDependency(why),
+            settings,
+            now,
+        );
+    }
 
     // A new workload waits briefly for the first probe of a pool created just now.
     let runs_nothing = world
@@ -697,15 +713,24 @@ fn slots(world: &World, problem: &Problem, plan: &Plan, memory: &Memory) -> Vec<
         .collect()
 }
 
-/// The decision for a spec that cannot be planned: nothing changes in the members.
+/// Why a decision changes nothing in the members.
+enum Held {
+    /// The spec cannot be planned.
+    InvalidSpec(String),
+    /// What the template references cannot be copied to the members.
+    MissingDependency(String),
+}
+
+/// The decision that changes nothing in the members (a spec that cannot be planned, a
+/// dependency that cannot be copied): the condition says why, once as an Event.
 #[allow(clippy::too_many_arguments)]
-fn invalid(
+fn hold(
     workload: &Workload,
     world: &World,
     memory: Memory,
     demand: crate::api::workload::DemandStatus,
     forecast: Option<demand::ForecastSummary>,
-    why: &str,
+    held: Held,
     settings: &Settings,
     now: jiff::Timestamp,
 ) -> Decision {
@@ -725,8 +750,24 @@ fn invalid(
             }
         })
         .collect();
+    let (verdict, condition, reason, event, why) = match held {
+        Held::InvalidSpec(why) => (
+            Verdict::InvalidSpec(why.clone()),
+            conditions::READY,
+            ConditionReason::InvalidSpec,
+            EventReason::InvalidSpec,
+            why,
+        ),
+        Held::MissingDependency(why) => (
+            Verdict::MissingDependency(why.clone()),
+            conditions::DEGRADED,
+            ConditionReason::MissingDependency,
+            EventReason::MissingDependency,
+            why,
+        ),
+    };
     let summary = Summary {
-        verdict: Verdict::InvalidSpec(why.to_string()),
+        verdict,
         rows,
         lost: Vec::new(),
         demand,
@@ -741,15 +782,15 @@ fn invalid(
         history_refused: memory.refused.clone(),
         traffic: Some(split_traffic(workload, world, settings, now)),
     };
-    let was_invalid = workload.previous.conditions.iter().any(|c| {
-        c.type_ == conditions::READY
-            && c.reason == ConditionReason::InvalidSpec.as_str()
-            && c.message == why
-    });
-    let events = if was_invalid {
+    let said = workload
+        .previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == condition && c.reason == reason.as_str() && c.message == why);
+    let events = if said {
         Vec::new()
     } else {
-        vec![warning(EventReason::InvalidSpec, why.to_string())]
+        vec![warning(event, why.clone())]
     };
     let telemetry = Telemetry {
         forecast,
@@ -894,6 +935,7 @@ mod tests {
                 partial: false,
             },
             namespace_labels: None,
+            missing_dependencies: Vec::new(),
         };
         let refused = MemberDeployment {
             replicas: 2,
@@ -972,6 +1014,7 @@ mod tests {
                     partial: false,
                 },
                 namespace_labels: None,
+                missing_dependencies: Vec::new(),
             };
             let w = Workload {
                 spec: &spec,
@@ -1001,6 +1044,72 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_dependency_changes_nothing_that_runs_and_is_said_once() {
+        // Demand that would add replicas (a burst) and a pool that would be scaled: neither
+        // happens while a referenced Secret is missing.
+        let world = World {
+            pools: vec![
+                pool("a", 0.01, true, "Probed", 0, running(4)),
+                pool("b", 0.09, true, "Probed", 0, running(2)),
+            ],
+            measured: Measured {
+                cores: Some(2.0),
+                partial: false,
+            },
+            namespace_labels: None,
+            missing_dependencies: vec!["Secret/db-password: not found".into()],
+        };
+        let d = run(&world, memory(), 0);
+        assert!(
+            d.actions.iter().all(|a| *a == MemberAction::Leave),
+            "{:?}",
+            d.actions
+        );
+        assert!(d.plan.is_none());
+        let degraded = d
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded")
+            .expect("Degraded");
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "MissingDependency")
+        );
+        assert!(
+            degraded.message.contains("Secret/db-password"),
+            "{}",
+            degraded.message
+        );
+        let replicas: Vec<i32> = d.status.pools.iter().map(|p| p.replicas).collect();
+        assert_eq!(replicas, [4, 2], "status keeps what runs");
+        assert_eq!(
+            d.events
+                .iter()
+                .filter(|e| e.reason == EventReason::MissingDependency)
+                .count(),
+            1
+        );
+        // Said once: the next decision, with that status as previous, raises no new Event.
+        let spec = spec();
+        let w = Workload {
+            spec: &spec,
+            generation: Some(1),
+            previous: &d.status,
+        };
+        let again = decide(&w, &world, d.memory, &SETTINGS, t(15));
+        assert!(again.events.is_empty(), "{:?}", again.events);
+        // Once it exists, the plan goes on.
+        let found = World {
+            missing_dependencies: Vec::new(),
+            ..world
+        };
+        let d = run(&found, again.memory, 30);
+        assert!(d.plan.is_some());
+        assert!(d.actions.iter().any(|a| *a != MemberAction::Leave));
+    }
+
+    #[test]
     fn a_burst_is_met_at_once_with_headroom_and_said_so() {
         let world = |cores: f64| World {
             pools: vec![pool("a", 0.01, true, "Probed", 0, running(4))],
@@ -1009,6 +1118,7 @@ mod tests {
                 partial: false,
             },
             namespace_labels: None,
+            missing_dependencies: Vec::new(),
         };
         // Four Ready replicas of 500m at 50% carry 1 core; 2 are used. The floor is
         // 2 × 1.1 = 2.2 cores: nine replicas, in this decision.
@@ -1070,6 +1180,7 @@ mod tests {
                 partial: false,
             },
             namespace_labels: None,
+            missing_dependencies: Vec::new(),
         };
         let previous = MultiCloudWorkloadStatus::default();
         let decide_at = |spec: &MultiCloudWorkloadSpec, memory: Memory, minute: i64| {
@@ -1156,6 +1267,7 @@ mod tests {
                 partial: false,
             },
             namespace_labels: None,
+            missing_dependencies: Vec::new(),
         };
         let redundant = |world: &World, spot: &str| {
             let mut spec = spec();
@@ -1246,6 +1358,7 @@ mod tests {
                 partial: false,
             },
             namespace_labels: None,
+            missing_dependencies: Vec::new(),
         };
         let d = run(&world, memory(), 0);
         let plan = d.plan.as_ref().expect("a plan");
@@ -1288,6 +1401,7 @@ mod tests {
                 partial,
             },
             namespace_labels: None,
+            missing_dependencies: Vec::new(),
         };
         let d = run(&world(2.0, false), memory(), 0);
         let full = d.memory.demand.encode();
@@ -1315,6 +1429,7 @@ mod tests {
                 partial: false,
             },
             namespace_labels: None,
+            missing_dependencies: Vec::new(),
         };
         let mut m = memory();
         m.known.insert("cheap".into(), 3);
@@ -1378,6 +1493,7 @@ mod tests {
                 partial: false,
             },
             namespace_labels: None,
+            missing_dependencies: Vec::new(),
         };
         let d = run(&world, memory(), 0);
         assert_eq!(d.actions[0], MemberAction::Leave);
@@ -1411,6 +1527,7 @@ mod tests {
                 partial: false,
             },
             namespace_labels: Some([("team".to_string(), team.to_string())].into()),
+            missing_dependencies: Vec::new(),
         };
         let d = run(&world("web"), memory(), 0);
         assert_eq!(
@@ -1458,6 +1575,7 @@ mod tests {
                 partial: false,
             },
             namespace_labels: None,
+            missing_dependencies: Vec::new(),
         };
         let mut m = memory();
         m.refused = Some("stored demand history refused: start in the future".into());

@@ -39,6 +39,8 @@ pub enum ConditionReason {
     HistoryInvalid,
     /// The history in use was stored by this version and read back intact.
     HistoryAccepted,
+    /// A ConfigMap or Secret the template references cannot be copied to the members.
+    MissingDependency,
 }
 
 impl ConditionReason {
@@ -61,6 +63,7 @@ impl ConditionReason {
             Self::NoRoom => "NoRoom",
             Self::HistoryInvalid => "HistoryInvalid",
             Self::HistoryAccepted => "HistoryAccepted",
+            Self::MissingDependency => "MissingDependency",
         }
     }
 }
@@ -106,6 +109,8 @@ pub enum EventReason {
     NoRoom,
     /// The split of traffic across pools changed.
     TrafficShifted,
+    /// A ConfigMap or Secret the template references cannot be copied to the members.
+    MissingDependency,
 }
 
 impl EventReason {
@@ -128,6 +133,7 @@ impl EventReason {
             Self::BurstScaleUp => "BurstScaleUp",
             Self::NoRoom => "NoRoom",
             Self::TrafficShifted => "TrafficShifted",
+            Self::MissingDependency => "MissingDependency",
         }
     }
 }

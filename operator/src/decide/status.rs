@@ -26,6 +26,8 @@ pub enum Verdict {
     },
     /// The constraints cannot all hold; applied only where it does not reduce what runs.
     Infeasible(String),
+    /// What the template references cannot be copied to the members: nothing is changed.
+    MissingDependency(String),
 }
 
 /// One pool's row in status.
@@ -235,6 +237,11 @@ pub fn build(
                 );
                 set(c, conditions::DEGRADED, true, R::PoolLost, &lost);
             }
+        }
+        Verdict::MissingDependency(why) => {
+            let ready_reason = if all_ready { R::Placed } else { R::Progressing };
+            set(c, conditions::READY, all_ready, ready_reason, &progress);
+            set(c, conditions::DEGRADED, true, R::MissingDependency, why);
         }
         Verdict::Infeasible(why) => {
             let ready_reason = if all_ready { R::Placed } else { R::Progressing };

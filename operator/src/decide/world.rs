@@ -78,6 +78,9 @@ pub struct World {
     /// The labels of the workload's namespace on the management cluster, read when some
     /// CloudPool restricts `allowedNamespaces`; None when not read (every pool admits it).
     pub namespace_labels: Option<BTreeMap<String, String>>,
+    /// Why some ConfigMap or Secret the template references cannot be copied to the
+    /// members: while any, nothing new is applied and nothing running is changed.
+    pub missing_dependencies: Vec<String>,
 }
 
 impl World {

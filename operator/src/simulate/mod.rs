@@ -395,6 +395,7 @@ fn observed_world(
             partial: false,
         },
         namespace_labels: None,
+        missing_dependencies: Vec::new(),
     }
 }
 

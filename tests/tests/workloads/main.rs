@@ -4,6 +4,7 @@
 //! after the failover grace and is reconciled to the plan when it is back.
 
 mod burst;
+mod dependencies;
 mod make_before_break;
 mod monitoring;
 mod noisy_neighbour;

@@ -3,12 +3,13 @@
 //! precondition, so an object recreated under the same name by someone else is never hit.
 //! Members are reached concurrently, so a slow one never delays the others.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 
@@ -16,6 +17,7 @@ use super::observe::{self, Handle, ServiceSeen};
 use super::{WorkloadContext, member};
 use crate::api::cloud_pool::{CloudPool, PodSecurityLevel};
 use crate::api::workload::MultiCloudWorkload;
+use crate::controller::dependencies::{self, Kind, Reference, Resolved, Source};
 use crate::controller::desired::{self, Owner};
 use crate::controller::labels;
 use crate::controller::registry::sanitize;
@@ -30,32 +32,39 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Carries out `actions` (one per handle).
+/// Carries out `actions` (one per handle), with the template's dependencies as `resolved`.
+/// Returns, per handle, what happened and the UID of the workload's Deployment there
+/// afterwards (the copies of its dependencies are owned by it).
 pub async fn members(
     ctx: &WorkloadContext,
     workload: &MultiCloudWorkload,
     owner: &Owner,
     handles: &[Handle],
     actions: &[MemberAction],
-) -> Vec<Outcome> {
+    resolved: &Resolved,
+) -> Vec<(Outcome, Option<String>)> {
     let work = handles.iter().zip(actions).map(|(h, &action)| async move {
+        let live = h.existing.as_ref().and_then(|d| d.metadata.uid.clone());
         let Some(client) = &h.client else {
-            return Outcome::Done;
+            return (Outcome::Done, live);
         };
         let result = match action {
-            MemberAction::Leave => Ok(()),
-            MemberAction::Apply(n) => apply(ctx, workload, owner, h, client.clone(), n).await,
-            MemberAction::Delete => delete(ctx, owner, h, client.clone()).await,
+            MemberAction::Leave => Ok(live.clone()),
+            MemberAction::Apply(n) => {
+                apply(ctx, workload, owner, h, client.clone(), n, resolved).await
+            }
+            MemberAction::Delete => delete(ctx, owner, h, client.clone()).await.map(|()| None),
         };
         match result {
-            Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Failed(sanitize(&e)),
+            Ok(uid) => (Outcome::Done, uid),
+            Err(e) => (Outcome::Failed(sanitize(&e)), live),
         }
     });
     join_all(work).await
 }
 
-/// Server-side applies the workload's Deployment with `replicas` in one member.
+/// Server-side applies the workload's Deployment with `replicas` in one member; returns its
+/// UID.
 async fn apply(
     ctx: &WorkloadContext,
     workload: &MultiCloudWorkload,
@@ -63,11 +72,14 @@ async fn apply(
     h: &Handle,
     client: kube::Client,
     replicas: u32,
-) -> Result<(), String> {
+    resolved: &Resolved,
+) -> Result<Option<String>, String> {
     let replicas = i32::try_from(replicas).map_err(|e| e.to_string())?;
     ctx.fence.check().map_err(|e| e.to_string())?;
-    let desired = desired::deployment(workload, owner, &h.pool, &h.name, replicas)
+    let mut desired = desired::deployment(workload, owner, &h.pool, &h.name, replicas)
         .map_err(|e| e.to_string())?;
+    let roll = workload.spec.dependencies.is_some_and(|d| d.roll_on_change);
+    dependencies::annotate(&mut desired, resolved, roll);
     let key = super::memory_key(&owner.namespace, &owner.name);
     if h.existing.is_none() {
         // The watch shows only skyfleet's Deployments, and what it remembered of the name
@@ -88,14 +100,14 @@ async fn apply(
     let pool = h.pool.name_any();
     let live_generation = h.existing.as_ref().and_then(|d| d.metadata.generation);
     if live_generation.is_some_and(|g| ctx.applied(&key, &pool) == Some((fingerprint, g))) {
-        return Ok(());
+        return Ok(h.existing.as_ref().and_then(|d| d.metadata.uid.clone()));
     }
     let api: Api<Deployment> = Api::namespaced(client, &owner.namespace);
-    let applied = server_side_apply(ctx, &api, &h.name, &desired).await?;
+    let applied = server_side_apply(ctx, &api, &h.name, &desired, labels::FIELD_MANAGER).await?;
     if let Some(generation) = applied.metadata.generation {
         ctx.remember_applied(&key, &pool, (fingerprint, generation));
     }
-    Ok(())
+    Ok(applied.metadata.uid)
 }
 
 /// Deletes the workload's Deployment in one member, with its UID as a precondition.
@@ -109,7 +121,7 @@ async fn delete(
         return Ok(());
     };
     let api: Api<Deployment> = Api::namespaced(client, &owner.namespace);
-    delete_exactly(ctx, &api, &h.name, existing.uid()).await
+    delete_exactly(ctx, &api, &h.name, by_uid(existing.uid())).await
 }
 
 /// Keeps the workload's Service in each member cluster that runs it (a Deployment of the
@@ -123,12 +135,8 @@ pub async fn services(
     handles: &[Handle],
     actions: &[MemberAction],
 ) -> Vec<(usize, String)> {
-    let mut clusters: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, h) in handles.iter().enumerate() {
-        clusters.entry(h.cluster.as_str()).or_default().push(i);
-    }
     let desired = desired::service(workload, owner);
-    let work = clusters.into_values().filter_map(|group| {
+    let work = clusters(handles).into_values().filter_map(|group| {
         // The cluster as a pool that answered saw it; nothing is done where none did.
         let first = group.iter().copied().find(|&i| {
             handles[i].client.is_some() && !matches!(handles[i].service, ServiceSeen::Unknown)
@@ -152,7 +160,7 @@ pub async fn services(
                 }
                 (ServiceSeen::Mine(live), None) => {
                     let api: Api<Service> = Api::namespaced(client, &owner.namespace);
-                    delete_exactly(ctx, &api, &owner.name, live.uid()).await
+                    delete_exactly(ctx, &api, &owner.name, by_uid(live.uid())).await
                 }
                 _ => Ok(()),
             };
@@ -160,6 +168,211 @@ pub async fn services(
         })
     });
     join_all(work).await.into_iter().flatten().collect()
+}
+
+/// How often a copy of a dependency that nothing changed is applied again anyway: one edited
+/// or deleted by hand in a member is put back within this. Copies are not watched, since a
+/// watch would need the right to list every Secret in the member.
+pub const COPY_REFRESH: Duration = Duration::from_secs(300);
+
+/// Keeps the copies of the template's ConfigMaps and Secrets in each member cluster where a
+/// Deployment of the workload stays or was applied, owned by those Deployments (the member's
+/// garbage collector removes a copy with the last of them), and releases this workload's
+/// part of a copy whose reference the template dropped. Nothing is done while a dependency
+/// cannot be read. Returns, per failed cluster, the index of its first pool and why.
+pub async fn dependencies(
+    ctx: &WorkloadContext,
+    owner: &Owner,
+    handles: &[Handle],
+    actions: &[MemberAction],
+    uids: &[Option<String>],
+    resolved: &Resolved,
+) -> Vec<(usize, String)> {
+    if !resolved.missing.is_empty() {
+        return Vec::new();
+    }
+    let wanted: BTreeSet<Reference> = resolved.sources.iter().map(Source::reference).collect();
+    let work = clusters(handles)
+        .into_iter()
+        .filter_map(|(cluster, group)| {
+            // On the management cluster the workload's namespace holds the originals.
+            if cluster == observe::MANAGEMENT {
+                return None;
+            }
+            let owners: Vec<OwnerReference> = group
+                .iter()
+                .filter(|&&i| !matches!(actions.get(i), Some(MemberAction::Delete)))
+                .filter_map(|&i| {
+                    let uid = uids.get(i)?.as_deref()?;
+                    Some(dependencies::owned_by(&handles[i].name, uid))
+                })
+                .collect();
+            let previous: BTreeSet<Reference> = group
+                .iter()
+                .filter_map(|&i| handles[i].existing.as_ref())
+                .flat_map(dependencies::listed_on)
+                .collect();
+            let first = group
+                .iter()
+                .copied()
+                .find(|&i| handles[i].client.is_some())?;
+            // Where none runs, the garbage collector removes the copies with the Deployments.
+            if owners.is_empty() {
+                return None;
+            }
+            let h = &handles[first];
+            let wanted = &wanted;
+            Some(async move {
+                let client = h.client.clone()?;
+                let mut failed = Vec::new();
+                for source in &resolved.sources {
+                    if let Err(e) =
+                        keep_copy(ctx, owner, &h.cluster, &client, source, &owners).await
+                    {
+                        failed.push(e);
+                    }
+                }
+                for dropped in previous.difference(wanted) {
+                    if let Err(e) = release_copy(ctx, owner, &h.cluster, &client, dropped).await {
+                        failed.push(e);
+                    }
+                }
+                (!failed.is_empty()).then(|| (first, sanitize(&failed.join("; "))))
+            })
+        });
+    join_all(work).await.into_iter().flatten().collect()
+}
+
+/// The handles of each member cluster, by index.
+fn clusters(handles: &[Handle]) -> BTreeMap<&str, Vec<usize>> {
+    let mut clusters: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, h) in handles.iter().enumerate() {
+        clusters.entry(h.cluster.as_str()).or_default().push(i);
+    }
+    clusters
+}
+
+fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// Applies the copy of `source` in one member cluster, unless the same copy was applied there
+/// less than [`COPY_REFRESH`] ago. An object under its name that is not skyfleet's copy is
+/// left untouched and refused.
+async fn keep_copy(
+    ctx: &WorkloadContext,
+    owner: &Owner,
+    cluster: &str,
+    client: &kube::Client,
+    source: &Source,
+    owners: &[OwnerReference],
+) -> Result<(), String> {
+    let reference = source.reference();
+    let desired = dependencies::copy(source, owner, owners);
+    let fingerprint = fingerprint(&desired)?;
+    let key = super::memory_key(&owner.namespace, &owner.name);
+    let slot = format!("{reference}@{cluster}");
+    let now = unix_now();
+    if let Some((applied, at)) = ctx.applied(&key, &slot)
+        && applied == fingerprint
+        && now.saturating_sub(at) < COPY_REFRESH.as_secs() as i64
+    {
+        return Ok(());
+    }
+    match reference.kind {
+        Kind::ConfigMap => {
+            let api: Api<ConfigMap> = Api::namespaced(client.clone(), &owner.namespace);
+            put_copy(ctx, owner, &api, &reference, &desired).await?;
+        }
+        Kind::Secret => {
+            let api: Api<Secret> = Api::namespaced(client.clone(), &owner.namespace);
+            put_copy(ctx, owner, &api, &reference, &desired).await?;
+        }
+    }
+    ctx.remember_applied(&key, &slot, (fingerprint, now));
+    Ok(())
+}
+
+async fn put_copy<K>(
+    ctx: &WorkloadContext,
+    owner: &Owner,
+    api: &Api<K>,
+    reference: &Reference,
+    desired: &serde_json::Value,
+) -> Result<(), String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if let Some(found) = member(ctx.member_timeout, api.get_opt(&reference.name)).await?
+        && !dependencies::is_copy(owner, found.meta())
+    {
+        return Err(format!(
+            "{} {}/{} exists there and is not skyfleet's copy; it is left untouched",
+            reference.kind.as_str(),
+            owner.namespace,
+            reference.name
+        ));
+    }
+    let manager = dependencies::field_manager(owner);
+    server_side_apply::<K>(ctx, api, &reference.name, desired, &manager).await?;
+    Ok(())
+}
+
+/// Gives up this workload's part of the copy named by `reference` in one member cluster (its
+/// owner references and the fields only it applied) and deletes the copy when no other
+/// workload's Deployment owns it any more (preconditioned on the UID and version just seen).
+async fn release_copy(
+    ctx: &WorkloadContext,
+    owner: &Owner,
+    cluster: &str,
+    client: &kube::Client,
+    reference: &Reference,
+) -> Result<(), String> {
+    let key = super::memory_key(&owner.namespace, &owner.name);
+    ctx.forget_applied_slot(&key, &format!("{reference}@{cluster}"));
+    match reference.kind {
+        Kind::ConfigMap => {
+            let api: Api<ConfigMap> = Api::namespaced(client.clone(), &owner.namespace);
+            drop_copy(ctx, owner, &api, reference).await
+        }
+        Kind::Secret => {
+            let api: Api<Secret> = Api::namespaced(client.clone(), &owner.namespace);
+            drop_copy(ctx, owner, &api, reference).await
+        }
+    }
+}
+
+async fn drop_copy<K>(
+    ctx: &WorkloadContext,
+    owner: &Owner,
+    api: &Api<K>,
+    reference: &Reference,
+) -> Result<(), String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let Some(found) = member(ctx.member_timeout, api.get_opt(&reference.name)).await? else {
+        return Ok(());
+    };
+    if !dependencies::is_copy(owner, found.meta()) {
+        return Ok(());
+    }
+    let manager = dependencies::field_manager(owner);
+    let released = dependencies::release(reference, owner);
+    let left: K = server_side_apply(ctx, api, &reference.name, &released, &manager).await?;
+    let meta = left.meta();
+    if meta
+        .owner_references
+        .as_ref()
+        .is_some_and(|o| !o.is_empty())
+    {
+        return Ok(());
+    }
+    let preconditions = Preconditions {
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+    };
+    delete_exactly(ctx, api, &reference.name, preconditions).await
 }
 
 fn foreign_service(owner: &Owner) -> String {
@@ -202,57 +415,64 @@ async fn apply_service(
             }
         }
     }
-    let applied = server_side_apply(ctx, &api, &owner.name, &desired).await?;
+    let applied =
+        server_side_apply(ctx, &api, &owner.name, &desired, labels::FIELD_MANAGER).await?;
     ctx.remember_applied(&key, &slot, (fingerprint, version(&applied)));
     Ok(())
 }
 
-/// Server-side applies `desired` as `name` (skyfleet's field manager, forced), the fence
-/// checked just before the write: it may have closed while this waited.
+/// Server-side applies `desired` as `name` (as `manager`, forced), the fence checked just
+/// before the write: it may have closed while this waited.
 async fn server_side_apply<K>(
     ctx: &WorkloadContext,
     api: &Api<K>,
     name: &str,
-    desired: &K,
+    desired: &(impl serde::Serialize + std::fmt::Debug),
+    manager: &str,
 ) -> Result<K, String>
 where
-    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     ctx.fence.check().map_err(|e| e.to_string())?;
     member(
         ctx.member_timeout,
         api.patch(
             name,
-            &PatchParams::apply(labels::FIELD_MANAGER).force(),
+            &PatchParams::apply(manager).force(),
             &Patch::Apply(desired),
         ),
     )
     .await
 }
 
-/// Deletes the object `name` only if it is still the object with `uid`; one already gone
-/// is no error.
+/// Deletes the object `name` only if it is still the object the preconditions name (its UID,
+/// and its version when given); one already gone is no error.
 pub(super) async fn delete_exactly<K>(
     ctx: &WorkloadContext,
     api: &Api<K>,
     name: &str,
-    uid: Option<String>,
+    preconditions: Preconditions,
 ) -> Result<(), String>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     ctx.fence.check().map_err(|e| e.to_string())?;
     let params = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid,
-            resource_version: None,
-        }),
+        preconditions: Some(preconditions),
         ..DeleteParams::background()
     };
     match member(ctx.member_timeout, api.delete(name, &params)).await {
         Ok(_) => Ok(()),
         Err(e) if e.contains("NotFound") || e.contains("not found") => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// The precondition that the object is still the one with `uid`.
+pub(super) fn by_uid(uid: Option<String>) -> Preconditions {
+    Preconditions {
+        uid,
+        resource_version: None,
     }
 }
 

@@ -126,7 +126,7 @@ async fn clean_cluster(
         .filter(|s| owner.owns_meta(&s.metadata))
     {
         let sname = svc.name_any();
-        act::delete_exactly(ctx, &services, &sname, svc.uid())
+        act::delete_exactly(ctx, &services, &sname, act::by_uid(svc.uid()))
             .await
             .map_err(|e| format!("deleting Service {sname}: {e}"))?;
         deleted.push(format!("Service {sname}"));
@@ -139,7 +139,7 @@ async fn clean_cluster(
     .await?;
     for d in list.items.into_iter().filter(|d| owner.owns(d)) {
         let dname = d.name_any();
-        act::delete_exactly(ctx, &api, &dname, d.uid())
+        act::delete_exactly(ctx, &api, &dname, act::by_uid(d.uid()))
             .await
             .map_err(|e| format!("deleting {dname}: {e}"))?;
         deleted.push(dname);

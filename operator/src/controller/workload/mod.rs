@@ -85,7 +85,9 @@ pub struct WorkloadContext {
     deciding: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Per workload and pool: the fingerprint of the Deployment last applied and the
     /// generation the member gave it. While both hold, nobody changed it and applying again
-    /// would only cost the member's API server a write.
+    /// would only cost the member's API server a write. Services and copies of dependencies
+    /// have slots of their own (`service@cluster`, `ConfigMap/name@cluster`), the latter with
+    /// the time of the apply in place of a generation.
     applied: Mutex<HashMap<String, AppliedPerPool>>,
     /// Every CloudPool, from a reflector: a reconcile lists none.
     pools: Store<CloudPool>,
@@ -265,6 +267,13 @@ impl WorkloadContext {
             .insert(pool.to_string(), what);
     }
 
+    fn forget_applied_slot(&self, key: &str, slot: &str) {
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slots) = applied.get_mut(key) {
+            slots.remove(slot);
+        }
+    }
+
     fn forget_applied(&self, key: &str) {
         let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         applied.remove(key);
@@ -330,6 +339,8 @@ async fn apply(
     let namespace_labels = observe::namespace_labels(ctx, &namespace, &pools).await?;
     let mut observed = observe::world(ctx, &owner, pools, &memory, now).await;
     observed.world.namespace_labels = namespace_labels;
+    let resolved = observe::dependencies(ctx, &workload, &namespace).await;
+    observed.world.missing_dependencies = resolved.missing.clone();
 
     // Decide, off the executor's threads: a forecast or a solve never stalls other work.
     let settings = Settings {
@@ -443,7 +454,17 @@ async fn apply(
     }
 
     // Act.
-    let outcomes = act::members(ctx, &workload, &owner, &observed.handles, &actions).await;
+    let (outcomes, uids): (Vec<_>, Vec<_>) = act::members(
+        ctx,
+        &workload,
+        &owner,
+        &observed.handles,
+        &actions,
+        &resolved,
+    )
+    .await
+    .into_iter()
+    .unzip();
     let names: Vec<String> = observed
         .world
         .pools
@@ -461,14 +482,26 @@ async fn apply(
         .collect();
     let mut failures = report::failures(&names, &running, &outcomes);
     // A Service the member refused leaves the pool's replicas as planned; it is said.
-    for (i, why) in act::services(ctx, &workload, &owner, &observed.handles, &actions).await {
+    // So do copies of the template's ConfigMaps and Secrets.
+    let services = act::services(ctx, &workload, &owner, &observed.handles, &actions).await;
+    let copies =
+        act::dependencies(ctx, &owner, &observed.handles, &actions, &uids, &resolved).await;
+    let refused = services
+        .into_iter()
+        .map(|(i, why)| (i, format!("Service: {why}")))
+        .chain(
+            copies
+                .into_iter()
+                .map(|(i, why)| (i, format!("copies of ConfigMaps and Secrets: {why}"))),
+        );
+    for (i, why) in refused {
         let pool = names.get(i).cloned().unwrap_or_default();
         let planned = next
             .pools
             .iter()
             .find(|r| r.name == pool)
             .map_or(0, |r| u32::try_from(r.replicas).unwrap_or(0));
-        failures.push((pool, planned, format!("Service: {why}")));
+        failures.push((pool, planned, why));
     }
     for (pool, _, why) in &failures {
         warn!(workload = %name, %namespace, %pool, error = %why, "member refused");

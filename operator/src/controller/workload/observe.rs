@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
@@ -18,6 +18,7 @@ use crate::api::cloud_pool::CloudPool;
 use crate::api::history::WorkloadHistory;
 use crate::api::quantity;
 use crate::api::workload::MultiCloudWorkload;
+use crate::controller::dependencies::{self, Resolved};
 use crate::controller::desired::{self, Owner};
 use crate::controller::member_cache::MemberCluster;
 use crate::controller::pool;
@@ -68,9 +69,12 @@ pub struct Observed {
 pub fn cluster_key(pool: &CloudPool) -> String {
     match &pool.spec.kubeconfig_secret_ref {
         Some(r) => format!("secret:{}/{}/{}", r.namespace, r.name, r.key),
-        None => "management".to_string(),
+        None => MANAGEMENT.to_string(),
     }
 }
+
+/// The cluster key of pools without a kubeconfig: the management cluster itself.
+pub const MANAGEMENT: &str = "management";
 
 /// How long one tally of a member's pods serves the workloads deciding after it: long
 /// enough that a burst of reconciles shares it, short enough that a replica made Pending by
@@ -192,6 +196,59 @@ pub async fn namespace_labels(
         .await
         .map_err(WorkloadError::ReadNamespace)?;
     Ok(Some(ns.metadata.labels.unwrap_or_default()))
+}
+
+/// The ConfigMaps and Secrets the workload's template references, read by name from its
+/// namespace on the management cluster (skyfleet may `get` them there, never list them). A
+/// required one that is missing or cannot be read is named in `missing`; too many references
+/// are refused whole, before any is read.
+pub async fn dependencies(
+    ctx: &WorkloadContext,
+    workload: &MultiCloudWorkload,
+    namespace: &str,
+) -> Resolved {
+    use dependencies::{Kind, MAX_DEPENDENCIES, Source};
+    let wanted = dependencies::references(workload.spec.template.spec.as_ref());
+    let mut resolved = Resolved::default();
+    if wanted.len() > MAX_DEPENDENCIES {
+        resolved.missing.push(format!(
+            "the template references {} ConfigMaps and Secrets; at most {MAX_DEPENDENCIES} are copied to the members",
+            wanted.len()
+        ));
+        return resolved;
+    }
+    let client = ctx.registry.management();
+    for (reference, optional) in wanted {
+        let read = match reference.kind {
+            Kind::ConfigMap => {
+                let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+                member(ctx.member_timeout, api.get_opt(&reference.name))
+                    .await
+                    .map(|o| o.map(Source::ConfigMap))
+            }
+            Kind::Secret => {
+                let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+                member(ctx.member_timeout, api.get_opt(&reference.name))
+                    .await
+                    .map(|o| o.map(Source::Secret))
+            }
+        };
+        match read {
+            Ok(Some(source)) => resolved.sources.push(source),
+            Ok(None) if optional => {}
+            Ok(None) => resolved.missing.push(format!(
+                "{} {namespace}/{} is referenced by the pod template and does not exist",
+                reference.kind.as_str(),
+                reference.name
+            )),
+            Err(e) => resolved.missing.push(format!(
+                "{} {namespace}/{} is referenced by the pod template and cannot be read: {e}",
+                reference.kind.as_str(),
+                reference.name
+            )),
+        }
+    }
+    resolved
 }
 
 /// The pool's member cluster with a current view of skyfleet's Deployments there: none
