@@ -57,6 +57,17 @@ pm=${PROMETHEUS_VERSION#v0.}; pv="3.$(( ${pm%%.*} - 300 )).${pm#*.}"
 pl="-s -w -X github.com/prometheus/common/version.Version=$pv -X github.com/prometheus/common/version.Branch=module"
 go_install "$PROMETHEUS_DIR" prometheus "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" "$pl"
 go_install "$PROMETHEUS_DIR" promtool "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" "$pl"
+# ExternalDNS and its DNSEndpoint CRD (the one kind skyfleet writes for it), from the same module.
+go_install "$EXTERNAL_DNS_DIR" external-dns "sigs.k8s.io/external-dns@$EXTERNAL_DNS_VERSION" \
+  "-s -w -X sigs.k8s.io/external-dns/pkg/apis/externaldns.Version=$EXTERNAL_DNS_VERSION"
+if [ ! -d "$EXTERNAL_DNS_DIR/crds" ]; then
+  src=$(go mod download -json "sigs.k8s.io/external-dns@$EXTERNAL_DNS_VERSION" | sed -n 's/.*"Dir": "\([^"]*\)".*/\1/p')
+  [ -d "$src" ] || { log "error: go mod download found no directory for sigs.k8s.io/external-dns@$EXTERNAL_DNS_VERSION"; exit 1; }
+  rm -rf "$EXTERNAL_DNS_DIR/crds.tmp"; mkdir -p "$EXTERNAL_DNS_DIR/crds.tmp"
+  cp "$src/config/crd/standard/dnsendpoints.externaldns.k8s.io.yaml" "$EXTERNAL_DNS_DIR/crds.tmp/"
+  chmod -R u+w "$EXTERNAL_DNS_DIR/crds.tmp"
+  mv "$EXTERNAL_DNS_DIR/crds.tmp" "$EXTERNAL_DNS_DIR/crds"
+fi
 
 # kwok ships its Stages (how nodes and pods behave) and its metric emulation as YAML inside its
 # module; hack/kwok/config.sh assembles the ones the clusters run, with skyfleet's changes, into
@@ -80,11 +91,13 @@ fi
 
 mkdir -p "$SKYFLEET_BIN"
 for f in "$K8S_DIR"/{kube-apiserver,kube-controller-manager,kube-scheduler,etcd} "$KWOK_DIR/kwok" \
-         "$METRICS_SERVER_DIR/metrics-server" "$HELM_DIR/helm" "$PROMETHEUS_DIR/prometheus" "$PROMETHEUS_DIR/promtool"; do
+         "$METRICS_SERVER_DIR/metrics-server" "$HELM_DIR/helm" "$PROMETHEUS_DIR/prometheus" "$PROMETHEUS_DIR/promtool" \
+         "$EXTERNAL_DNS_DIR/external-dns"; do
   ln -sfn "$f" "$SKYFLEET_BIN/$(basename "$f")"
 done
 ln -sfn "$KWOK_CONFIG" "$SKYFLEET_BIN/kwok-config.yaml"
 ln -sfn "$KWOK_DIR/crds" "$SKYFLEET_BIN/kwok-crds"
+ln -sfn "$EXTERNAL_DNS_DIR/crds" "$SKYFLEET_BIN/external-dns-crds"
 rm -f "$SKYFLEET_BIN/crds"
 log "binaries ready in $SKYFLEET_BIN"
 echo "$SKYFLEET_BIN"

@@ -7,6 +7,9 @@ HELM_VERSION=v3.21.4
 # Prometheus 3.x is published as Go module versions v0.3xx (v0.316.0 is Prometheus 3.16.0); the
 # e2e monitoring test runs prometheus, and hack/test.sh runs promtool on the chart's alert rules.
 PROMETHEUS_VERSION=v0.316.0
+# ExternalDNS reads the DNSEndpoints skyfleet writes (e2e: CRD source, webhook provider). Newer
+# releases need modules the proxy does not serve (v0.22.0: egoscale v3.1.44, openshift/api).
+EXTERNAL_DNS_VERSION=v0.20.0
 # Kubernetes and etcd versions come from hack/k8s/go.mod (see hack/k8s/pin.sh).
 SKYFLEET_HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 K8S_VERSION=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v1\./ {print $2; exit} $1 == "require" && $2 == "k8s.io/kubernetes" {print $3; exit}' "$SKYFLEET_HACK_DIR/k8s/go.mod")
@@ -25,6 +28,7 @@ KWOK_CONFIG=$KWOK_DIR/kwok-config-$KWOK_CONFIG_KEY.yaml
 METRICS_SERVER_DIR=$SKYFLEET_CACHE/metrics-server/$METRICS_SERVER_VERSION-$GO_VERSION
 HELM_DIR=$SKYFLEET_CACHE/helm/$HELM_VERSION-$GO_VERSION
 PROMETHEUS_DIR=$SKYFLEET_CACHE/prometheus/$PROMETHEUS_VERSION-$GO_VERSION
+EXTERNAL_DNS_DIR=$SKYFLEET_CACHE/external-dns/$EXTERNAL_DNS_VERSION-$GO_VERSION
 # The directory the scripts run binaries from: links into the component directories.
 SKYFLEET_BIN=${SKYFLEET_BIN:-$SKYFLEET_CACHE/bin}
 export GOTOOLCHAIN=local

@@ -362,6 +362,45 @@ fn workload_traffic_damping_is_bounded_and_pool_endpoint_is_a_host() {
 }
 
 #[test]
+fn workload_dns_is_a_name_ttl_and_record_type_and_pool_weight_property_a_name() {
+    for bad in [
+        "Shop.example.com",
+        "shop",
+        "shop..example.com",
+        "-shop.example.com",
+        "",
+    ] {
+        rejects(
+            MCW,
+            |o| o["spec"]["traffic"] = json!({"dns": {"hostname": bad}}),
+            "traffic.dns.hostname must be a lower-case DNS name such as shop.example.com",
+        );
+    }
+    for bad in [0, 86401] {
+        rejects(
+            MCW,
+            |o| o["spec"]["traffic"] = json!({"dns": {"hostname": "shop.example.com", "ttl": bad}}),
+            "traffic.dns.ttl must be between 1 and 86400 seconds",
+        );
+    }
+    accepts(
+        MCW,
+        |o| {
+            o["spec"]["traffic"] =
+                json!({"dns": {"hostname": "shop.example.com", "ttl": 30, "recordType": "CNAME"}})
+        },
+    );
+    rejects(
+        POOL,
+        |o| o["spec"]["traffic"] = json!({"weightProperty": "aws weight"}),
+        "traffic.weightProperty must be a provider-specific property name such as aws/weight",
+    );
+    accepts(POOL, |o| {
+        o["spec"]["traffic"] = json!({"weightProperty": "webhook/weight"})
+    });
+}
+
+#[test]
 fn workload_service_ports_are_named_unique_and_in_range() {
     let svc = |ports: Value| json!({"ports": ports});
     for (ports, msg) in [

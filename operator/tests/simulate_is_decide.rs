@@ -135,6 +135,7 @@ fn decide_through_the_script(
                         deleting: false,
                         member,
                         room: None,
+                        ingress: None,
                     }
                 })
                 .collect(),

@@ -208,6 +208,7 @@ fn install_upgrade_uninstall_with_least_privilege() {
         vec!["patch", "workloadhistories.skyfleet.io", "-n", "shop"],
         vec!["get", "configmaps", "-n", "shop"],
         vec!["create", "events.events.k8s.io", "-n", "shop"],
+        vec!["patch", "dnsendpoints.externaldns.k8s.io", "-n", "shop"],
         vec!["get", "secrets", "-n", members.as_str()],
         vec!["get", "secrets", "-n", apps.as_str()],
         vec!["update", "leases.coordination.k8s.io", "-n", ns.as_str()],

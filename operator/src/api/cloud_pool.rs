@@ -116,13 +116,24 @@ pub struct CloudPoolSpec {
 #[serde(rename_all = "camelCase")]
 pub struct PoolTraffic {
     /// The pool's ingress address: a DNS name or an IP address, shown beside the pool's
-    /// weight in `status.traffic`.
+    /// weight in `status.traffic` and the target of its DNS record. Absent: the address the
+    /// workload's LoadBalancer Service got in the member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.matches('^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$')",
         "message": "traffic.endpoint must be a DNS name or an IP address"
     }]))]
-    pub endpoint: String,
+    pub endpoint: Option<String>,
+    /// The ExternalDNS provider-specific property that carries this pool's weight in its
+    /// DNS record, e.g. `aws/weight`. Absent: the operator's `--dns-weight-property`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.matches('^[A-Za-z0-9]([A-Za-z0-9./_-]*[A-Za-z0-9])?$')",
+        "message": "traffic.weightProperty must be a provider-specific property name such as aws/weight"
+    }]))]
+    pub weight_property: Option<String>,
 }
 
 /// Pod Security Admission for the namespaces skyfleet creates in a member.

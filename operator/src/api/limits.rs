@@ -624,6 +624,14 @@ pub fn check_workload(name: Option<&str>, spec: &MultiCloudWorkloadSpec) -> Vec<
             out.push("traffic.minWeightChange must be between 0 and 100 points".into());
         }
         TRAFFIC_PERIOD.check(&t.update_period, &mut out);
+        if let Some(dns) = &t.dns {
+            if !dns_name(&dns.hostname) {
+                out.push(DNS_HOSTNAME_MESSAGE.into());
+            }
+            if !(1..=86_400).contains(&dns.ttl) {
+                out.push("traffic.dns.ttl must be between 1 and 86400 seconds".into());
+            }
+        }
     }
     if let Some(svc) = &spec.service {
         check_service(svc, &mut out);
@@ -699,6 +707,23 @@ pub fn check_workload(name: Option<&str>, spec: &MultiCloudWorkloadSpec) -> Vec<
         out.push(SELECTOR_REQUIREMENT.into());
     }
     out
+}
+
+const DNS_HOSTNAME_MESSAGE: &str =
+    "traffic.dns.hostname must be a lower-case DNS name such as shop.example.com";
+
+/// The CRD's rule for `traffic.dns.hostname`: lower-case letters, digits, `-` and `.`, starting
+/// and ending with a letter or digit, with a dot and no empty label; at most 253 characters.
+fn dns_name(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    name.len() <= 253
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.contains('.')
+        && !name.contains("..")
 }
 
 #[cfg(test)]

@@ -209,6 +209,10 @@ pub struct TrafficSpec {
     #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = super::limits::traffic_period_rules()))]
     pub update_period: String,
+    /// Weighted DNS: one ExternalDNS `DNSEndpoint` of the workload's name, in its namespace,
+    /// with a record per pool that has traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsSpec>,
 }
 
 impl Default for TrafficSpec {
@@ -216,6 +220,61 @@ impl Default for TrafficSpec {
         Self {
             min_weight_change: default_min_weight_change(),
             update_period: default_update_period(),
+            dns: None,
+        }
+    }
+}
+
+/// The DNS name users resolve, split across pools by weight (ExternalDNS publishes it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsSpec {
+    /// The name, e.g. shop.example.com.
+    #[schemars(length(max = 253))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$') && self.contains('.') && !self.contains('..')",
+        "message": "traffic.dns.hostname must be a lower-case DNS name such as shop.example.com"
+    }]))]
+    pub hostname: String,
+    /// Seconds resolvers may cache an answer (1 to 86400): how long users may still reach a
+    /// pool after its weight drops to 0.
+    #[serde(default = "default_dns_ttl")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self >= 1 && self <= 86400",
+        "message": "traffic.dns.ttl must be between 1 and 86400 seconds"
+    }]))]
+    pub ttl: i64,
+    /// The record type of every pool's record: A or AAAA when the pools' endpoints are IP
+    /// addresses, CNAME when they are names.
+    #[serde(default)]
+    pub record_type: DnsRecordType,
+}
+
+fn default_dns_ttl() -> i64 {
+    60
+}
+
+/// A DNS record type skyfleet publishes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DnsRecordType {
+    /// IPv4 addresses.
+    #[default]
+    A,
+    /// IPv6 addresses.
+    #[serde(rename = "AAAA")]
+    Aaaa,
+    /// A name.
+    #[serde(rename = "CNAME")]
+    Cname,
+}
+
+impl DnsRecordType {
+    /// As DNS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::Aaaa => "AAAA",
+            Self::Cname => "CNAME",
         }
     }
 }

@@ -54,6 +54,10 @@ pub struct Args {
     /// of kilobytes per workload). Rounded down to whole history steps, at least one.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     pub history_persist_interval: Duration,
+    /// The ExternalDNS provider-specific property that carries a pool's weight in a
+    /// workload's DNSEndpoint, where its CloudPool names none (`spec.traffic.weightProperty`).
+    #[arg(long, default_value = crate::controller::dns_endpoint::DEFAULT_WEIGHT_PROPERTY)]
+    pub dns_weight_property: String,
     /// Reconcile only the MultiCloudWorkloads of this namespace (CloudPools are
     /// cluster-scoped and always watched); default: every namespace.
     #[arg(long, env = "SKYFLEET_WATCH_NAMESPACE")]
@@ -254,7 +258,8 @@ async fn operate(args: Args) -> anyhow::Result<()> {
             concurrency: args.concurrency,
         })
         .with_installation(installation)
-        .with_fence(fence.clone()),
+        .with_fence(fence.clone())
+        .with_dns_weight_property(args.dns_weight_property.clone()),
     );
 
     if !args.leader_elect {

@@ -302,6 +302,7 @@ fn decide_once(
                     failure: None,
                 })),
                 room: None,
+                ingress: None,
             }
         })
         .collect();

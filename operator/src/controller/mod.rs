@@ -6,6 +6,7 @@ pub mod admin;
 pub mod cache;
 pub mod dependencies;
 pub mod desired;
+pub mod dns_endpoint;
 pub mod fence;
 pub mod kubeconfig;
 pub mod labels;

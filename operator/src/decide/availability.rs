@@ -230,6 +230,7 @@ mod tests {
             deleting: false,
             member: super::super::Member::Unknown,
             room: None,
+            ingress: None,
         };
         assert_eq!(of_pool(&pool, grace, now).health, Health::Ready);
         pool.deleting = true;

@@ -667,7 +667,12 @@ fn split_traffic(
             traffic::Offer {
                 pool: p.name.clone(),
                 ready,
-                endpoint: p.spec.traffic.as_ref().map(|t| t.endpoint.clone()),
+                endpoint: p
+                    .spec
+                    .traffic
+                    .as_ref()
+                    .and_then(|t| t.endpoint.clone())
+                    .or_else(|| p.ingress.clone()),
             }
         })
         .collect();
@@ -888,6 +893,7 @@ mod tests {
             deleting: false,
             member,
             room: None,
+            ingress: None,
         }
     }
 
@@ -1040,6 +1046,44 @@ mod tests {
             writes.len() <= 5,
             "{} writes in an hour: {writes:#?}",
             writes.len()
+        );
+    }
+
+    #[test]
+    fn a_pool_is_reached_at_its_declared_endpoint_else_at_its_load_balancer_address() {
+        let mut declared = pool("a", 0.01, true, "Probed", 0, running(2));
+        declared.spec.traffic =
+            serde_json::from_value(serde_json::json!({"endpoint": "a.example.net"})).unwrap();
+        declared.ingress = Some("lb-a.example.net".into());
+        let mut balanced = pool("b", 0.01, true, "Probed", 0, running(2));
+        balanced.ingress = Some("203.0.113.7".into());
+        let world = World {
+            pools: vec![
+                declared,
+                balanced,
+                pool("c", 0.01, true, "Probed", 0, running(2)),
+            ],
+            measured: Measured {
+                cores: None,
+                partial: false,
+            },
+            namespace_labels: None,
+            missing_dependencies: Vec::new(),
+        };
+        let d = run(&world, memory(), 0);
+        let traffic = d.status.traffic.expect("a split");
+        let endpoints: Vec<(&str, Option<&str>)> = traffic
+            .pools
+            .iter()
+            .map(|r| (r.name.as_str(), r.endpoint.as_deref()))
+            .collect();
+        assert_eq!(
+            endpoints,
+            [
+                ("a", Some("a.example.net")),
+                ("b", Some("203.0.113.7")),
+                ("c", None)
+            ]
         );
     }
 
@@ -1346,10 +1390,12 @@ mod tests {
             pools: vec![
                 ObservedPool {
                     room: Some(full),
+                    ingress: None,
                     ..pool("cheap", 0.01, true, "Probed", 0, cheap)
                 },
                 ObservedPool {
                     room: Some(roomy),
+                    ingress: None,
                     ..pool("dear", 0.02, true, "Probed", 0, Member::Seen(None))
                 },
             ],

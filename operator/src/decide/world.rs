@@ -57,6 +57,10 @@ pub struct ObservedPool {
     /// when not known (not observed, or `skyfleet plan` and `simulate`, which model no
     /// nodes): then only `spec.capacity` bounds it.
     pub room: Option<NodeRoom>,
+    /// The address the workload's LoadBalancer Service got in the pool's member cluster
+    /// (`status.loadBalancer.ingress`), where users reach it unless the CloudPool declares
+    /// `traffic.endpoint`.
+    pub ingress: Option<String>,
 }
 
 /// Demand as measured for this decision.

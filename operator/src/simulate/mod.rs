@@ -385,6 +385,7 @@ fn observed_world(
                 deleting: false,
                 member,
                 room: None,
+                ingress: None,
             }
         })
         .collect();

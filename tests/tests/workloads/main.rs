@@ -5,6 +5,7 @@
 
 mod burst;
 mod dependencies;
+mod dns;
 mod make_before_break;
 mod monitoring;
 mod noisy_neighbour;

@@ -19,6 +19,7 @@ use crate::api::cloud_pool::{CloudPool, PodSecurityLevel};
 use crate::api::workload::MultiCloudWorkload;
 use crate::controller::dependencies::{self, Kind, Reference, Resolved, Source};
 use crate::controller::desired::{self, Owner};
+use crate::controller::dns_endpoint;
 use crate::controller::labels;
 use crate::controller::registry::sanitize;
 use crate::decide::MemberAction;
@@ -241,6 +242,81 @@ pub async fn dependencies(
             })
         });
     join_all(work).await.into_iter().flatten().collect()
+}
+
+/// Keeps the workload's DNSEndpoint on the management cluster: its records follow
+/// `traffic` (the split just decided), applied when they change or every
+/// [`COPY_REFRESH`]; removed when `spec.traffic.dns` is dropped (the garbage collector removes
+/// it with the workload). One of the name that is not this workload's is left untouched.
+pub async fn dns_endpoint(
+    ctx: &WorkloadContext,
+    workload: &MultiCloudWorkload,
+    owner: &Owner,
+    handles: &[Handle],
+    traffic: Option<&crate::api::workload::TrafficStatus>,
+) -> Result<(), String> {
+    use kube::core::DynamicObject;
+    let resource = dns_endpoint::api_resource();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.registry.management(), &owner.namespace, &resource);
+    let key = super::memory_key(&owner.namespace, &owner.name);
+    let slot = "DNSEndpoint";
+    let now = unix_now();
+    let dns = workload.spec.traffic.as_ref().and_then(|t| t.dns.as_ref());
+    let Some(dns) = dns else {
+        // Looked for once per operator start, then only after one was applied.
+        if ctx.applied(&key, slot).is_some_and(|(fp, _)| fp == 0) {
+            return Ok(());
+        }
+        let found = member(ctx.member_timeout, api.get_opt(&owner.name)).await?;
+        if let Some(found) = found.filter(|f| dns_endpoint::is_mine(owner, &f.metadata)) {
+            ctx.fence.check().map_err(|e| e.to_string())?;
+            delete_exactly(ctx, &api, &owner.name, by_uid(found.metadata.uid.clone())).await?;
+        }
+        ctx.remember_applied(&key, slot, (0, now));
+        return Ok(());
+    };
+    let property = |pool: &str| {
+        handles
+            .iter()
+            .find(|h| h.pool.name_any() == pool)
+            .and_then(|h| h.pool.spec.traffic.as_ref())
+            .and_then(|t| t.weight_property.clone())
+            .unwrap_or_else(|| ctx.dns_weight_property.clone())
+    };
+    let empty = crate::api::workload::TrafficStatus::default();
+    let (records, without_endpoint) =
+        dns_endpoint::records(dns, traffic.unwrap_or(&empty), property);
+    let desired = dns_endpoint::desired(owner, &records);
+    let fingerprint = fingerprint(&desired)?.max(1);
+    if let Some((applied, at)) = ctx.applied(&key, slot)
+        && applied == fingerprint
+        && now.saturating_sub(at) < COPY_REFRESH.as_secs() as i64
+    {
+        return without_endpoint_said(&without_endpoint);
+    }
+    if let Some(found) = member(ctx.member_timeout, api.get_opt(&owner.name)).await?
+        && !dns_endpoint::is_mine(owner, &found.metadata)
+    {
+        return Err(format!(
+            "DNSEndpoint {}/{} exists and is not skyfleet's for this workload; it is left untouched",
+            owner.namespace, owner.name
+        ));
+    }
+    server_side_apply(ctx, &api, &owner.name, &desired, labels::FIELD_MANAGER).await?;
+    ctx.remember_applied(&key, slot, (fingerprint, now));
+    without_endpoint_said(&without_endpoint)
+}
+
+/// Pools with traffic but no endpoint get no record: said, since users cannot reach them.
+fn without_endpoint_said(pools: &[String]) -> Result<(), String> {
+    if pools.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "no DNS record for {}: no traffic.endpoint on the CloudPool and no LoadBalancer address in the member",
+        pools.join(", ")
+    ))
 }
 
 /// The handles of each member cluster, by index.

@@ -80,6 +80,8 @@ pub struct WorkloadContext {
     pub installation: String,
     /// Whether this instance may still write to members (its leader lease is its own).
     pub fence: Arc<super::fence::Fence>,
+    /// The ExternalDNS property that carries a pool's weight, where its CloudPool names none.
+    pub dns_weight_property: String,
     memory: Arc<Mutex<HashMap<String, Memory>>>,
     /// Workloads whose decision is running (at most one each).
     deciding: Arc<Mutex<std::collections::HashSet<String>>>,
@@ -152,6 +154,8 @@ impl WorkloadContext {
             scope: Scope::default(),
             installation: String::new(),
             fence: super::fence::Fence::open(),
+            dns_weight_property: crate::controller::dns_endpoint::DEFAULT_WEIGHT_PROPERTY
+                .to_string(),
             memory: Arc::default(),
             deciding: Arc::default(),
             applied: Mutex::new(HashMap::new()),
@@ -208,6 +212,12 @@ impl WorkloadContext {
     /// The same context writing to members only while `fence` allows.
     pub fn with_fence(mut self, fence: Arc<super::fence::Fence>) -> Self {
         self.fence = fence;
+        self
+    }
+
+    /// The same context naming `property` as the DNS weight's where a pool names none.
+    pub fn with_dns_weight_property(mut self, property: String) -> Self {
+        self.dns_weight_property = property;
         self
     }
 
@@ -481,6 +491,18 @@ async fn apply(
         })
         .collect();
     let mut failures = report::failures(&names, &running, &outcomes);
+    // The traffic split as weighted DNS, when asked for; a refusal is said like a member's.
+    if let Err(why) = act::dns_endpoint(
+        ctx,
+        &workload,
+        &owner,
+        &observed.handles,
+        next.traffic.as_ref(),
+    )
+    .await
+    {
+        failures.push((report::NOT_A_POOL.to_string(), 0, why));
+    }
     // A Service the member refused leaves the pool's replicas as planned; it is said.
     // So do copies of the template's ConfigMaps and Secrets.
     let services = act::services(ctx, &workload, &owner, &observed.handles, &actions).await;

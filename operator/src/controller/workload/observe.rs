@@ -73,6 +73,21 @@ pub fn cluster_key(pool: &CloudPool) -> String {
     }
 }
 
+/// The first address a LoadBalancer Service was given: its hostname, else its IP.
+fn load_balancer_address(svc: &Service) -> Option<String> {
+    let ingress = svc
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?;
+    ingress
+        .iter()
+        .find_map(|i| i.hostname.clone().or_else(|| i.ip.clone()))
+        .filter(|a| !a.is_empty())
+}
+
 /// The cluster key of pools without a kubeconfig: the management cluster itself.
 pub const MANAGEMENT: &str = "management";
 
@@ -111,6 +126,7 @@ pub async fn world(
         };
         let mut observed = Member::Unknown;
         let mut room = None;
+        let mut ingress = None;
         if availability.contact {
             let key = cluster_key(&pool);
             if !clusters.contains_key(&key) {
@@ -145,6 +161,7 @@ pub async fn world(
                             None => ServiceSeen::Unknown,
                             Some(None) => ServiceSeen::Absent,
                             Some(Some(svc)) if owner.owns_meta(&svc.metadata) => {
+                                ingress = load_balancer_address(&svc);
                                 ServiceSeen::Mine(svc)
                             }
                             Some(Some(_)) => ServiceSeen::Foreign,
@@ -172,6 +189,7 @@ pub async fn world(
             deleting: pool.metadata.deletion_timestamp.is_some(),
             member: observed,
             room,
+            ingress,
         });
         handles.push(handle);
     }

@@ -19,6 +19,10 @@ use crate::controller::labels;
 use crate::controller::metrics::WorkloadReport;
 use crate::decide::{ConditionReason, EventReason, Memory, Notice, Telemetry, status};
 
+/// The name under which a refusal that is no pool's (the DNSEndpoint) is listed among the
+/// failures.
+pub const NOT_A_POOL: &str = "";
+
 /// Folds what the members answered into the decision's status: a pool whose apply failed
 /// shows what it ran, not what was meant, and the failure is a condition.
 pub fn with_outcomes(
@@ -45,7 +49,13 @@ pub fn with_outcomes(
     status.cost_per_hour = status::round(status.pools.iter().map(|r| r.cost_per_hour).sum(), 6);
     let message: Vec<String> = failures
         .iter()
-        .map(|(pool, _, why)| format!("pool {pool}: {why}"))
+        .map(|(pool, _, why)| {
+            if pool == NOT_A_POOL {
+                why.clone()
+            } else {
+                format!("pool {pool}: {why}")
+            }
+        })
         .collect();
     conditions::set(
         &mut status.conditions,
@@ -159,7 +169,13 @@ pub fn refused(failures: &[(String, u32, String)]) -> Option<Notice> {
         action: "Apply",
         note: failures
             .iter()
-            .map(|(pool, _, why)| format!("pool {pool}: {why}"))
+            .map(|(pool, _, why)| {
+                if pool == NOT_A_POOL {
+                    why.clone()
+                } else {
+                    format!("pool {pool}: {why}")
+                }
+            })
             .collect::<Vec<_>>()
             .join("; "),
     })
