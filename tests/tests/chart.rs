@@ -185,6 +185,20 @@ fn install_upgrade_uninstall_with_least_privilege() {
         members,
     } = install(env, "chart", &["--set", &secret_namespaces]);
     let sa = format!("system:serviceaccount:{ns}:{release}-skyfleet");
+    // ExternalDNS's CRD, as a cluster that uses spec.traffic.dns has it: `auth can-i` answers
+    // "no" for a resource type the API server does not serve, whatever the role grants.
+    env.kubectl_ok(
+        "mgmt",
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            skyfleet_e2e::bin_dir()
+                .join("external-dns-crds/dnsendpoints.externaldns.k8s.io.yaml")
+                .to_str()
+                .expect("path"),
+        ],
+    );
     let can = |args: &[&str]| -> bool {
         let mut a = vec!["auth", "can-i", "--as", sa.as_str()];
         a.extend_from_slice(args);
