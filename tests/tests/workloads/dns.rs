@@ -44,22 +44,7 @@ impl FakeProvider {
     /// Weight and targets per set identifier of the records for `name`.
     fn weights(&self, name: &str) -> BTreeMap<String, (String, Value)> {
         let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        records
-            .iter()
-            .filter(|r| r["dnsName"] == name)
-            .filter_map(|r| {
-                let weight = r["providerSpecific"]
-                    .as_array()?
-                    .iter()
-                    .find(|p| p["name"] == "webhook/weight")?["value"]
-                    .as_str()?
-                    .to_string();
-                Some((
-                    r["setIdentifier"].as_str()?.to_string(),
-                    (weight, r["targets"].clone()),
-                ))
-            })
-            .collect()
+        by_pool(records.iter().filter(|r| r["dnsName"] == name))
     }
 }
 
@@ -193,23 +178,28 @@ fn dns_records(
         "mgmt",
         &["dnsendpoints.externaldns.k8s.io", name, "-n", namespace],
     )?;
-    object["spec"]["endpoints"].as_array().map(|records| {
-        records
-            .iter()
-            .filter_map(|r| {
-                let weight = r["providerSpecific"]
-                    .as_array()?
-                    .iter()
-                    .find(|p| p["name"] == "webhook/weight")?["value"]
-                    .as_str()?
-                    .to_string();
-                Some((
-                    r["setIdentifier"].as_str()?.to_string(),
-                    (weight, r["targets"].clone()),
-                ))
-            })
-            .collect()
-    })
+    object["spec"]["endpoints"]
+        .as_array()
+        .map(|records| by_pool(records.iter()))
+}
+
+/// Weight (under `webhook/weight`) and targets per set identifier of `records`, as the
+/// DNSEndpoint and the provider both hold them.
+fn by_pool<'a>(records: impl Iterator<Item = &'a Value>) -> BTreeMap<String, (String, Value)> {
+    records
+        .filter_map(|r| {
+            let weight = r["providerSpecific"]
+                .as_array()?
+                .iter()
+                .find(|p| p["name"] == "webhook/weight")?["value"]
+                .as_str()?
+                .to_string();
+            Some((
+                r["setIdentifier"].as_str()?.to_string(),
+                (weight, r["targets"].clone()),
+            ))
+        })
+        .collect()
 }
 
 /// `status.traffic` as the records should carry it: weight and target per pool with traffic.
