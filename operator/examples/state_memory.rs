@@ -11,7 +11,9 @@
 //! whole history, to check that a restored workload holds what a long-running one holds.
 //!
 //! `cargo run --release -p skyfleet --example state_memory -- [--workloads N] [--days D]
-//! [--hours H] [--sync S] [--live K]`; `hack/state-memory.sh` runs it with the defaults.
+//! [--hours H] [--sync S] [--live K] [--replica-millicores C]`; `hack/state-memory.sh` runs
+//! it with the defaults. `C` (700: a 1-core request at a 70 % target) is what one replica
+//! carries; the decision memory is written again when its peak implies another replica.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -76,6 +78,7 @@ struct Args {
     hours: u64,
     sync: u64,
     live: usize,
+    replica_millicores: u64,
 }
 
 fn args() -> Args {
@@ -85,13 +88,14 @@ fn args() -> Args {
         hours: 2,
         sync: 15,
         live: 0,
+        replica_millicores: 700,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
         let value = pair.get(1).and_then(|v| v.parse::<u64>().ok());
         let Some(v) = value else {
             eprintln!(
-                "usage: state_memory [--workloads N] [--days D] [--hours H] [--sync S] [--live K]"
+                "usage: state_memory [--workloads N] [--days D] [--hours H] [--sync S] [--live K] [--replica-millicores C]"
             );
             std::process::exit(2);
         };
@@ -101,6 +105,7 @@ fn args() -> Args {
             "--hours" => a.hours = v,
             "--sync" => a.sync = v.max(1),
             "--live" => a.live = v as usize,
+            "--replica-millicores" => a.replica_millicores = v.max(1),
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -196,6 +201,7 @@ fn main() {
             }
         };
         let (mut m, _) = Memory::restore(tracker, "{}", now0);
+        m.replica_cores = Some(a.replica_millicores as f64 / 1000.0);
         let decisions = a.hours as i64 * 3600 / a.sync as i64;
         for d in 0..decisions {
             decide(
@@ -253,6 +259,7 @@ fn main() {
         let mut writes = Writes::default();
         for w in 0..a.live {
             let mut m = Memory::new(DemandTracker::new(&spec, step));
+            m.replica_cores = Some(a.replica_millicores as f64 / 1000.0);
             let decisions = (history_secs + a.hours as i64 * 3600) / a.sync as i64;
             for d in 0..decisions {
                 decide(

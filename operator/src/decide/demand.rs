@@ -20,12 +20,13 @@ pub const MAX_FORECAST_SAMPLES: usize = 20_160;
 
 /// Most finished history steps that are stored only when the decision memory changes: the
 /// history alone is written once every this many steps. At the default 1-minute step a
-/// restart loses at most the last 15 minutes of demand history (gaps the forecaster imputes,
-/// in a 7-day window), and the history write rate falls fifteenfold: a week of history is
-/// tens of kilobytes, and rewriting it every minute for 1 000 workloads is over a megabyte a
-/// second of etcd writes. Decision memory changes are still written at once (see
-/// [`super::Memory::needs_persist`]), and each such write carries the history as it is.
-pub const PERSIST_EVERY_STEPS: i64 = 15;
+/// restart loses at most the last 30 minutes of demand history (gaps the forecaster imputes,
+/// in a 7-day window), and the history write rate falls thirtyfold: a week of history is
+/// about 50 KB per workload, so at 1 000 workloads rewriting it every minute is 900 KB/s of
+/// etcd writes, every 15 minutes 60 KB/s, every 30 minutes 30 KB/s. Decision memory changes
+/// are still written at once (see [`super::Memory::needs_persist`]), and each such write
+/// carries the history as it is.
+pub const PERSIST_EVERY_STEPS: i64 = 30;
 
 /// How many history steps make one forecast step for a window of `capacity` steps.
 pub fn forecast_factor(capacity: usize) -> usize {
@@ -368,19 +369,24 @@ pub struct Stabilizer {
 pub const STABILIZER_MAX_ENTRIES: usize = 4096;
 
 impl Stabilizer {
-    /// A stabiliser restored from stored entries, keeping only plausible ones: finite,
-    /// non-negative, not in the future of `now`, at most [`STABILIZER_MAX_ENTRIES`].
+    /// A stabiliser restored at unix time `now` from stored entries, keeping only plausible
+    /// ones: finite, non-negative, not in the future of `now`, at most
+    /// [`STABILIZER_MAX_ENTRIES`]. Their highest is held as if estimated at `now`: the
+    /// original may have raised its peak after the last store without writing (a rise is
+    /// stored only when it implies another replica, see
+    /// [`Memory::needs_persist`](super::Memory::needs_persist)), and that rise was at most
+    /// `now`, so a restored stabiliser never releases replicas earlier than the original
+    /// would have; at worst one window later.
     pub fn restore(entries: impl IntoIterator<Item = (i64, f64)>, now: i64) -> Self {
-        let mut s = Self::default();
-        for (at, cores) in entries.into_iter().take(STABILIZER_MAX_ENTRIES) {
-            if at <= now && cores.is_finite() && cores >= 0.0 {
-                while s.recent.back().is_some_and(|&(t, c)| t > at || c <= cores) {
-                    s.recent.pop_back();
-                }
-                s.recent.push_back((at, cores));
-            }
+        let peak = entries
+            .into_iter()
+            .take(STABILIZER_MAX_ENTRIES)
+            .filter(|&(at, cores)| at <= now && cores.is_finite() && cores >= 0.0)
+            .map(|(_, cores)| cores)
+            .reduce(f64::max);
+        Self {
+            recent: peak.map(|c| (now, c)).into_iter().collect(),
         }
-        s
     }
 
     /// The entries to store.
@@ -392,6 +398,12 @@ impl Stabilizer {
     /// window; restored with the entries, so a restart does not forget what was planned.
     pub fn planned(&self) -> Option<f64> {
         self.recent.iter().map(|&(_, c)| c).reduce(f64::max)
+    }
+
+    /// The latest estimate applied (the newest entry is always the latest estimate: older,
+    /// lower ones are dropped as it arrives).
+    pub fn latest(&self) -> Option<f64> {
+        self.recent.back().map(|&(_, c)| c)
     }
 
     /// Adds the estimate `cores` at unix time `at` and returns the demand to plan for.

@@ -37,6 +37,10 @@ pub struct Memory {
     pub known: BTreeMap<String, u32>,
     /// Pools whose member refused the pods, held at what they have Ready for a while.
     pub refusals: Holds,
+    /// The cores one replica carries at the utilisation target, as the last decision saw
+    /// it (`None`: not known). A rise of the stabiliser's peak is worth a write only when it
+    /// implies another replica. Never stored.
+    pub replica_cores: Option<f64>,
     /// Why the stored history or memory was refused when this process read it (shown as
     /// `HistoryValid=False` while this process runs); never stored itself.
     pub refused: Option<String>,
@@ -51,6 +55,7 @@ struct Fingerprint {
     known: Vec<(String, u32)>,
     refusals: Vec<(String, i64, u32)>,
     peak: f64,
+    latest: f64,
     startup: StartupTracker,
 }
 
@@ -89,6 +94,7 @@ impl Memory {
             lost: BTreeMap::new(),
             known: BTreeMap::new(),
             refusals: Holds::default(),
+            replica_cores: None,
             refused: None,
             stored: None,
         }
@@ -104,15 +110,24 @@ impl Memory {
                 .entries()
                 .map(|(_, c)| c)
                 .fold(0.0, f64::max),
+            latest: self.stabilizer.latest().unwrap_or(0.0),
             startup: self.startup,
         }
     }
 
     /// Whether the stored part is worth writing: the failover memory, the pools in use or
-    /// the startup changed, or the stabiliser's peak rose (a fall needs no write: the
-    /// restored stabiliser expires it as the original would), all at once; or the history
-    /// alone is due ([`DemandTracker::persist_due`]: at most every
+    /// the startup changed, or the stabiliser holds more replicas than the latest estimate
+    /// asks for and more than the stored peak implies, all at once; or the history alone is
+    /// due ([`DemandTracker::persist_due`]: at most every
     /// [`PERSIST_EVERY_STEPS`](super::demand::PERSIST_EVERY_STEPS) steps).
+    ///
+    /// The peak is what a restart must not forget only while it holds replicas the estimate
+    /// alone would release: while demand rises, the peak is the latest estimate, which a
+    /// restarted operator measures again at once. So a rise is written when the estimate
+    /// first falls a replica below it, and a fall, or a rise within the same replica count,
+    /// is not written (the restored stabiliser holds the stored peak for a whole window from
+    /// the restart, see [`Stabilizer::restore`]). Writing every rise rewrote the whole
+    /// history object at nearly every decision of a rising curve.
     pub fn needs_persist(&self) -> bool {
         if self.demand.persist_due() {
             return true;
@@ -130,9 +145,19 @@ impl Memory {
                 was.lost != now.lost
                     || was.known != now.known
                     || was.refusals != now.refusals
-                    || now.peak > was.peak
+                    || (self.replicas_of(now.peak) > self.replicas_of(now.latest)
+                        && self.replicas_of(now.peak) > self.replicas_of(was.peak))
                     || was.startup != now.startup
             }
+        }
+    }
+
+    /// A peak in the units a restart cares about: the replicas it implies when the cores
+    /// per replica are known, else the cores.
+    fn replicas_of(&self, cores: f64) -> f64 {
+        match self.replica_cores {
+            Some(per) if per.is_finite() && per > 0.0 => (cores / per - 1e-9).ceil(),
+            _ => cores,
         }
     }
 
@@ -190,6 +215,7 @@ impl Memory {
                 .take(MAX_POOLS)
                 .collect(),
             refusals: stored.refusals.restore(now, MAX_POOLS),
+            replica_cores: None,
             refused: None,
             stored: None,
         };
@@ -231,7 +257,7 @@ mod tests {
             back.startup, m.startup,
             "the measured startup and the one being timed"
         );
-        assert_eq!(back.stabilizer, m.stabilizer);
+        assert_eq!(back.stabilizer.planned(), m.stabilizer.planned());
         assert_eq!(back.lost, m.lost);
         assert_eq!(back.known, m.known);
         assert_eq!(
@@ -239,9 +265,48 @@ mod tests {
             m.refusals.fingerprint(),
             "a refusal's hold"
         );
-        // The restored stabiliser still holds the peak inside its window.
+        // The restored stabiliser holds the peak for a whole window from the restart (the
+        // original may have raised it after the store), and no longer.
         let mut s = back.stabilizer;
         assert_eq!(s.apply(130, 0.5, window), 4.0);
+        assert_eq!(s.apply(120 + 299, 0.5, window), 4.0);
+        assert_eq!(s.apply(120 + 300, 0.5, window), 0.5);
+    }
+
+    #[test]
+    fn a_stabiliser_peak_is_stored_once_it_holds_a_replica_the_estimate_would_release() {
+        let window = Duration::from_secs(300);
+        let mut m = Memory::new(tracker());
+        m.replica_cores = Some(0.7);
+        m.demand.record(0, 1.0);
+        m.stabilizer.apply(0, 1.0, window);
+        assert!(m.needs_persist());
+        m.persisted();
+        // A rising estimate is the peak itself: a restart measures it again.
+        for (i, cores) in [1.1, 1.4, 2.0, 3.0].into_iter().enumerate() {
+            m.stabilizer.apply(10 * (i as i64 + 1), cores, window);
+            assert!(!m.needs_persist(), "{cores} cores and rising");
+        }
+        // Falling within the peak's replica count (3.0 is 5 replicas of 0.7, 2.9 too).
+        m.stabilizer.apply(50, 2.9, window);
+        assert!(
+            !m.needs_persist(),
+            "the estimate still asks for the peak's replicas"
+        );
+        // Falling a replica below: the peak now holds a replica and is stored.
+        m.stabilizer.apply(60, 2.7, window);
+        assert!(
+            m.needs_persist(),
+            "the peak holds a fifth replica the estimate would drop"
+        );
+        m.persisted();
+        m.stabilizer.apply(70, 1.0, window);
+        assert!(!m.needs_persist(), "the same peak, stored already");
+        // Without the size of a replica, a held rise is stored in cores.
+        m.replica_cores = None;
+        m.stabilizer.apply(80, 3.05, window);
+        m.stabilizer.apply(90, 3.0, window);
+        assert!(m.needs_persist());
     }
 
     #[test]
@@ -283,9 +348,14 @@ mod tests {
         change(&mut m, "a pool in use", &|m| {
             m.known.insert("gcp".into(), 2);
         });
-        change(&mut m, "a higher stabiliser peak", &|m| {
-            m.stabilizer.apply(600, 7.0, window);
-        });
+        change(
+            &mut m,
+            "a higher stabiliser peak that holds replicas",
+            &|m| {
+                m.stabilizer.apply(600, 7.0, window);
+                m.stabilizer.apply(600, 1.0, window);
+            },
+        );
         change(&mut m, "a refusal", &|m| {
             let refused = super::super::world::MemberDeployment {
                 replicas: 2,
@@ -311,7 +381,9 @@ mod tests {
         let text = r#"{"stabilizer":[[50,2.0],[500,9.0],[60,-1.0]],"lost":{"aws":10,"future":999},"known":{"":3}}"#;
         let (m, e) = Memory::restore(tracker(), text, 100);
         assert_eq!(e, None);
-        assert_eq!(m.stabilizer.entries().collect::<Vec<_>>(), vec![(50, 2.0)]);
+        // The future and negative entries are dropped; the plausible peak is held from the
+        // restore on.
+        assert_eq!(m.stabilizer.entries().collect::<Vec<_>>(), vec![(100, 2.0)]);
         assert_eq!(m.lost.keys().collect::<Vec<_>>(), ["aws"]);
         assert!(m.known.is_empty());
     }

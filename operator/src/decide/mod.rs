@@ -160,6 +160,9 @@ pub fn decide(
         ready,
         cpu,
     );
+    memory.replica_cores = cpu.map(|c| {
+        c * f64::from(spec.scaling.target_cpu_utilization_percentage.clamp(1, 100)) / 100.0
+    });
     estimate.status.floor_cores = Some(status::round(burst.floor, 3));
     estimate.status.burst = burst.active;
     let window =
@@ -1032,7 +1035,10 @@ mod tests {
             if status::worth_writing(
                 &previous,
                 &d.status,
-                Some(0.25),
+                Some(status::ReplicaSize {
+                    cores: 0.25,
+                    min: 1,
+                }),
                 SETTINGS.sync_period,
                 t(at),
             ) {

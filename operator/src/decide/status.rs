@@ -9,6 +9,7 @@ use crate::api::conditions;
 use crate::api::workload::{
     DemandStatus, MultiCloudWorkloadStatus, PoolPlacementStatus, TrafficStatus,
 };
+use crate::forecast::ModelKind;
 
 use super::reason::ConditionReason as R;
 
@@ -271,23 +272,35 @@ pub const DEMAND_REFRESH: Duration = Duration::from_secs(900);
 /// A count (of history samples) that moved by this share is worth writing at the next sync.
 const SAMPLES_SIGNIFICANT: f64 = 0.10;
 
+/// What one replica carries at the target, and the fewest replicas the spec allows: a demand
+/// figure is news when the replica count it implies, never below that floor, changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplicaSize {
+    pub cores: f64,
+    pub min: u32,
+}
+
 /// Whether `next` says something about demand that a reader of status should see soon:
 /// another model, a burst, a different startup or lead time, a demand figure that now implies
-/// a different number of replicas (each carrying `replica_cores` at the target; with no
+/// a different number of replicas (at `size`, and at least its `min`: demand wandering
+/// between 0 and a few millicores under a floor of two replicas changes nothing; with no
 /// replica size known, a move of 10 %), or a history 10 % longer or shorter (one cut short is
 /// news). Figures that wander within one replica's worth change no plan and wait.
 fn demand_moved(
     previous: Option<&DemandStatus>,
     next: Option<&DemandStatus>,
-    replica_cores: Option<f64>,
+    size: Option<ReplicaSize>,
 ) -> bool {
     let (a, b) = match (previous, next) {
         (Some(a), Some(b)) => (a, b),
         (None, None) => return false,
         _ => return true,
     };
-    let moved = |x: f64, y: f64| match replica_cores.filter(|c| *c > 0.0) {
-        Some(c) => (x / c).ceil() != (y / c).ceil(),
+    let moved = |x: f64, y: f64| match size.filter(|s| s.cores > 0.0) {
+        Some(s) => {
+            let replicas = |v: f64| (v / s.cores).ceil().max(f64::from(s.min));
+            replicas(x) != replicas(y)
+        }
         None => {
             let d = (x - y).abs();
             d >= 0.001 && d >= 0.10 * x.abs().max(y.abs())
@@ -299,7 +312,10 @@ fn demand_moved(
         _ => true,
     };
     let (sa, sb) = (f64::from(a.history_samples), f64::from(b.history_samples));
-    a.model != b.model
+    // Between two forecasting models whose recent errors are close the choice can change
+    // at every sample; which one forecasts is news only when forecasting starts or stops.
+    let reactive = ModelKind::Reactive.name();
+    (a.model != b.model && (a.model == reactive || b.model == reactive))
         || a.burst != b.burst
         || a.startup_seconds != b.startup_seconds
         || a.lead_seconds != b.lead_seconds
@@ -311,14 +327,13 @@ fn demand_moved(
 }
 
 /// Whether writing `next` is worth it: something other than `lastDecisionTime` and the
-/// demand figures changed; or demand moved enough ([`demand_moved`], with one replica
-/// carrying `replica_cores`) and `min_interval` has passed since the last write; or anything
+/// demand figures changed; or demand moved enough ([`demand_moved`], at replica `size`) and `min_interval` has passed since the last write; or anything
 /// in the demand figures changed (backtest errors, the model choice's sentence) and
 /// [`DEMAND_REFRESH`] has passed.
 pub fn worth_writing(
     previous: &MultiCloudWorkloadStatus,
     next: &MultiCloudWorkloadStatus,
-    replica_cores: Option<f64>,
+    size: Option<ReplicaSize>,
     min_interval: Duration,
     now: jiff::Timestamp,
 ) -> bool {
@@ -333,11 +348,7 @@ pub fn worth_writing(
     if strip(previous, true) == strip(next, true) {
         return false;
     }
-    let wait = if demand_moved(
-        previous.demand.as_ref(),
-        next.demand.as_ref(),
-        replica_cores,
-    ) {
+    let wait = if demand_moved(previous.demand.as_ref(), next.demand.as_ref(), size) {
         min_interval
     } else {
         DEMAND_REFRESH.max(min_interval)
@@ -369,6 +380,10 @@ mod tests {
 
     fn t(s: &str) -> jiff::Timestamp {
         s.parse().unwrap()
+    }
+
+    fn size(cores: f64, min: u32) -> ReplicaSize {
+        ReplicaSize { cores, min }
     }
 
     fn summary(verdict: Verdict, ready: [u32; 2]) -> Summary {
@@ -594,18 +609,47 @@ mod tests {
         near.demand.forecast_peak_cores = 0.58;
         let nudged = build(&first, Some(1), &near, t1);
         assert!(
-            !worth_writing(&first, &nudged, Some(0.35), period, t20),
+            !worth_writing(&first, &nudged, Some(size(0.35, 1)), period, t20),
             "0.5 and 0.58 are both 2 replicas of 0.35"
         );
         assert!(
-            worth_writing(&first, &nudged, Some(0.25), period, t20),
+            worth_writing(&first, &nudged, Some(size(0.25, 1)), period, t20),
             "0.5 is 2 replicas of 0.25, 0.58 is 3"
         );
-        // Another model: likewise.
+        assert!(
+            !worth_writing(&first, &nudged, Some(size(0.25, 3)), period, t20),
+            "2 and 3 replicas of 0.25 are both the floor of 3"
+        );
+        // Demand wandering between nothing and a few millicores under a floor of 2.
+        let mut idle = d.clone();
+        idle.demand.forecast_peak_cores = 0.0;
+        let mut idle = build(&first, Some(1), &idle, t1);
+        idle.last_decision_time = Some(Time(t0));
+        let mut stirred = idle.clone();
+        if let Some(d) = stirred.demand.as_mut() {
+            d.forecast_peak_cores = 0.003;
+        }
+        assert!(
+            !worth_writing(&idle, &stirred, Some(size(0.07, 2)), period, t20),
+            "0 and 3 millicores are both the floor of 2 replicas"
+        );
+        assert!(
+            worth_writing(&idle, &stirred, Some(size(0.07, 0)), period, t20),
+            "with no floor, 0 and 1 replica differ"
+        );
+        // Forecasting starts: likewise.
         let mut model = d.clone();
         model.demand.model = "HoltWinters".into();
         let remodelled = build(&first, Some(1), &model, t1);
         assert!(worth_writing(&first, &remodelled, None, period, t20));
+        // One forecasting model for another: with the demand refresh.
+        let mut other = model.clone();
+        other.demand.model = "DampedTrend".into();
+        let mut forecasting = remodelled.clone();
+        forecasting.last_decision_time = Some(Time(t0));
+        let switched = build(&forecasting, Some(1), &other, t1);
+        assert!(!worth_writing(&forecasting, &switched, None, period, t20));
+        assert!(worth_writing(&forecasting, &switched, None, period, later));
 
         let scaled = build(
             &first,

@@ -2,7 +2,9 @@
 //! prediction per horizon step, made adaptive with ACI (Gibbs & Candès, "Adaptive
 //! conformal inference under distribution shift", 2021).
 //!
-//! For each step k the last `cap` signed errors e = y − ŷ of the forecasts actually issued
+//! For each scored step k ([`ScoredSteps`]: every step of a horizon of up to 12, else 12
+//! evenly spaced ones, and a step between two uses the later one's interval) the last
+//! `cap` signed errors e = y − ŷ of the forecasts actually issued
 //! are kept (a ring, plus the same values sorted, so a quantile is one lookup and an update
 //! is one binary-search insert and remove). The offset added to the point forecast is the
 //! ⌈(1 − αₖ)(n + 1)⌉-th smallest error, the conformal rank. ACI then steers αₖ with the
@@ -12,6 +14,8 @@
 //! interval until they stop, and a run of easy covers narrows it. No distribution is
 //! assumed.
 
+use super::steps::ScoredSteps;
+
 /// ACI step size. Gibbs & Candès use 0.005; the coverage error after T scored errors is
 /// at most (1 + γ)/(γT) in the worst case and far smaller in practice, and a larger γ
 /// makes the interval jumpier. Shared by all workloads, not fitted to any trace.
@@ -20,22 +24,23 @@ pub(crate) const ACI_GAMMA: f64 = 0.005;
 /// Per-step residual windows, adaptive levels and the pending issued forecasts.
 #[derive(Debug, Clone)]
 pub(crate) struct Conformal {
-    h: usize,
+    steps: ScoredSteps,
     cap: usize,
     /// The asked miscoverage, 1 − q.
     alpha: f64,
     gamma: f64,
     min_count: usize,
-    /// Current adaptive miscoverage per step.
+    /// Current adaptive miscoverage per scored step.
     level: Vec<f64>,
-    /// Ring of errors per step (`cap` slots each); `len[k]` filled, `head[k]` next slot.
+    /// Ring of errors per scored step (`cap` slots each); `len[j]` filled, `head[j]` next slot.
     ring: Vec<f32>,
     len: Vec<usize>,
     head: Vec<usize>,
-    /// The same errors per step, sorted.
+    /// The same errors per scored step, sorted.
     sorted: Vec<Vec<f32>>,
-    // Pending issued forecasts, one slot per origin modulo h: the point forecast and the
-    // offset that was issued with it (NaN: none), so each actual can be judged covered.
+    // Pending issued forecasts at the scored steps, one slot per origin modulo h: the point
+    // forecast and the offset that was issued with it (NaN: none), so each actual can be
+    // judged covered.
     // (`f32`, as the errors are.)
     pred: Vec<f32>,
     used: Vec<f32>,
@@ -48,22 +53,23 @@ impl Conformal {
     /// Intervals for `h` steps at quantile `q`, from the last `cap` errors per step, trusted
     /// once `min_count` errors of a step are known.
     pub(crate) fn new(h: usize, cap: usize, q: f64, min_count: usize) -> Self {
-        let h = h.max(1);
+        let steps = ScoredSteps::new(h);
+        let (h, m) = (steps.horizon(), steps.len());
         let cap = cap.max(1);
         let alpha = (1.0 - q).clamp(0.0, 1.0);
         Self {
-            h,
+            steps,
             cap,
             alpha,
             gamma: ACI_GAMMA,
             min_count: min_count.max(1),
-            level: vec![alpha; h],
+            level: vec![alpha; m],
             ring: Vec::new(),
-            len: vec![0; h],
-            head: vec![0; h],
-            sorted: vec![Vec::new(); h],
-            pred: vec![0.0; h * h],
-            used: vec![f32::NAN; h * h],
+            len: vec![0; m],
+            head: vec![0; m],
+            sorted: vec![Vec::new(); m],
+            pred: vec![0.0; h * m],
+            used: vec![f32::NAN; h * m],
             page: vec![0; h],
             plive: vec![false; h],
             next: 0,
@@ -72,7 +78,12 @@ impl Conformal {
 
     /// Forgets everything.
     pub(crate) fn clear(&mut self) {
-        *self = Self::new(self.h, self.cap, 1.0 - self.alpha, self.min_count);
+        *self = Self::new(
+            self.steps.horizon(),
+            self.cap,
+            1.0 - self.alpha,
+            self.min_count,
+        );
     }
 
     /// The fewest errors of a step before its offset is trusted.
@@ -80,21 +91,31 @@ impl Conformal {
         self.min_count
     }
 
-    /// Errors known for step `k`.
+    /// Errors known for step `k`'s interval.
     #[cfg(test)]
     pub(crate) fn count(&self, k: usize) -> usize {
-        self.len.get(k).copied().unwrap_or(0)
+        self.len.get(self.steps.covering(k)).copied().unwrap_or(0)
     }
 
     /// The adaptive offset of step `k` (0-based) for the configured quantile, if calibrated.
     pub(crate) fn offset(&self, k: usize) -> Option<f64> {
-        self.offset_at(k, 1.0 - self.level.get(k).copied()?)
+        self.scored_offset(self.steps.covering(k))
+    }
+
+    /// The adaptive offset of the `j`-th scored step.
+    fn scored_offset(&self, j: usize) -> Option<f64> {
+        self.offset_of(j, 1.0 - self.level.get(j).copied()?)
     }
 
     /// The offset of step `k` for a fixed `level` (a quantile other than the configured
     /// one: plain split conformal, no adaptation).
     pub(crate) fn offset_at(&self, k: usize, level: f64) -> Option<f64> {
-        let col = self.sorted.get(k)?;
+        self.offset_of(self.steps.covering(k), level)
+    }
+
+    /// The `j`-th scored step's offset at `level`.
+    fn offset_of(&self, j: usize, level: f64) -> Option<f64> {
+        let col = self.sorted.get(j)?;
         let n = col.len();
         if n < self.min_count || !level.is_finite() {
             return None;
@@ -113,14 +134,14 @@ impl Conformal {
 
     /// Registers the forecast issued at the current origin (`None`: none was issued).
     pub(crate) fn record(&mut self, path: Option<&[f64]>) {
-        let h = self.h;
+        let (h, m) = (self.steps.horizon(), self.steps.len());
         let slot = self.next;
         self.next = (self.next + 1) % h;
         match path {
             Some(p) if p.len() >= h => {
-                for (k, &v) in p.iter().enumerate().take(h) {
-                    self.pred[slot * h + k] = v as f32;
-                    self.used[slot * h + k] = self.offset(k).map_or(f32::NAN, |v| v as f32);
+                for (j, k) in self.steps.iter() {
+                    self.pred[slot * m + j] = p[k] as f32;
+                    self.used[slot * m + j] = self.scored_offset(j).map_or(f32::NAN, |v| v as f32);
                 }
                 self.page[slot] = 0;
                 self.plive[slot] = true;
@@ -131,23 +152,23 @@ impl Conformal {
 
     /// Scores the pending issued forecasts against the sample that just arrived.
     pub(crate) fn actual(&mut self, y: Option<f64>) {
-        let h = self.h;
+        let (h, m) = (self.steps.horizon(), self.steps.len());
         for slot in 0..h {
             if !self.plive[slot] {
                 continue;
             }
             let k = self.page[slot];
-            if let Some(v) = y {
-                let e = v - f64::from(self.pred[slot * h + k]);
+            if let (Some(v), Some(j)) = (y, self.steps.index_of(k)) {
+                let e = v - f64::from(self.pred[slot * m + j]);
                 if e.is_finite() {
-                    let used = f64::from(self.used[slot * h + k]);
+                    let used = f64::from(self.used[slot * m + j]);
                     if used.is_finite() {
                         let miss = if e > used { 1.0 } else { 0.0 };
                         // Bounded so a long calm spell cannot bank unlimited slack.
-                        self.level[k] =
-                            (self.level[k] + self.gamma * (self.alpha - miss)).clamp(-1.0, 1.0);
+                        self.level[j] =
+                            (self.level[j] + self.gamma * (self.alpha - miss)).clamp(-1.0, 1.0);
                     }
-                    self.push(k, e as f32);
+                    self.push(j, e as f32);
                 }
             }
             self.page[slot] = k + 1;
@@ -162,7 +183,7 @@ impl Conformal {
             return;
         }
         if self.ring.is_empty() {
-            self.ring = vec![0.0; self.h * self.cap];
+            self.ring = vec![0.0; self.steps.len() * self.cap];
             // Exactly the window: growing by doubling would leave a quarter unused.
             for col in &mut self.sorted {
                 col.reserve_exact(self.cap);

@@ -31,6 +31,11 @@ const MIN_RESIDUALS: usize = 20;
 /// member by the triangle inequality, and is usually better than each.
 pub(crate) const COMBINE_WITHIN: f64 = 1.25;
 
+/// Half-lives of origins a rebuilt backtest replays: an error older than three weighs under
+/// an eighth. Replaying a week of 1-minute origins for every candidate was most of the cost of
+/// resuming a workload's history (a restarted operator does it for every workload at once).
+const REPLAY_HALF_LIVES: f64 = 3.0;
+
 /// One competing model with its running backtest.
 #[derive(Debug)]
 struct Candidate {
@@ -225,6 +230,10 @@ impl Forecaster {
             rebuild.push(fresh);
         }
         let any_fresh = rebuild.iter().any(|&f| f);
+        // A rebuilt backtest replays only the origins whose errors still count: the last
+        // REPLAY_HALF_LIVES half-lives (older errors weigh under an eighth, and were in-sample
+        // anyway), and at least what the interval keeps. Models still filter every sample.
+        let replay_from = y.len().saturating_sub(self.replay_origins());
         // The issued record is rebuilt with the backtests, replaying the choice made at
         // each origin.
         let issued_fresh = any_fresh;
@@ -244,7 +253,7 @@ impl Forecaster {
             if issued_fresh {
                 self.issued.actual((!miss).then_some(v));
             }
-            if !(any_fresh || last) {
+            if !((any_fresh && i >= replay_from) || last) {
                 // Only the end state matters for a backtest that is kept.
                 continue;
             }
@@ -261,6 +270,12 @@ impl Forecaster {
                 self.notes.push(format!("{} disabled: {reason}", c.kind));
             }
         }
+    }
+
+    /// How many of the latest origins a rebuilt backtest replays.
+    fn replay_origins(&self) -> usize {
+        let discounted = (REPLAY_HALF_LIVES * self.config.half_life()).ceil() as usize;
+        discounted.max(self.config.backtest_origins() + self.config.horizon)
     }
 
     /// Every model candidate's path for the current origin, then the combination.

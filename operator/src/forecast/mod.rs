@@ -20,6 +20,7 @@ mod holt_winters;
 mod linalg;
 mod naive;
 mod optimize;
+mod steps;
 mod theta;
 mod track;
 

@@ -3,25 +3,29 @@
 //! Every forecast a model makes is scored as the actuals arrive; each step's absolute error
 //! is added to a per-horizon-step sum whose older terms are discounted by `λ` per sample, so
 //! the score says how the model has done *lately* (a change of regime shows up within a few
-//! half-lives) while the state stays O(h²) per model however long the window: the pending
-//! forecasts of the last `h` origins plus `2h + 1` sums. Raw error rows are kept only for the
-//! forecast that is actually issued, in [`super::conformal`].
+//! half-lives) while the state stays O(h) per model however long the window: the pending
+//! forecasts of the last `h` origins at the scored steps ([`ScoredSteps`], at most 12), plus
+//! two sums per scored step. Raw error rows are kept only for the forecast that is actually
+//! issued, in [`super::conformal`].
+
+use super::steps::ScoredSteps;
 
 /// Pending forecasts of the last `h` origins and the discounted error sums.
 #[derive(Debug, Clone)]
 pub(crate) struct Track {
-    h: usize,
+    steps: ScoredSteps,
     /// Discount per sample: the weight of an error `a` samples old is `λ^a`.
     lambda: f64,
-    // Pending rows, one slot per origin modulo h (`f32`: half the memory of the largest
-    // part of a track, and an error of 1e-7 relative does not change a choice).
+    // Pending rows of the scored steps, one slot per origin modulo h (`f32`: half the
+    // memory of the largest part of a track, and an error of 1e-7 relative does not change
+    // a choice).
     pred: Vec<f32>,
     page: Vec<usize>,
     plive: Vec<bool>,
     next: usize,
-    /// Discounted Σ|y − ŷ| per step.
+    /// Discounted Σ|y − ŷ| per scored step.
     abse: Vec<f64>,
-    /// Discounted count of scored errors per step.
+    /// Discounted count of scored errors per scored step.
     count: Vec<f64>,
     /// Discounted Σ|y| over all steps.
     absy: f64,
@@ -33,21 +37,22 @@ impl Track {
     /// A track for forecasts of `h` steps whose errors lose half their weight every
     /// `half_life` samples.
     pub(crate) fn new(h: usize, half_life: f64) -> Self {
-        let h = h.max(1);
+        let steps = ScoredSteps::new(h);
+        let (h, m) = (steps.horizon(), steps.len());
         let lambda = if half_life.is_finite() && half_life > 0.0 {
             0.5f64.powf(1.0 / half_life)
         } else {
             1.0
         };
         Self {
-            h,
+            steps,
             lambda,
-            pred: vec![0.0; h * h],
+            pred: vec![0.0; h * m],
             page: vec![0; h],
             plive: vec![false; h],
             next: 0,
-            abse: vec![0.0; h],
-            count: vec![0.0; h],
+            abse: vec![0.0; m],
+            count: vec![0.0; m],
             absy: 0.0,
             scored: 0,
         }
@@ -56,7 +61,7 @@ impl Track {
     /// Forgets everything (a new model or a rebuilt backtest).
     pub(crate) fn clear(&mut self) {
         let lambda = self.lambda;
-        *self = Self::new(self.h, f64::INFINITY);
+        *self = Self::new(self.steps.horizon(), f64::INFINITY);
         self.lambda = lambda;
     }
 
@@ -67,15 +72,13 @@ impl Track {
 
     /// Registers the forecast made at the current origin (`None`: the model had none).
     pub(crate) fn record(&mut self, path: Option<&[f64]>) {
+        let (h, m) = (self.steps.horizon(), self.steps.len());
         let slot = self.next;
-        self.next = (self.next + 1) % self.h;
+        self.next = (self.next + 1) % h;
         match path {
-            Some(p) if p.len() >= self.h => {
-                for (d, &v) in self.pred[slot * self.h..(slot + 1) * self.h]
-                    .iter_mut()
-                    .zip(&p[..self.h])
-                {
-                    *d = v as f32;
+            Some(p) if p.len() >= h => {
+                for (j, k) in self.steps.iter() {
+                    self.pred[slot * m + j] = p[k] as f32;
                 }
                 self.page[slot] = 0;
                 self.plive[slot] = true;
@@ -87,7 +90,7 @@ impl Track {
     /// Discounts the sums by one sample and scores pending forecasts against the sample
     /// that just arrived (`None`: missing, nothing scored).
     pub(crate) fn actual(&mut self, y: Option<f64>) {
-        let h = self.h;
+        let (h, m) = (self.steps.horizon(), self.steps.len());
         let l = self.lambda;
         self.abse.iter_mut().for_each(|v| *v *= l);
         self.count.iter_mut().for_each(|v| *v *= l);
@@ -97,11 +100,11 @@ impl Track {
                 continue;
             }
             let k = self.page[slot];
-            if let Some(v) = y {
-                let e = (v - f64::from(self.pred[slot * h + k])).abs();
+            if let (Some(v), Some(j)) = (y, self.steps.index_of(k)) {
+                let e = (v - f64::from(self.pred[slot * m + j])).abs();
                 if e.is_finite() {
-                    self.abse[k] += e;
-                    self.count[k] += 1.0;
+                    self.abse[j] += e;
+                    self.count[j] += 1.0;
                     self.absy += v.abs();
                     self.scored += 1;
                 }

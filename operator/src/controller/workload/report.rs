@@ -95,12 +95,14 @@ pub async fn status(
     now: jiff::Timestamp,
 ) -> Result<MultiCloudWorkloadStatus, WorkloadError> {
     // What one replica carries at the target: demand figures matter when they cross it.
-    let replica_cores = crate::placement::sizing::ReplicaShape::of(&workload.spec.template)
+    let size = crate::placement::sizing::ReplicaShape::of(&workload.spec.template)
         .ok()
-        .map(|s| {
-            s.cpu * f64::from(workload.spec.scaling.target_cpu_utilization_percentage) / 100.0
+        .map(|s| status::ReplicaSize {
+            cores: s.cpu * f64::from(workload.spec.scaling.target_cpu_utilization_percentage)
+                / 100.0,
+            min: u32::try_from(workload.spec.replicas.min).unwrap_or(0),
         });
-    if !status::worth_writing(previous, &next, replica_cores, ctx.sync_period, now) {
+    if !status::worth_writing(previous, &next, size, ctx.sync_period, now) {
         return Ok(next);
     }
     next.last_decision_time = Some(Time(now));
