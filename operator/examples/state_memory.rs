@@ -11,9 +11,11 @@
 //! whole history, to check that a restored workload holds what a long-running one holds.
 //!
 //! `cargo run --release -p skyfleet --example state_memory -- [--workloads N] [--days D]
-//! [--hours H] [--sync S] [--live K] [--replica-millicores C]`; `hack/state-memory.sh` runs
-//! it with the defaults. `C` (700: a 1-core request at a 70 % target) is what one replica
-//! carries; the decision memory is written again when its peak implies another replica.
+//! [--hours H] [--sync S] [--live K] [--replica-millicores C] [--object-bytes B]`;
+//! `hack/state-memory.sh` runs it with the defaults. `C` (700: a 1-core request at a 70 %
+//! target) is what one replica carries, which decides when the decision memory is written;
+//! `B` (4096) is the size of the MultiCloudWorkload whose status holds it, which etcd
+//! rewrites with it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -79,6 +81,7 @@ struct Args {
     sync: u64,
     live: usize,
     replica_millicores: u64,
+    object_bytes: usize,
 }
 
 fn args() -> Args {
@@ -89,13 +92,14 @@ fn args() -> Args {
         sync: 15,
         live: 0,
         replica_millicores: 700,
+        object_bytes: 4096,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
         let value = pair.get(1).and_then(|v| v.parse::<u64>().ok());
         let Some(v) = value else {
             eprintln!(
-                "usage: state_memory [--workloads N] [--days D] [--hours H] [--sync S] [--live K] [--replica-millicores C]"
+                "usage: state_memory [--workloads N] [--days D] [--hours H] [--sync S] [--live K] [--replica-millicores C] [--object-bytes B]"
             );
             std::process::exit(2);
         };
@@ -106,6 +110,7 @@ fn args() -> Args {
             "--sync" => a.sync = v.max(1),
             "--live" => a.live = v as usize,
             "--replica-millicores" => a.replica_millicores = v.max(1),
+            "--object-bytes" => a.object_bytes = v as usize,
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -129,13 +134,15 @@ fn demand(w: usize, t: i64) -> f64 {
     (base * week * (1.0 + 0.4 * day) + 0.1 * base * noise).max(0.0)
 }
 
-/// What persisting did over the decisions run.
+/// What persisting did over the decisions run: the history goes to the WorkloadHistory,
+/// the decision memory to the workload's status (counted as its text; etcd rewrites the
+/// whole MultiCloudWorkload, `--object-bytes`).
 #[derive(Default)]
 struct Writes {
-    count: usize,
-    bytes: usize,
-    /// Writes when a history step was due (the others: the decision memory changed).
-    history_due: usize,
+    history: usize,
+    history_bytes: usize,
+    memory: usize,
+    memory_bytes: usize,
 }
 
 /// One decision's demand part, as `decide` runs it, and the persist that may follow.
@@ -156,13 +163,15 @@ fn decide(
         .map_or(0.0, |p| p.min(estimate.horizon_peak));
     m.stabilizer
         .apply(at, estimate.cores.max(hold), Duration::from_secs(300));
-    let history_due = m.demand.to_persist().is_some();
-    if m.needs_persist() {
-        let bytes = m.demand.encode().len() + m.encode().len();
-        writes.count += 1;
-        writes.bytes += bytes;
-        writes.history_due += usize::from(history_due);
-        m.persisted();
+    if m.memory_due() {
+        writes.memory += 1;
+        writes.memory_bytes += m.encode().len();
+        m.memory_persisted();
+    }
+    if m.demand.persist_due() {
+        writes.history += 1;
+        writes.history_bytes += m.demand.encode().len();
+        m.demand.persisted();
     }
 }
 
@@ -240,15 +249,25 @@ fn main() {
         stored_bytes as f64 / n as f64
     );
     let secs = a.hours as f64 * 3600.0;
-    let per_write = writes.bytes as f64 / writes.count.max(1) as f64;
-    let rate = writes.bytes as f64 / n as f64 / secs;
+    let per_minute = |count: usize| count as f64 / n as f64 / (secs / 60.0);
+    let mean = |bytes: usize, count: usize| bytes as f64 / count.max(1) as f64;
+    let history_rate = writes.history_bytes as f64 / n as f64 / secs;
+    let memory_rate =
+        (writes.memory_bytes + writes.memory * a.object_bytes) as f64 / n as f64 / secs;
     println!(
-        "writes: {:.3} per workload per minute ({:.3} with a history step due), {:.0} bytes each (history + memory text): {:.1} B/s per workload, {:.1} KB/s at 1000 workloads",
-        writes.count as f64 / n as f64 / (secs / 60.0),
-        writes.history_due as f64 / n as f64 / (secs / 60.0),
-        per_write,
-        rate,
-        rate * 1000.0 / 1000.0,
+        "history writes: {:.3} per workload per minute, {:.0} bytes each; memory writes: {:.3} per workload per minute, {:.0} bytes of text each (+ the {} byte object)",
+        per_minute(writes.history),
+        mean(writes.history_bytes, writes.history),
+        per_minute(writes.memory),
+        mean(writes.memory_bytes, writes.memory),
+        a.object_bytes,
+    );
+    println!(
+        "write rate: {:.1} B/s per workload, {:.1} KB/s at 1000 workloads (history {:.1}, memory {:.1})",
+        history_rate + memory_rate,
+        history_rate + memory_rate,
+        history_rate,
+        memory_rate,
     );
 
     if a.live > 0 {

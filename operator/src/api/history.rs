@@ -24,7 +24,7 @@ pub const MAX_MEMORY_BYTES: u32 = 64 * 1024;
     shortname = "wlh",
     category = "skyfleet",
     derive = "PartialEq",
-    doc = "What skyfleet remembers of a MultiCloudWorkload of the same name: its demand history and decision memory (written by the operator; edits are checked, never trusted)."
+    doc = "What skyfleet remembers of a MultiCloudWorkload of the same name: its demand history (written by the operator; edits are checked, never trusted)."
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadHistorySpec {
@@ -32,7 +32,8 @@ pub struct WorkloadHistorySpec {
     #[serde(default)]
     #[schemars(length(max = 262_144))]
     pub history: String,
-    /// The decision memory (stabiliser, failover memory, pools in use), as JSON.
+    /// The decision memory as an older skyfleet stored it (JSON); it now lives in the
+    /// workload's `status.memory`, and this is read only where status has none.
     #[serde(default)]
     #[schemars(length(max = 65_536))]
     pub memory: String,

@@ -612,6 +612,13 @@ pub struct MultiCloudWorkloadStatus {
     /// How users should be split across pools: by Ready capacity, damped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<TrafficStatus>,
+    /// skyfleet's decision memory, as JSON: the scale-down stabiliser's peak, the pools lost
+    /// and in use, refusals, the measured startup. Kept here so a restart or a leader change
+    /// loses none of it, in a write of its own (a small one: the demand history stays in the
+    /// WorkloadHistory). Written under its own field manager, read back as untrusted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 65_536))]
+    pub memory: String,
 }
 
 /// The split of traffic across pools.

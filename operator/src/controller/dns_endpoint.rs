@@ -18,11 +18,14 @@ use crate::controller::labels;
 /// The property ExternalDNS's AWS provider reads a weighted record's weight from; the
 /// operator's `--dns-weight-property` default.
 pub const DEFAULT_WEIGHT_PROPERTY: &str = "aws/weight";
+/// ExternalDNS's API group and version of `DNSEndpoint`.
+pub const GROUP: &str = "externaldns.k8s.io";
+pub const VERSION: &str = "v1alpha1";
 
 /// The DNSEndpoint kind as the API server serves it.
 pub fn api_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("externaldns.k8s.io", "v1alpha1", "DNSEndpoint"),
+        &GroupVersionKind::gvk(GROUP, VERSION, "DNSEndpoint"),
         "dnsendpoints",
     )
 }

@@ -115,23 +115,27 @@ impl Memory {
         }
     }
 
-    /// Whether the stored part is worth writing: the failover memory, the pools in use or
+    /// Whether anything is worth storing: the decision memory ([`memory_due`](Self::memory_due))
+    /// or the history ([`DemandTracker::persist_due`]: at most every
+    /// [`PERSIST_EVERY_STEPS`](super::demand::PERSIST_EVERY_STEPS) steps). They are stored
+    /// apart: the memory is small and changes with decisions, the history is large and only
+    /// grows.
+    pub fn needs_persist(&self) -> bool {
+        self.demand.persist_due() || self.memory_due()
+    }
+
+    /// Whether the decision memory is worth writing: the failover memory, the pools in use or
     /// the startup changed, or the stabiliser holds more replicas than the latest estimate
-    /// asks for and more than the stored peak implies, all at once; or the history alone is
-    /// due ([`DemandTracker::persist_due`]: at most every
-    /// [`PERSIST_EVERY_STEPS`](super::demand::PERSIST_EVERY_STEPS) steps).
+    /// asks for and more than the stored peak implies, all at once.
     ///
     /// The peak is what a restart must not forget only while it holds replicas the estimate
     /// alone would release: while demand rises, the peak is the latest estimate, which a
     /// restarted operator measures again at once. So a rise is written when the estimate
     /// first falls a replica below it, and a fall, or a rise within the same replica count,
     /// is not written (the restored stabiliser holds the stored peak for a whole window from
-    /// the restart, see [`Stabilizer::restore`]). Writing every rise rewrote the whole
-    /// history object at nearly every decision of a rising curve.
-    pub fn needs_persist(&self) -> bool {
-        if self.demand.persist_due() {
-            return true;
-        }
+    /// the restart, see [`Stabilizer::restore`]). Writing every rise wrote at nearly every
+    /// decision of a rising curve.
+    pub fn memory_due(&self) -> bool {
         let now = self.fingerprint();
         match &self.stored {
             None => {
@@ -164,6 +168,11 @@ impl Memory {
     /// Notes that what [`encode`](Self::encode) and the history's encoding gave was stored.
     pub fn persisted(&mut self) {
         self.demand.persisted();
+        self.memory_persisted();
+    }
+
+    /// Notes that what [`encode`](Self::encode) gave was stored.
+    pub fn memory_persisted(&mut self) {
         self.stored = Some(self.fingerprint());
     }
 

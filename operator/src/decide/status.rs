@@ -339,6 +339,8 @@ pub fn worth_writing(
 ) -> bool {
     let strip = |s: &MultiCloudWorkloadStatus, demand: bool| MultiCloudWorkloadStatus {
         last_decision_time: None,
+        // Written on its own, under another field manager.
+        memory: String::new(),
         demand: if demand { s.demand.clone() } else { None },
         ..s.clone()
     };

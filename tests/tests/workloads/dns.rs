@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use skyfleet_e2e::{Env, bin_dir, eventually, free_port, unique};
 
 use super::{
-    apply_json, apply_pools, cluster_of, get_json, operator, patch_workload, status_pools,
-    wait_placed, workload,
+    apply_json, apply_pools, apply_workload, cluster_of, condition, events, get_json, operator,
+    patch_workload, status_pools, wait_placed, workload,
 };
 
 const MEDIA_TYPE: &str = "application/external.dns.webhook+json;version=1";
@@ -401,6 +401,68 @@ async fn weighted_dns_follows_the_traffic_split_through_external_dns() {
         || async { dns_records(env, &namespace, &name).is_none().then_some(()) },
     )
     .await;
+    for p in &pools {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
+    }
+}
+
+/// Where ExternalDNS is not installed (no DNSEndpoint resource on the management cluster), a
+/// workload that asks for no DNS is placed and is not Degraded. Before, every reconcile asked
+/// for its DNSEndpoint, got the bare 404 of a resource type the API server does not serve, and
+/// said `Degraded=MemberRefused` with a fresh transition time, rewriting status at every sync.
+#[tokio::test]
+async fn without_external_dns_installed_a_workload_that_asks_for_no_dns_is_not_degraded() {
+    let env = Env::get();
+    // Alone: the DNSEndpoint resource type is removed for the duration.
+    let _g = env.exclusive().await;
+    let op = operator(env);
+    env.kubectl_ok(
+        "mgmt",
+        &[
+            "delete",
+            "crd",
+            "dnsendpoints.externaldns.k8s.io",
+            "--ignore-not-found",
+            "--wait=true",
+        ],
+    );
+    let run = unique();
+    let pools = apply_pools(env, &run);
+    let namespace = env.namespace("nodns", &["mgmt"]);
+    let name = format!("plain-{run}");
+    apply_workload(env, &namespace, &name, &run, 6, "500m");
+    wait_placed(env, op, &namespace, &name, &pools).await;
+    // Over ten syncs, Degraded stays False with the same transition time.
+    let degraded = |w: &Value| {
+        let c = w["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Degraded"))
+            .cloned();
+        (
+            condition(w, "Degraded"),
+            c.map(|c| c["lastTransitionTime"].clone()),
+        )
+    };
+    let first = degraded(&workload(env, &namespace, &name).expect("workload"));
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < until {
+        let w = workload(env, &namespace, &name).expect("workload");
+        let now = degraded(&w);
+        let (status, reason, message) = now.0.clone().unwrap_or_default();
+        assert!(
+            status == "False",
+            "Degraded={status} ({reason}: {message}) without ExternalDNS, though the workload asks for no DNS\n{}",
+            op.log_text()
+        );
+        assert_eq!(now.1, first.1, "Degraded keeps its transition time: {w}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let refused = events(env, &namespace, &name, "MemberRefused");
+    assert!(refused.trim().is_empty(), "no refusal was said: {refused}");
+    env.kubectl_ok(
+        "mgmt",
+        &["delete", "mcw", &name, "-n", &namespace, "--timeout=60s"],
+    );
     for p in &pools {
         env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
     }

@@ -268,7 +268,11 @@ pub async fn dns_endpoint(
         if ctx.applied(&key, slot).is_some_and(|(fp, _)| fp == 0) {
             return Ok(());
         }
-        let found = member(ctx.member_timeout, api.get_opt(&owner.name)).await?;
+        // Where ExternalDNS's CRD is not installed there can be no DNSEndpoint to remove.
+        let found = match member(ctx.member_timeout, dns_endpoint_of(&api, &owner.name)).await? {
+            Served::Yes(found) => found,
+            Served::No => None,
+        };
         if let Some(found) = found.filter(|f| dns_endpoint::is_mine(owner, &f.metadata)) {
             ctx.fence.check().map_err(|e| e.to_string())?;
             delete_exactly(ctx, &api, &owner.name, by_uid(found.metadata.uid.clone())).await?;
@@ -295,7 +299,17 @@ pub async fn dns_endpoint(
     {
         return without_endpoint_said(&without_endpoint);
     }
-    if let Some(found) = member(ctx.member_timeout, api.get_opt(&owner.name)).await?
+    let found = match member(ctx.member_timeout, dns_endpoint_of(&api, &owner.name)).await? {
+        Served::Yes(found) => found,
+        Served::No => {
+            return Err(format!(
+                "spec.traffic.dns needs ExternalDNS's DNSEndpoint resource ({}/{}), which the management cluster does not serve: install its CRD",
+                dns_endpoint::GROUP,
+                dns_endpoint::VERSION
+            ));
+        }
+    };
+    if let Some(found) = found
         && !dns_endpoint::is_mine(owner, &found.metadata)
     {
         return Err(format!(
@@ -306,6 +320,26 @@ pub async fn dns_endpoint(
     server_side_apply(ctx, &api, &owner.name, &desired, labels::FIELD_MANAGER).await?;
     ctx.remember_applied(&key, slot, (fingerprint, now));
     without_endpoint_said(&without_endpoint)
+}
+
+/// Whether the API server serves a resource at all.
+enum Served<T> {
+    Yes(T),
+    No,
+}
+
+/// The workload's DNSEndpoint, if any; [`Served::No`] when the API server answers a bare 404
+/// (no such resource type: ExternalDNS's CRD is not installed), not the `NotFound` status of a
+/// missing object.
+async fn dns_endpoint_of(
+    api: &Api<kube::core::DynamicObject>,
+    name: &str,
+) -> Result<Served<Option<kube::core::DynamicObject>>, kube::Error> {
+    match api.get_opt(name).await {
+        Ok(found) => Ok(Served::Yes(found)),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Served::No),
+        Err(e) => Err(e),
+    }
 }
 
 /// Pools with traffic but no endpoint get no record: said, since users cannot reach them.

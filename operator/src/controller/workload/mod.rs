@@ -445,9 +445,17 @@ async fn apply(
     debug!(workload = %name, %namespace, measured = ?observed.world.measured, demand = demand_cores, "decided");
 
     // Report the memory first: what was decided must survive a restart before it acts.
-    if persist {
-        match report::persist(ctx, &workload, &memory).await {
-            Ok(()) => memory.persisted(),
+    if persist && memory.memory_due() {
+        match report::persist_memory(ctx, &workload, &memory).await {
+            Ok(()) => memory.memory_persisted(),
+            Err(e) => {
+                warn!(workload = %name, %namespace, error = %e, "could not persist decision memory")
+            }
+        }
+    }
+    if persist && memory.demand.persist_due() {
+        match report::persist_history(ctx, &workload, &memory).await {
+            Ok(()) => memory.demand.persisted(),
             Err(e) => {
                 warn!(workload = %name, %namespace, error = %e, "could not persist demand history")
             }
@@ -534,7 +542,7 @@ async fn apply(
         .any(|(a, o)| *a != MemberAction::Leave && *o == act::Outcome::Done);
 
     // Report.
-    let next = report::with_outcomes(next, &failures, generation, now);
+    let next = report::with_outcomes(next, &previous, &failures, generation, now);
     if !failures.is_empty()
         && !decide::status::was(
             &previous,

@@ -425,9 +425,11 @@ async fn measure(
     }
 }
 
-/// The workload's memory: from this process, or from its `WorkloadHistory` once per
-/// process; where there is none yet, from the ConfigMap an older skyfleet kept it in (read
-/// once, migrated by the next write, and left as it is: it goes with the workload). A failed
+/// The workload's memory: from this process, or once per process from its `WorkloadHistory`
+/// (the demand history) and its `status.memory` (the decision memory; an older skyfleet kept
+/// it in the `WorkloadHistory`, which is read where status has none); where there is no
+/// `WorkloadHistory` yet, from the ConfigMap an older skyfleet kept it in (read once,
+/// migrated by the next write, and left as it is: it goes with the workload). A failed
 /// read is an error (the reconcile is retried), never "no history": what is stored is never
 /// overwritten by a fresh start.
 pub async fn memory(
@@ -467,8 +469,16 @@ pub async fn memory(
     };
     let fresh =
         || DemandTracker::new(spec, ctx.history_step).with_persist_every(ctx.history_persist_steps);
-    let Some((history, memory_text)) = stored else {
-        return Ok((Memory::new(fresh()), None));
+    // The decision memory lives in status; an older version kept it beside the history.
+    let in_status = workload
+        .status
+        .as_ref()
+        .map(|s| s.memory.clone())
+        .filter(|m| !m.is_empty());
+    let (history, memory_text) = match (stored, in_status) {
+        (Some((history, beside)), in_status) => (history, in_status.unwrap_or(beside)),
+        (None, Some(memory)) => (String::new(), memory),
+        (None, None) => return Ok((Memory::new(fresh()), None)),
     };
     let mut problem = None;
     let demand = match Some(history.as_str()).filter(|t| !t.is_empty()) {

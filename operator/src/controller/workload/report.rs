@@ -24,9 +24,13 @@ use crate::decide::{ConditionReason, EventReason, Memory, Notice, Telemetry, sta
 pub const NOT_A_POOL: &str = "";
 
 /// Folds what the members answered into the decision's status: a pool whose apply failed
-/// shows what it ran, not what was meant, and the failure is a condition.
+/// shows what it ran, not what was meant, and the failure is a condition. A refusal that
+/// `previous` already said keeps its transition time (the decision built its status as if
+/// nothing failed, so the condition would otherwise look new at every sync, and the status
+/// be rewritten at every sync).
 pub fn with_outcomes(
     mut status: MultiCloudWorkloadStatus,
+    previous: &MultiCloudWorkloadStatus,
     failures: &[(String, u32, String)],
     generation: Option<i64>,
     now: jiff::Timestamp,
@@ -66,6 +70,20 @@ pub fn with_outcomes(
         generation,
         now,
     );
+    let degraded = |s: &MultiCloudWorkloadStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == conditions::DEGRADED && c.status == "True")
+            .map(|c| c.last_transition_time.clone())
+    };
+    if let Some(since) = degraded(previous)
+        && let Some(c) = status
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == conditions::DEGRADED)
+    {
+        c.last_transition_time = since;
+    }
     status
 }
 
@@ -102,6 +120,8 @@ pub async fn status(
                 / 100.0,
             min: u32::try_from(workload.spec.replicas.min).unwrap_or(0),
         });
+    // `status.memory` is written on its own ([`persist_memory`]); this write never owns it.
+    next.memory = String::new();
     if !status::worth_writing(previous, &next, size, ctx.sync_period, now) {
         return Ok(next);
     }
@@ -203,8 +223,35 @@ pub fn metrics(
     );
 }
 
-/// Stores the history and the decision memory in the workload's `WorkloadHistory`.
-pub async fn persist(
+/// The field manager of `status.memory`: the status writes of [`status`] leave it alone.
+pub const MEMORY_FIELD_MANAGER: &str = "skyfleet-memory";
+
+/// Stores the decision memory in the workload's `status.memory`: a write of a few hundred
+/// bytes, under its own field manager, before anything is acted on.
+pub async fn persist_memory(
+    ctx: &WorkloadContext,
+    workload: &MultiCloudWorkload,
+    memory: &Memory,
+) -> Result<(), kube::Error> {
+    let namespace = workload.namespace().unwrap_or_default();
+    let api: Api<MultiCloudWorkload> = Api::namespaced(ctx.registry.management(), &namespace);
+    let patch = serde_json::json!({
+        "apiVersion": "skyfleet.io/v1alpha1",
+        "kind": "MultiCloudWorkload",
+        "status": {"memory": memory.encode()},
+    });
+    api.patch_status(
+        &workload.name_any(),
+        &PatchParams::apply(MEMORY_FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Stores the demand history in the workload's `WorkloadHistory` (its `memory`, where an
+/// older version kept the decision memory, is left empty: that lives in status now).
+pub async fn persist_history(
     ctx: &WorkloadContext,
     workload: &MultiCloudWorkload,
     memory: &Memory,
@@ -215,7 +262,7 @@ pub async fn persist(
         &name,
         WorkloadHistorySpec {
             history: memory.demand.encode(),
-            memory: memory.encode(),
+            memory: String::new(),
         },
     );
     history.metadata = ObjectMeta {
@@ -274,7 +321,7 @@ mod tests {
             ..Default::default()
         };
         let failures = vec![("aws".to_string(), 1, "admission webhook denied".to_string())];
-        let s = with_outcomes(status, &failures, Some(1), now);
+        let s = with_outcomes(status.clone(), &Default::default(), &failures, Some(1), now);
         assert_eq!(s.desired_replicas, 3, "1 that runs in aws, not the 3 meant");
         assert!((s.cost_per_hour - 0.3).abs() < 1e-9);
         let c = s
@@ -284,5 +331,18 @@ mod tests {
             .unwrap();
         assert_eq!(c.reason, "MemberRefused");
         assert!(c.message.contains("pool aws: admission webhook denied"));
+        // The same refusal at the next sync is not news: same condition, no write.
+        let later: jiff::Timestamp = "2026-01-01T00:00:15Z".parse().unwrap();
+        let mut written = s.clone();
+        written.last_decision_time = Some(Time(now));
+        let again = with_outcomes(status, &written, &failures, Some(1), later);
+        assert_eq!(again.conditions, s.conditions, "the refusal keeps its time");
+        assert!(!status::worth_writing(
+            &written,
+            &again,
+            None,
+            std::time::Duration::from_secs(15),
+            later
+        ));
     }
 }
