@@ -124,16 +124,20 @@ pub struct MemberCluster {
     /// requests, scheduling state and, for skyfleet's, whose they are.
     pub pods: Watched<Pod>,
     usage: Mutex<Option<(Instant, Arc<Usage>)>>,
-    metrics: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<MetricsSample>>>>>,
+    metrics: tokio::sync::Mutex<Option<MetricsSample>>,
     tasks: Vec<AbortHandle>,
 }
 
-/// One PodMetrics list of a namespace: when it was read, and each skyfleet pod's CPU by
-/// the workload it belongs to.
+/// The CPU of skyfleet's pods in every namespace of a member, keyed by the workload's
+/// namespace and name.
+type CpuByWorkload = HashMap<(String, String), f64>;
+
+/// One PodMetrics list of the member: when it was read, and each skyfleet pod's CPU by the
+/// workload it belongs to.
 #[derive(Clone)]
 struct MetricsSample {
     at: Instant,
-    result: Result<Arc<HashMap<String, f64>>, String>,
+    result: Result<Arc<CpuByWorkload>, String>,
 }
 
 impl Drop for MemberCluster {
@@ -184,7 +188,7 @@ impl MemberCluster {
             nodes,
             pods,
             usage: Mutex::default(),
-            metrics: Mutex::default(),
+            metrics: tokio::sync::Mutex::default(),
             tasks,
         }
     }
@@ -231,10 +235,11 @@ impl MemberCluster {
     }
 
     /// CPU cores used by the pods of the workload `namespace/name`, from one PodMetrics
-    /// list of the namespace shared by every workload in it: a list is reused for `fresh`
-    /// (metrics-server itself refreshes no more often), so N workloads cost one read per
-    /// member and namespace instead of N. Pods are attributed by skyfleet's labels, so two
-    /// workloads with overlapping template labels never count each other's.
+    /// list of the member, selected by skyfleet's labels and shared by every workload there:
+    /// a list is reused for `fresh` (metrics-server itself refreshes no more often), so N
+    /// workloads in any number of namespaces cost one read per member instead of N. Pods are
+    /// attributed by skyfleet's labels, so two workloads with overlapping template labels
+    /// never count each other's.
     pub async fn pod_cpu(
         &self,
         namespace: &str,
@@ -242,17 +247,12 @@ impl MemberCluster {
         fresh: Duration,
         timeout: Duration,
     ) -> Result<f64, String> {
-        let slot = {
-            let mut slots = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
-            slots.entry(namespace.to_string()).or_default().clone()
-        };
-        // Workloads of one namespace wait for the one read in flight instead of each making
-        // their own.
-        let mut slot = slot.lock().await;
+        // Workloads wait for the one read in flight instead of each making their own.
+        let mut slot = self.metrics.lock().await;
         let sample = match slot.as_ref() {
             Some(s) if s.at.elapsed() < fresh => s.clone(),
             _ => {
-                let result = read_pod_cpu(&self.client, namespace, timeout).await;
+                let result = read_pod_cpu(&self.client, timeout).await;
                 let sample = MetricsSample {
                     at: Instant::now(),
                     result: result.map(Arc::new),
@@ -261,40 +261,39 @@ impl MemberCluster {
                 sample
             }
         };
-        sample
-            .result
-            .map(|by_workload| by_workload.get(name).copied().unwrap_or(0.0))
+        drop(slot);
+        sample.result.map(|by_workload| {
+            by_workload
+                .get(&(namespace.to_string(), name.to_string()))
+                .copied()
+                .unwrap_or(0.0)
+        })
     }
 }
 
-/// Lists the PodMetrics of skyfleet's pods in `namespace` and sums CPU per workload name.
-async fn read_pod_cpu(
-    client: &kube::Client,
-    namespace: &str,
-    timeout: Duration,
-) -> Result<HashMap<String, f64>, String> {
-    let api: Api<PodMetrics> = Api::namespaced(client.clone(), namespace);
+/// Lists the PodMetrics of skyfleet's pods in every namespace and sums CPU per workload.
+async fn read_pod_cpu(client: &kube::Client, timeout: Duration) -> Result<CpuByWorkload, String> {
+    let api: Api<PodMetrics> = Api::all(client.clone());
     let selector = format!("{}={}", labels::MANAGED_BY, labels::MANAGER);
     let params = kube::api::ListParams::default().labels(&selector);
     let list = super::workload::member(timeout, api.list(&params)).await?;
-    Ok(cpu_by_workload(namespace, &list.items))
+    Ok(cpu_by_workload(&list.items))
 }
 
-/// CPU per workload name of the pods that carry skyfleet's labels for a workload of
-/// `namespace`.
-pub fn cpu_by_workload(namespace: &str, pods: &[PodMetrics]) -> HashMap<String, f64> {
+/// CPU per workload (its namespace and name) of the pods that carry skyfleet's labels.
+pub fn cpu_by_workload(pods: &[PodMetrics]) -> CpuByWorkload {
     let mut out = HashMap::new();
     for pod in pods {
         let l = pod.metadata.labels.as_ref();
         let get = |k: &str| l.and_then(|l| l.get(k)).map(String::as_str);
-        if get(labels::WORKLOAD_NAMESPACE) != Some(namespace) {
-            continue;
-        }
-        let Some(name) = get(labels::WORKLOAD_NAME) else {
+        let (Some(namespace), Some(name)) =
+            (get(labels::WORKLOAD_NAMESPACE), get(labels::WORKLOAD_NAME))
+        else {
             continue;
         };
         let cores = super::metrics_api::total_cpu(std::slice::from_ref(pod));
-        *out.entry(name.to_string()).or_insert(0.0) += cores;
+        *out.entry((namespace.to_string(), name.to_string()))
+            .or_insert(0.0) += cores;
     }
     out
 }
@@ -429,13 +428,15 @@ mod tests {
             pod("web", "shop", "250m"),
             pod("web", "shop", "500m"),
             pod("api", "shop", "1"),
-            // A workload of another namespace whose pods live here is not this one's.
             pod("web", "other", "7"),
         ];
-        let by = cpu_by_workload("shop", &pods);
-        assert!((by["web"] - 0.75).abs() < 1e-9, "{by:?}");
-        assert!((by["api"] - 1.0).abs() < 1e-9, "{by:?}");
-        assert_eq!(by.len(), 2);
+        let by = cpu_by_workload(&pods);
+        let of = |ns: &str, name: &str| by[&(ns.to_string(), name.to_string())];
+        assert!((of("shop", "web") - 0.75).abs() < 1e-9, "{by:?}");
+        assert!((of("shop", "api") - 1.0).abs() < 1e-9, "{by:?}");
+        // A workload of another namespace with the same name is another workload.
+        assert!((of("other", "web") - 7.0).abs() < 1e-9, "{by:?}");
+        assert_eq!(by.len(), 3);
     }
 
     #[test]

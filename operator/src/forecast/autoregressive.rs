@@ -20,7 +20,9 @@ const MAX_LAG: usize = 16;
 pub(crate) struct Autoregressive {
     season_len: usize,
     /// Seasonal offset per phase, phase 0 being the first sample of the fit window.
-    profile: Vec<f64>,
+    /// `f32`: a season of 1-minute steps is 1 440 values per model, and the profile is a
+    /// median of measurements that have seven significant digits at most.
+    profile: Vec<f32>,
     /// Intercept, then lag 1..=p coefficients.
     coef: Vec<f64>,
     /// The last p adjusted samples, oldest first in ring order from `head`.
@@ -141,12 +143,16 @@ impl SeriesModel for Autoregressive {
         if pmax < 1 {
             return Err(format!("autoregression needs at least 10 samples, has {n}"));
         }
-        self.profile = self.seasonal_profile(y);
+        self.profile = self
+            .seasonal_profile(y)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
         let ps = self.profile.len();
         let x: Vec<f64> = y
             .iter()
             .enumerate()
-            .map(|(i, v)| v - self.profile[i % ps])
+            .map(|(i, v)| v - f64::from(self.profile[i % ps]))
             .collect();
         // Shared design over rows t = pmax..n so every order sees the same targets.
         let m = n - pmax;
@@ -199,7 +205,7 @@ impl SeriesModel for Autoregressive {
     fn update(&mut self, y: f64) {
         let ps = self.profile.len();
         let p = self.lags.len();
-        self.lags[self.head] = y - self.profile[self.phase];
+        self.lags[self.head] = y - f64::from(self.profile[self.phase]);
         self.head += 1;
         if self.head == p {
             self.head = 0;
@@ -240,7 +246,7 @@ impl SeriesModel for Autoregressive {
         for k in 0..h {
             let v = self.coef[0] + dot(&rev[..p], &buf[k..k + p]);
             buf[p + k] = v;
-            out[k] = (v + self.profile[phase]).clamp(self.clamp.0, self.clamp.1);
+            out[k] = (v + f64::from(self.profile[phase])).clamp(self.clamp.0, self.clamp.1);
             phase += 1;
             if phase == ps {
                 phase = 0;

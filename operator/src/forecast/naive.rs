@@ -32,7 +32,8 @@ impl SeriesModel for LastValue {
 /// Forecasts the value one season earlier: right when each day repeats the one before.
 #[derive(Debug)]
 pub(crate) struct SeasonalNaive {
-    ring: Vec<f64>,
+    /// `f32`, as the forecaster's own history: a season of 1-minute steps is 1 440 values.
+    ring: Vec<f32>,
     /// The slot of the oldest sample, i.e. the one a season before the next sample.
     head: usize,
     seen: usize,
@@ -56,7 +57,7 @@ impl SeriesModel for SeasonalNaive {
         Ok(())
     }
     fn update(&mut self, y: f64) {
-        self.ring[self.head] = y;
+        self.ring[self.head] = y as f32;
         self.head = (self.head + 1) % self.ring.len();
         self.seen += 1;
     }
@@ -66,7 +67,7 @@ impl SeriesModel for SeasonalNaive {
             return false;
         }
         for (k, o) in out.iter_mut().enumerate() {
-            *o = self.ring[(self.head + k % s) % s];
+            *o = f64::from(self.ring[(self.head + k % s) % s]);
         }
         true
     }

@@ -17,7 +17,9 @@ use super::holt_winters::HoltWinters;
 #[derive(Debug)]
 pub(crate) struct Deseasonalized<M> {
     season_len: usize,
-    profile: Vec<f64>,
+    /// `f32`: a season of 1-minute steps is 1 440 values per model, and the profile is a
+    /// median of measurements that have seven significant digits at most.
+    profile: Vec<f32>,
     /// Phase of the next sample.
     phase: usize,
     inner: M,
@@ -46,12 +48,15 @@ pub(crate) fn damped_trend(season_len: usize) -> Deseasonalized<HoltWinters> {
 
 impl<M: SeriesModel> SeriesModel for Deseasonalized<M> {
     fn fit(&mut self, y: &[f64]) -> Result<(), String> {
-        self.profile = seasonal_profile(y, self.season_len);
+        self.profile = seasonal_profile(y, self.season_len)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
         let ps = self.profile.len();
         let x: Vec<f64> = y
             .iter()
             .enumerate()
-            .map(|(i, v)| v - self.profile[i % ps])
+            .map(|(i, v)| v - f64::from(self.profile[i % ps]))
             .collect();
         self.phase = 0;
         self.inner.fit(&x)
@@ -59,7 +64,7 @@ impl<M: SeriesModel> SeriesModel for Deseasonalized<M> {
 
     fn update(&mut self, y: f64) {
         let ps = self.profile.len();
-        self.inner.update(y - self.profile[self.phase]);
+        self.inner.update(y - f64::from(self.profile[self.phase]));
         self.phase = (self.phase + 1) % ps;
     }
 
@@ -69,7 +74,7 @@ impl<M: SeriesModel> SeriesModel for Deseasonalized<M> {
         }
         let ps = self.profile.len();
         for (k, o) in out.iter_mut().enumerate() {
-            *o += self.profile[(self.phase + k) % ps];
+            *o += f64::from(self.profile[(self.phase + k) % ps]);
         }
         out.iter().all(|v| v.is_finite())
     }

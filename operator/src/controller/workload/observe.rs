@@ -375,7 +375,7 @@ fn used_by_others(pool: &CloudPool, own: Option<&Deployment>) -> (f64, f64) {
 /// Demand now: the workload's pods' CPU (selected by skyfleet's ownership labels, so two
 /// workloads with overlapping template labels never count each other's) summed over the
 /// member clusters that answer, each cluster once. The read is one PodMetrics list per
-/// member and namespace shared by every workload there ([`MemberCluster::pod_cpu`]). A
+/// member shared by every workload there ([`MemberCluster::pod_cpu`]). A
 /// member that runs replicas but gave no metrics makes the sample partial: a lower bound,
 /// not a dip.
 async fn measure(
