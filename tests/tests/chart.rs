@@ -680,6 +680,9 @@ async fn a_history_that_cannot_be_read_is_retried_and_never_overwritten() {
         "--probe-period=2s".into(),
         "--sync-period=2s".into(),
         "--history-step=2s".into(),
+        // The history alone is stored every interval (30 min by default); the decision
+        // memory, stored at once, lives in status and no longer carries it along.
+        "--history-persist-interval=10s".into(),
         format!("--namespace={apps}"),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
