@@ -663,6 +663,9 @@ pub async fn run(
     let (reader, writer) = reflector::store();
     let triggers = watcher(workloads, watcher::Config::default())
         .default_backoff()
+        // Nothing reads who wrote which field, and with a status, its memory and the
+        // tenant's spec written by three managers it is most of a cached workload.
+        .modify(|w| w.metadata.managed_fields = None)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(plan_inputs, PredicateConfig::default());
