@@ -5,8 +5,8 @@
 //! For each scored step k ([`ScoredSteps`]: every step of a horizon of up to 12, else 12
 //! evenly spaced ones, and a step between two uses the later one's interval) the last
 //! `cap` signed errors e = y − ŷ of the forecasts actually issued
-//! are kept (a ring, plus the same values sorted, so a quantile is one lookup and an update
-//! is one binary-search insert and remove). The offset added to the point forecast is the
+//! are kept (a ring, plus its slots in the order of their errors, so a quantile is one
+//! lookup and an update is one binary-search insert and remove). The offset added to the point forecast is the
 //! ⌈(1 − αₖ)(n + 1)⌉-th smallest error, the conformal rank. ACI then steers αₖ with the
 //! interval's own record: after each scored actual, αₖ ← αₖ + γ(α − missₖ), where α = 1 − q
 //! is the miscoverage asked for. Whatever the errors do (drift, level shifts, heavy tails,
@@ -21,6 +21,9 @@ use super::steps::ScoredSteps;
 /// makes the interval jumpier. Shared by all workloads, not fitted to any trace.
 pub(crate) const ACI_GAMMA: f64 = 0.005;
 
+/// Most errors kept per scored step: what a slot number can address.
+const MAX_CAP: usize = u16::MAX as usize + 1;
+
 /// Per-step residual windows, adaptive levels and the pending issued forecasts.
 #[derive(Debug, Clone)]
 pub(crate) struct Conformal {
@@ -32,12 +35,13 @@ pub(crate) struct Conformal {
     min_count: usize,
     /// Current adaptive miscoverage per scored step.
     level: Vec<f64>,
-    /// Ring of errors per scored step (`cap` slots each); `len[j]` filled, `head[j]` next slot.
+    /// Ring of errors per scored step (`cap` slots each); `head[j]` is the next slot.
     ring: Vec<f32>,
-    len: Vec<usize>,
     head: Vec<usize>,
-    /// The same errors per scored step, sorted.
-    sorted: Vec<Vec<f32>>,
+    /// Per scored step, the filled slots of its ring ordered by their errors: a quantile is
+    /// one lookup. Slot numbers (`u16`, so `cap` ≤ [`MAX_CAP`]) take half the memory of a
+    /// sorted copy of the errors, the largest part of a workload's forecast state.
+    order: Vec<Vec<u16>>,
     // Pending issued forecasts at the scored steps, one slot per origin modulo h: the point
     // forecast and the offset that was issued with it (NaN: none), so each actual can be
     // judged covered.
@@ -55,7 +59,7 @@ impl Conformal {
     pub(crate) fn new(h: usize, cap: usize, q: f64, min_count: usize) -> Self {
         let steps = ScoredSteps::new(h);
         let (h, m) = (steps.horizon(), steps.len());
-        let cap = cap.max(1);
+        let cap = cap.clamp(1, MAX_CAP);
         let alpha = (1.0 - q).clamp(0.0, 1.0);
         Self {
             steps,
@@ -65,9 +69,8 @@ impl Conformal {
             min_count: min_count.max(1),
             level: vec![alpha; m],
             ring: Vec::new(),
-            len: vec![0; m],
             head: vec![0; m],
-            sorted: vec![Vec::new(); m],
+            order: vec![Vec::new(); m],
             pred: vec![0.0; h * m],
             used: vec![f32::NAN; h * m],
             page: vec![0; h],
@@ -94,7 +97,7 @@ impl Conformal {
     /// Errors known for step `k`'s interval.
     #[cfg(test)]
     pub(crate) fn count(&self, k: usize) -> usize {
-        self.len.get(self.steps.covering(k)).copied().unwrap_or(0)
+        self.order.get(self.steps.covering(k)).map_or(0, Vec::len)
     }
 
     /// The adaptive offset of step `k` (0-based) for the configured quantile, if calibrated.
@@ -115,7 +118,7 @@ impl Conformal {
 
     /// The `j`-th scored step's offset at `level`.
     fn offset_of(&self, j: usize, level: f64) -> Option<f64> {
-        let col = self.sorted.get(j)?;
+        let col = self.order.get(j)?;
         let n = col.len();
         if n < self.min_count || !level.is_finite() {
             return None;
@@ -129,7 +132,8 @@ impl Conformal {
         } else {
             (rank as usize).min(n)
         };
-        col.get(rank - 1).map(|&v| f64::from(v))
+        let slot = j * self.cap + usize::from(*col.get(rank - 1)?);
+        self.ring.get(slot).map(|&v| f64::from(v))
     }
 
     /// Registers the forecast issued at the current origin (`None`: none was issued).
@@ -185,25 +189,31 @@ impl Conformal {
         if self.ring.is_empty() {
             self.ring = vec![0.0; self.steps.len() * self.cap];
             // Exactly the window: growing by doubling would leave a quarter unused.
-            for col in &mut self.sorted {
+            for col in &mut self.order {
                 col.reserve_exact(self.cap);
             }
         }
-        let slot = k * self.cap + self.head[k];
-        let col = &mut self.sorted[k];
-        if self.len[k] == self.cap {
-            let old = self.ring[slot];
-            let at = col.partition_point(|v| v.total_cmp(&old).is_lt());
-            if col.get(at).is_some_and(|v| v.total_cmp(&old).is_eq()) {
-                col.remove(at);
+        let (Some(ring), Some(col), Some(head)) = (
+            self.ring.get_mut(k * self.cap..(k + 1) * self.cap),
+            self.order.get_mut(k),
+            self.head.get_mut(k),
+        ) else {
+            return;
+        };
+        let slot = *head;
+        if col.len() == self.cap {
+            // The oldest error leaves: its slot is among those of the errors equal to it.
+            let old = ring[slot];
+            let from = col.partition_point(|&s| ring[usize::from(s)].total_cmp(&old).is_lt());
+            if let Some(at) = col[from..].iter().position(|&s| usize::from(s) == slot) {
+                col.remove(from + at);
             }
-        } else {
-            self.len[k] += 1;
         }
-        self.ring[slot] = e;
-        let at = col.partition_point(|v| v.total_cmp(&e).is_lt());
-        col.insert(at, e);
-        self.head[k] = (self.head[k] + 1) % self.cap;
+        ring[slot] = e;
+        let at = col.partition_point(|&s| ring[usize::from(s)].total_cmp(&e).is_lt());
+        // `slot` < `cap` ≤ MAX_CAP, so it fits.
+        col.insert(at, slot as u16);
+        *head = (slot + 1) % self.cap;
     }
 }
 
@@ -241,6 +251,40 @@ mod tests {
         }
         assert_eq!(c.count(0), 3);
         assert_eq!(c.offset_at(0, 0.99), Some(3.0));
+    }
+
+    /// With ties, negative zeros and a full window, every offset is the rank of the last
+    /// `cap` errors, as a plain sort of a bounded queue of them gives it.
+    #[test]
+    fn offsets_match_a_sort_of_the_last_errors() {
+        let mut seed = 3;
+        for cap in [1, 2, 5, 40] {
+            let mut c = Conformal::new(1, cap, 0.9, 1);
+            let mut last = std::collections::VecDeque::new();
+            for _ in 0..400 {
+                // Few distinct values, so most errors tie with others in the window.
+                let e = match (lcg(&mut seed) * 6.0) as u32 {
+                    0 => -0.0,
+                    1 => 0.0,
+                    k => f64::from(k) - 3.0,
+                };
+                c.record(Some(&[0.0]));
+                c.actual(Some(e));
+                if last.len() == cap {
+                    last.pop_front();
+                }
+                last.push_back(e as f32);
+                let mut sorted: Vec<f32> = last.iter().copied().collect();
+                sorted.sort_by(f32::total_cmp);
+                for level in [0.05, 0.5, 0.9, 0.99] {
+                    let rank = ((level * (sorted.len() + 1) as f64).ceil() as usize)
+                        .clamp(1, sorted.len());
+                    let want = f64::from(sorted[rank - 1]);
+                    let got = c.offset_at(0, level).unwrap();
+                    assert_eq!(got.to_bits(), want.to_bits(), "cap {cap} level {level}");
+                }
+            }
+        }
     }
 
     /// After a jump in the noise scale the fixed-level quantile of a long window lags;

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 
 use super::autoregressive::Autoregressive;
 use super::conformal::Conformal;
+use super::flags::FlagRing;
 use super::holt_winters::HoltWinters;
 use super::naive::{LastValue, RecentMedian, SeasonalNaive};
 use super::theta::{damped_trend, theta};
@@ -81,7 +82,7 @@ pub struct Forecaster {
     /// demand measurement has.
     history: VecDeque<f32>,
     /// Whether each kept sample was imputed (missing or non-finite on arrival).
-    imputed: VecDeque<bool>,
+    imputed: FlagRing,
     observed: u64,
     since_refit: usize,
     /// Whether the candidates were built with the season (history ≥ two seasons).
@@ -108,7 +109,7 @@ impl Forecaster {
         );
         Ok(Self {
             history: VecDeque::with_capacity(config.window),
-            imputed: VecDeque::with_capacity(config.window),
+            imputed: FlagRing::with_capacity(config.window),
             config,
             observed: 0,
             since_refit: 0,
@@ -210,7 +211,7 @@ impl Forecaster {
             self.build_candidates(seasonal);
         }
         let y: Vec<f64> = self.history();
-        let imputed: Vec<bool> = self.imputed.iter().copied().collect();
+        let imputed: Vec<bool> = self.imputed.iter().collect();
         // A new model's backtest is built by replaying the window (in-sample: its parameters
         // saw these samples; a cold start has nothing better). From then on it is the
         // genuine out-of-sample record, also while history grows: refits change the
@@ -459,7 +460,6 @@ impl Forecaster {
     fn push(&mut self, v: f64, imputed: bool) {
         if self.history.len() == self.config.window {
             self.history.pop_front();
-            self.imputed.pop_front();
         }
         self.history.push_back(v as f32);
         self.imputed.push_back(imputed);

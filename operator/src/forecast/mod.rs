@@ -15,6 +15,7 @@
 mod autoregressive;
 mod conformal;
 mod eval;
+mod flags;
 mod forecaster;
 mod holt_winters;
 mod linalg;
