@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use skyfleet::forecast::{ForecastConfig, Forecaster, ModelChoice, evaluate, forecast};
 
-const CHOICES: [ModelChoice; 9] = [
+const CHOICES: [ModelChoice; 10] = [
     ModelChoice::Auto,
     ModelChoice::HoltWinters,
     ModelChoice::Autoregressive,
@@ -12,6 +12,7 @@ const CHOICES: [ModelChoice; 9] = [
     ModelChoice::RecentMedian,
     ModelChoice::Theta,
     ModelChoice::DampedTrend,
+    ModelChoice::ExponentialSmoothing,
     ModelChoice::None,
 ];
 

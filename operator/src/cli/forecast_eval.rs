@@ -30,7 +30,8 @@ pub struct Args {
     /// Length of one demand cycle, e.g. 24h.
     #[arg(long, default_value = "24h")]
     pub season: String,
-    /// auto, holt-winters, autoregressive, theta, damped-trend, seasonal-naive or last-value.
+    /// auto, holt-winters, autoregressive, theta, damped-trend, exponential-smoothing,
+    /// recent-median, seasonal-naive or last-value.
     #[arg(long, default_value = "auto", value_parser = parse_model)]
     pub model: ModelChoice,
     /// Several models, comma-separated (replaces --model), e.g.
@@ -49,7 +50,7 @@ pub struct Args {
 fn parse_model(s: &str) -> Result<ModelChoice, String> {
     ModelChoice::from_cli_name(s).ok_or_else(|| {
         format!(
-            "unknown model {s:?}: use auto, holt-winters, autoregressive, theta, damped-trend, seasonal-naive or last-value"
+            "unknown model {s:?}: use auto, holt-winters, autoregressive, theta, damped-trend, exponential-smoothing, recent-median, seasonal-naive or last-value"
         )
     })
 }

@@ -16,7 +16,7 @@ use super::conformal::Conformal;
 use super::flags::FlagRing;
 use super::holt_winters::HoltWinters;
 use super::naive::{LastValue, RecentMedian, SeasonalNaive};
-use super::theta::{damped_trend, theta};
+use super::theta::{damped_trend, exponential_smoothing, theta};
 use super::track::Track;
 use super::{
     CandidateScore, Forecast, ForecastConfig, ForecastError, ModelChoice, ModelKind, Selection,
@@ -501,6 +501,7 @@ impl Forecaster {
                 ModelKind::Autoregressive => Box::new(Autoregressive::new(s)),
                 ModelKind::HoltWinters => Box::new(HoltWinters::new(s)),
                 ModelKind::Theta => Box::new(theta(s)),
+                ModelKind::ExponentialSmoothing => Box::new(exponential_smoothing()),
                 ModelKind::DampedTrend => Box::new(damped_trend(s)),
                 ModelKind::Combined | ModelKind::Reactive => return None,
             })
@@ -514,6 +515,7 @@ impl Forecaster {
                 }
                 v.extend([
                     ModelKind::RecentMedian,
+                    ModelKind::ExponentialSmoothing,
                     ModelKind::Theta,
                     ModelKind::DampedTrend,
                     ModelKind::Autoregressive,
@@ -527,6 +529,7 @@ impl Forecaster {
             ModelChoice::RecentMedian => vec![ModelKind::RecentMedian],
             ModelChoice::Theta => vec![ModelKind::Theta],
             ModelChoice::DampedTrend => vec![ModelKind::DampedTrend],
+            ModelChoice::ExponentialSmoothing => vec![ModelKind::ExponentialSmoothing],
             ModelChoice::SeasonalNaive if seasonal => vec![ModelKind::SeasonalNaive],
             ModelChoice::SeasonalNaive => {
                 self.notes

@@ -57,6 +57,9 @@ pub enum ModelChoice {
     /// Damped-trend exponential smoothing on the seasonally adjusted series. Not in the
     /// CRD yet: `forecast-eval` and the library only.
     DampedTrend,
+    /// Simple exponential smoothing, ETS(A,N,N), on the raw series. Not in the CRD yet:
+    /// `forecast-eval` and the library only.
+    ExponentialSmoothing,
     /// No forecast at all: scale on current usage only (reactive autoscaling).
     None,
 }
@@ -87,6 +90,7 @@ impl ModelChoice {
             Self::RecentMedian => "recent-median",
             Self::Theta => "theta",
             Self::DampedTrend => "damped-trend",
+            Self::ExponentialSmoothing => "exponential-smoothing",
             Self::None => "none",
         }
     }
@@ -102,6 +106,7 @@ impl ModelChoice {
             Self::RecentMedian,
             Self::Theta,
             Self::DampedTrend,
+            Self::ExponentialSmoothing,
             Self::None,
         ]
         .into_iter()
@@ -123,6 +128,8 @@ pub enum ModelKind {
     Autoregressive,
     /// Additive Holt-Winters with a fitted damping factor.
     HoltWinters,
+    /// Simple exponential smoothing, ETS(A,N,N), on the raw series.
+    ExponentialSmoothing,
     /// The Theta method (exponential smoothing with drift) on the seasonally adjusted series.
     Theta,
     /// Damped-trend exponential smoothing on the seasonally adjusted series.
@@ -143,6 +150,7 @@ impl ModelKind {
             Self::RecentMedian => "RecentMedian",
             Self::Autoregressive => "Autoregressive",
             Self::HoltWinters => "HoltWinters",
+            Self::ExponentialSmoothing => "ExponentialSmoothing",
             Self::Theta => "Theta",
             Self::DampedTrend => "DampedTrend",
             Self::Combined => "Combined",

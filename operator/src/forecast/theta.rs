@@ -8,6 +8,10 @@
 //! Both run on the series minus its robust seasonal profile (the one the autoregression
 //! uses) and add the profile back, i.e. classical decomposition forecasting; without two
 //! whole seasons the profile is zero and they are the plain non-seasonal methods.
+//!
+//! A third, simple exponential smoothing, ETS(A,N,N), runs on the raw series: it is what an
+//! ETS model selection settles on for a level that wanders without a season, where
+//! subtracting a seasonal profile estimated from noise only adds that noise back.
 
 use super::SeriesModel;
 use super::autoregressive::seasonal_profile;
@@ -80,11 +84,22 @@ impl<M: SeriesModel> SeriesModel for Deseasonalized<M> {
     }
 }
 
+/// Simple exponential smoothing on the raw series, without a season or drift: ETS(A,N,N).
+pub(crate) fn exponential_smoothing() -> SesDrift {
+    SesDrift {
+        no_drift: true,
+        ..SesDrift::default()
+    }
+}
+
 /// Simple exponential smoothing with a fixed drift b (half the least-squares slope of the
-/// fit window): ℓₜ = ℓₜ₋₁ + b + α(yₜ − ℓₜ₋₁ − b), forecast ℓₜ + k·b. α minimises the
-/// one-step squared error over the window (golden-section search: the loss is smooth in α).
+/// fit window, or none for plain ETS(A,N,N)): ℓₜ = ℓₜ₋₁ + b + α(yₜ − ℓₜ₋₁ − b), forecast
+/// ℓₜ + k·b. α minimises the one-step squared error over the window (golden-section search:
+/// the loss is smooth in α).
 #[derive(Debug, Default)]
 pub(crate) struct SesDrift {
+    /// Plain simple exponential smoothing: the drift stays 0.
+    no_drift: bool,
     alpha: f64,
     drift: f64,
     init: f64,
@@ -121,7 +136,11 @@ impl SeriesModel for SesDrift {
             sxx += dt * dt;
         }
         let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-        self.drift = if slope.is_finite() { slope / 2.0 } else { 0.0 };
+        self.drift = if slope.is_finite() && !self.no_drift {
+            slope / 2.0
+        } else {
+            0.0
+        };
         self.init = y[0] - self.drift;
         let (mut lo, mut hi) = (1e-3, 1.0);
         let g = (5f64.sqrt() - 1.0) / 2.0;
