@@ -222,6 +222,21 @@ mod tests {
     }
 
     #[test]
+    fn exponential_smoothing_forecasts_a_flat_level_and_follows_a_level_shift() {
+        // A level of 10 with alternating noise, then a shift to 30: the forecast is flat
+        // (no drift, no season) and near the new level, after a few samples.
+        let y: Vec<f64> = (0..400)
+            .map(|t| if t < 300 { 10.0 } else { 30.0 } + if t % 2 == 0 { 0.5 } else { -0.5 })
+            .collect();
+        let mut m = exponential_smoothing();
+        replay(&mut m, &y);
+        let mut out = [0.0; 5];
+        assert!(m.predict(&mut out));
+        assert!(out.windows(2).all(|w| w[0] == w[1]), "{out:?}");
+        assert!((out[0] - 30.0).abs() < 1.0, "{out:?}");
+    }
+
+    #[test]
     fn ses_drift_fits_alpha_near_one_on_a_random_walk() {
         let mut seed: u64 = 3;
         let mut x = 0.0;
