@@ -258,10 +258,9 @@ impl DemandTracker {
         startup: Option<Duration>,
         period: Duration,
     ) -> Estimate {
-        let series = self.history.series();
-        let samples = series.iter().filter(|v| v.is_finite()).count();
+        let samples = self.history.measured();
         let current = current
-            .or_else(|| series.iter().rev().find(|v| v.is_finite()).copied())
+            .or_else(|| self.history.latest())
             .unwrap_or(0.0)
             .max(0.0);
         let reactive = |note: String| Estimate {

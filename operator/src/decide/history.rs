@@ -223,9 +223,35 @@ impl DemandHistory {
         }
     }
 
-    /// Steps with a measurement.
+    /// Whether the current step is so far past the finished ones that [`series`](Self::series)
+    /// starts at it: what came before is older than the window.
+    fn current_starts_over(&self) -> bool {
+        matches!(
+            (self.current, self.end_bucket()),
+            (Some((b, _, _)), Some(end)) if b.saturating_sub(end) >= self.capacity as i64
+        )
+    }
+
+    /// Steps of [`series`](Self::series) with a measurement, counted without copying it
+    /// (every decision asks, and the series is a week of steps).
     pub fn measured(&self) -> usize {
-        self.series().iter().filter(|v| v.is_finite()).count()
+        let current = usize::from(self.current.is_some());
+        if self.current_starts_over() {
+            return current;
+        }
+        self.values.iter().filter(|v| v.is_finite()).count() + current
+    }
+
+    /// The latest measured value of [`series`](Self::series), without copying it.
+    pub fn latest(&self) -> Option<f64> {
+        if let Some((_, sum, n)) = self.current {
+            return Some(sum / f64::from(n.max(1)));
+        }
+        self.values
+            .iter()
+            .rev()
+            .find(|v| v.is_finite())
+            .map(|&v| f64::from(v))
     }
 
     /// The text form for a ConfigMap (see the module documentation): `v1` when the series
@@ -438,6 +464,42 @@ mod tests {
             vec![Some(2.0), Some(4.0), None, Some(5.0)]
         );
         assert_eq!(h.measured(), 3);
+    }
+
+    #[test]
+    fn the_measured_count_and_latest_value_are_those_of_the_series() {
+        // Irregular times (gaps, repeats, jumps past the window, late samples), checked
+        // after each measurement against the series they stand for.
+        let mut seed: u64 = 11;
+        let mut h = DemandHistory::new(60, 20);
+        let mut t: i64 = 1_000;
+        for _ in 0..3_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = seed >> 33;
+            t += match r % 10 {
+                0 => -120,
+                1 => 60 * 25,
+                2..=4 => 0,
+                _ => 60 * (r % 3) as i64,
+            };
+            let cores = if r % 17 == 0 {
+                f64::NAN
+            } else {
+                (r % 5000) as f64 / 1000.0
+            };
+            h.record(t.max(0), cores);
+            let series = h.series();
+            assert_eq!(
+                h.measured(),
+                series.iter().filter(|v| v.is_finite()).count()
+            );
+            assert_eq!(
+                h.latest(),
+                series.iter().rev().find(|v| v.is_finite()).copied()
+            );
+        }
     }
 
     #[test]
