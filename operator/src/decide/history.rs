@@ -484,7 +484,7 @@ mod tests {
                 2..=4 => 0,
                 _ => 60 * (r % 3) as i64,
             };
-            let cores = if r % 17 == 0 {
+            let cores = if r.is_multiple_of(17) {
                 f64::NAN
             } else {
                 (r % 5000) as f64 / 1000.0
