@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus, Service};
 use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -122,7 +122,7 @@ pub struct MemberCluster {
     pub nodes: Watched<Node>,
     /// The member's pods that hold room (not Succeeded or Failed), reduced to their node,
     /// requests, scheduling state and, for skyfleet's, whose they are.
-    pub pods: Watched<Pod>,
+    pub pods: Watched<node_room::RoomPod>,
     usage: Mutex<Option<(Instant, Arc<Usage>)>>,
     metrics: tokio::sync::Mutex<Option<MetricsSample>>,
     tasks: Vec<AbortHandle>,
@@ -176,7 +176,7 @@ impl MemberCluster {
             &mut tasks,
         );
         let pods = watch(
-            Api::<Pod>::all(client.clone()),
+            Api::<node_room::RoomPod>::all(client.clone()),
             watcher::Config::default().fields(node_room::LIVE_PODS),
             node_room::reduce_pod,
             &mut tasks,

@@ -10,10 +10,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{
-    Container, Node, Pod, PodCondition, PodSpec, PodStatus, ResourceRequirements,
-};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
 
 use super::labels;
 use super::pool::node_in_pool;
@@ -24,9 +24,6 @@ use crate::decide::room::{Free, NodeRoom};
 /// The field selector of the Pod watch: pods that hold room.
 pub const LIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
 
-/// The name of the one container a reduced pod keeps, holding its effective requests.
-const REQUESTS: &str = "requests";
-
 /// The labels kept on skyfleet's pods.
 const KEPT_LABELS: [&str; 4] = [
     labels::MANAGED_BY,
@@ -35,11 +32,82 @@ const KEPT_LABELS: [&str; 4] = [
     labels::WORKLOAD_NAMESPACE,
 ];
 
-/// What of a Pod the store keeps: its node, phase and `PodScheduled` condition, its effective
-/// requests as one container (the larger of the containers' sum and the biggest init
-/// container, plus the pod overhead, as the scheduler counts), and skyfleet's labels when it
-/// is skyfleet's.
-pub fn reduce_pod(pod: &mut Pod) {
+/// The parts of a Pod that room is counted from. The watch deserializes only these (a full
+/// `Pod` is several kilobytes in memory even once reduced: its structs hold every field of
+/// the API), and [`reduce_pod`] then folds the containers into the effective requests.
+#[derive(Clone, Debug, Deserialize, kube::Resource)]
+#[resource(inherit = Pod)]
+pub struct RoomPod {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    spec: Option<RoomPodSpec>,
+    #[serde(default)]
+    status: Option<RoomPodStatus>,
+    /// Set by [`reduce_pod`]: CPU cores and memory bytes the scheduler reserves for it.
+    #[serde(skip)]
+    requests: (f64, f64),
+    /// Set by [`reduce_pod`]: the scheduler found no node for it.
+    #[serde(skip)]
+    unschedulable: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomPodSpec {
+    node_name: Option<String>,
+    #[serde(default)]
+    containers: Option<Vec<RoomContainer>>,
+    #[serde(default)]
+    init_containers: Option<Vec<RoomContainer>>,
+    #[serde(default)]
+    overhead: Option<BTreeMap<String, Quantity>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct RoomContainer {
+    #[serde(default)]
+    resources: Option<RoomResources>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct RoomResources {
+    #[serde(default)]
+    requests: Option<BTreeMap<String, Quantity>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct RoomPodStatus {
+    phase: Option<String>,
+    #[serde(default)]
+    conditions: Option<Vec<RoomCondition>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct RoomCondition {
+    #[serde(rename = "type")]
+    type_: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl RoomPod {
+    /// The node the pod is bound to.
+    fn node(&self) -> Option<&str> {
+        self.spec.as_ref().and_then(|s| s.node_name.as_deref())
+    }
+
+    fn phase(&self) -> Option<&str> {
+        self.status.as_ref().and_then(|s| s.phase.as_deref())
+    }
+}
+
+/// What of a pod the store keeps: its node and phase, whether it is unschedulable, its
+/// effective requests (the larger of the containers' sum and the biggest init container,
+/// plus the pod overhead, as the scheduler counts), and skyfleet's labels when it is
+/// skyfleet's.
+pub fn reduce_pod(pod: &mut RoomPod) {
     let meta = &mut pod.metadata;
     meta.managed_fields = None;
     meta.annotations = None;
@@ -57,42 +125,31 @@ pub fn reduce_pod(pod: &mut Pod) {
     } else {
         None
     };
-    let spec = pod.spec.take().unwrap_or_default();
-    let (cpu, memory) = effective_requests(&spec);
-    let mut requests = BTreeMap::new();
-    requests.insert("cpu".to_string(), Quantity(quantity::format_cores(cpu)));
-    requests.insert(
-        "memory".to_string(),
-        Quantity(quantity::format_bytes(memory)),
-    );
-    pod.spec = Some(PodSpec {
-        node_name: spec.node_name,
-        containers: vec![Container {
-            name: REQUESTS.to_string(),
-            resources: Some(ResourceRequirements {
-                requests: Some(requests),
-                ..ResourceRequirements::default()
-            }),
-            ..Container::default()
-        }],
-        ..PodSpec::default()
+    pod.requests = pod.spec.as_ref().map_or((0.0, 0.0), effective_requests);
+    pod.spec = pod.spec.take().map(|s| RoomPodSpec {
+        node_name: s.node_name,
+        ..RoomPodSpec::default()
     });
-    let status = pod.status.take().unwrap_or_default();
-    pod.status = Some(PodStatus {
-        phase: status.phase,
-        conditions: status.conditions.map(|cs| {
-            cs.into_iter()
-                .filter(|c| c.type_ == "PodScheduled")
-                .map(|c| PodCondition { message: None, ..c })
-                .collect()
-        }),
-        ..PodStatus::default()
+    pod.unschedulable = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        });
+    pod.status = pod.status.take().map(|s| RoomPodStatus {
+        phase: s.phase,
+        conditions: None,
     });
 }
 
 /// CPU cores and memory bytes the scheduler reserves for a pod.
-fn effective_requests(spec: &PodSpec) -> (f64, f64) {
-    let of = |c: &Container| {
+fn effective_requests(spec: &RoomPodSpec) -> (f64, f64) {
+    let of = |c: &RoomContainer| {
         let r = c.resources.as_ref().and_then(|r| r.requests.as_ref());
         let get = |k: &str| {
             r.and_then(|r| r.get(k))
@@ -104,6 +161,7 @@ fn effective_requests(spec: &PodSpec) -> (f64, f64) {
     let (mut cpu, mut memory) = spec
         .containers
         .iter()
+        .flatten()
         .map(of)
         .fold((0.0, 0.0), |(a, b), (c, m)| (a + c, b + m));
     for init in spec.init_containers.iter().flatten() {
@@ -140,17 +198,16 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Tallies `pods` (reduced or not).
-    pub fn of(pods: &[Arc<Pod>]) -> Self {
+    /// Tallies `pods` (reduced by [`reduce_pod`]).
+    pub fn of(pods: &[Arc<RoomPod>]) -> Self {
         let mut usage = Self::default();
         for pod in pods {
-            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-            if matches!(phase, Some("Succeeded" | "Failed")) {
+            if matches!(pod.phase(), Some("Succeeded" | "Failed")) {
                 continue;
             }
-            let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+            let node = pod.node();
             if let Some(node) = node {
-                let (cpu, memory) = pod.spec.as_ref().map_or((0.0, 0.0), effective_requests);
+                let (cpu, memory) = pod.requests;
                 let slot = usage.by_node.entry(node.to_string()).or_default();
                 slot.0 += 1;
                 slot.1 += cpu;
@@ -175,7 +232,7 @@ impl Usage {
                 .or_default();
             if node.is_some() {
                 placed.scheduled += 1;
-            } else if unschedulable(pod) {
+            } else if pod.unschedulable {
                 placed.unschedulable += 1;
             }
         }
@@ -230,32 +287,18 @@ impl Usage {
     }
 }
 
-/// Whether the scheduler found no node for the pod.
-fn unschedulable(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| {
-            c.type_ == "PodScheduled"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("Unschedulable")
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(v: serde_json::Value) -> Arc<Pod> {
-        let mut p: Pod = serde_json::from_value(v).unwrap();
+    fn pod(v: serde_json::Value) -> Arc<RoomPod> {
+        let mut p: RoomPod = serde_json::from_value(v).unwrap();
         reduce_pod(&mut p);
         Arc::new(p)
     }
 
-    fn ours(name: &str, pool: &str, node: Option<&str>, cpu: &str) -> Arc<Pod> {
+    fn ours(name: &str, pool: &str, node: Option<&str>, cpu: &str) -> Arc<RoomPod> {
         let mut v = json!({
             "metadata": {"name": format!("{name}-{}", node.unwrap_or("none")), "namespace": "shop",
                 "labels": {"app.kubernetes.io/managed-by": "skyfleet", "skyfleet.io/pool": pool,
@@ -309,17 +352,17 @@ mod tests {
                 "conditions": [{"type": "Ready", "status": "True"},
                     {"type": "PodScheduled", "status": "True"}]}
         }));
-        let spec = p.spec.as_ref().unwrap();
-        assert_eq!(spec.node_name.as_deref(), Some("n1"));
-        let (cpu, memory) = effective_requests(spec);
+        assert_eq!(p.node(), Some("n1"));
+        assert_eq!(p.phase(), Some("Running"));
+        let (cpu, memory) = p.requests;
         assert!((cpu - 2.1).abs() < 1e-9, "{cpu}");
         assert!((memory - 3.0 * quantity::GIB).abs() < 1.0, "{memory}");
+        assert!(!p.unschedulable);
         let labels = p.metadata.labels.as_ref().unwrap();
         assert!(labels.contains_key(labels::POOL) && !labels.contains_key("app"));
         assert!(p.metadata.annotations.is_none());
-        let status = p.status.as_ref().unwrap();
-        assert!(status.pod_ip.is_none());
-        assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
+        let spec = p.spec.as_ref().unwrap();
+        assert!(spec.containers.is_none() && spec.init_containers.is_none());
     }
 
     #[test]
