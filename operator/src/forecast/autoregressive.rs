@@ -6,6 +6,8 @@
 //! order p is chosen by BIC, the coefficients θ = (XᵀX)⁻¹Xᵀy by a Cholesky solve with a
 //! ridge fallback, and forecasts are iterated step by step and re-seasonalised.
 
+use std::sync::Arc;
+
 use ndarray::{Array1, Array2, s};
 
 use super::SeriesModel;
@@ -19,10 +21,9 @@ const MAX_LAG: usize = 16;
 #[derive(Debug)]
 pub(crate) struct Autoregressive {
     season_len: usize,
-    /// Seasonal offset per phase, phase 0 being the first sample of the fit window.
-    /// `f32`: a season of 1-minute steps is 1 440 values per model, and the profile is a
-    /// median of measurements that have seven significant digits at most.
-    profile: Vec<f32>,
+    /// Seasonal offset per phase, phase 0 being the first sample of the fit window; shared
+    /// with the other models fitted on the same window ([`SharedProfile`]).
+    profile: Arc<[f32]>,
     /// Intercept, then lag 1..=p coefficients.
     coef: Vec<f64>,
     /// The last p adjusted samples, oldest first in ring order from `head`.
@@ -40,7 +41,7 @@ impl Autoregressive {
     pub(crate) fn new(season_len: usize) -> Self {
         Self {
             season_len: season_len.max(1),
-            profile: vec![0.0],
+            profile: Arc::from([0.0f32]),
             coef: vec![0.0, 1.0],
             lags: vec![0.0],
             head: 0,
@@ -55,9 +56,32 @@ impl Autoregressive {
     pub(crate) fn order(&self) -> usize {
         self.coef.len() - 1
     }
+}
 
-    fn seasonal_profile(&self, y: &[f64]) -> Vec<f64> {
-        seasonal_profile(y, self.season_len)
+/// The seasonal profile of one fit window, computed once and shared by the models that
+/// adjust for it (the autoregression, Theta, damped trend): at 1-minute steps a profile is
+/// 1 440 values, and its trimmed means are most of a refit's cost after the AR solve.
+/// `f32`: the profile is made of measurements that have seven significant digits at most.
+#[derive(Debug, Default)]
+pub(crate) struct SharedProfile {
+    /// The season length and the profile of the window this was made for.
+    cached: Option<(usize, Arc<[f32]>)>,
+}
+
+impl SharedProfile {
+    /// The profile of `y` for seasons of `s` samples. One `SharedProfile` serves one window.
+    pub(crate) fn of(&mut self, y: &[f64], s: usize) -> Arc<[f32]> {
+        if let Some((len, p)) = &self.cached
+            && *len == s
+        {
+            return p.clone();
+        }
+        let p: Arc<[f32]> = seasonal_profile(y, s)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        self.cached = Some((s, p.clone()));
+        p
     }
 }
 
@@ -138,16 +162,16 @@ fn median(v: &mut [f64]) -> f64 {
 
 impl SeriesModel for Autoregressive {
     fn fit(&mut self, y: &[f64]) -> Result<(), String> {
+        self.fit_sharing(y, &mut SharedProfile::default())
+    }
+
+    fn fit_sharing(&mut self, y: &[f64], profiles: &mut SharedProfile) -> Result<(), String> {
         let n = y.len();
         let pmax = MAX_LAG.min(n / 10);
         if pmax < 1 {
             return Err(format!("autoregression needs at least 10 samples, has {n}"));
         }
-        self.profile = self
-            .seasonal_profile(y)
-            .into_iter()
-            .map(|v| v as f32)
-            .collect();
+        self.profile = profiles.of(y, self.season_len);
         let ps = self.profile.len();
         let x: Vec<f64> = y
             .iter()
@@ -259,6 +283,26 @@ impl SeriesModel for Autoregressive {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn models_fitted_on_one_window_share_one_profile_equal_to_their_own() {
+        let y: Vec<f64> = (0..24 * 7)
+            .map(|t| 10.0 + (t % 24) as f64 + ((t * 37) % 5) as f64 * 0.1)
+            .collect();
+        let mut shared = SharedProfile::default();
+        let (mut a, mut b) = (Autoregressive::new(24), Autoregressive::new(24));
+        a.fit_sharing(&y, &mut shared).unwrap();
+        b.fit_sharing(&y, &mut shared).unwrap();
+        assert!(Arc::ptr_eq(&a.profile, &b.profile));
+        let mut alone = Autoregressive::new(24);
+        alone.fit(&y).unwrap();
+        assert_eq!(alone.profile[..], a.profile[..]);
+        assert_eq!(alone.coef, a.coef);
+        // Another season length gets its own.
+        let mut c = Autoregressive::new(12);
+        c.fit_sharing(&y, &mut shared).unwrap();
+        assert_eq!(c.profile.len(), 12);
+    }
 
     #[test]
     fn recovers_ar1_coefficient() {

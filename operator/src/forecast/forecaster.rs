@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use super::autoregressive::Autoregressive;
+use super::autoregressive::{Autoregressive, SharedProfile};
 use super::conformal::Conformal;
 use super::flags::FlagRing;
 use super::holt_winters::HoltWinters;
@@ -217,11 +217,12 @@ impl Forecaster {
         // genuine out-of-sample record, also while history grows: refits change the
         // parameters, and the discount lets the errors of an early, poorly fitted model fade.
         let mut rebuild = Vec::with_capacity(self.candidates.len());
+        let mut profiles = SharedProfile::default();
         for c in &mut self.candidates {
             let fresh = c.track.scored() == 0;
             c.failed = None;
             if let Some(m) = c.model.as_mut()
-                && let Err(reason) = m.fit(&y)
+                && let Err(reason) = m.fit_sharing(&y, &mut profiles)
             {
                 c.failed = Some(reason);
             }

@@ -434,6 +434,16 @@ pub enum ForecastError {
 pub(crate) trait SeriesModel: Send + Sync + std::fmt::Debug {
     /// Estimates parameters on `y` (finite samples) and resets the state to before `y[0]`.
     fn fit(&mut self, y: &[f64]) -> Result<(), String>;
+    /// [`fit`](Self::fit), taking the window's seasonal profile from `profiles`, which
+    /// computes it once for every model fitted on the same window.
+    fn fit_sharing(
+        &mut self,
+        y: &[f64],
+        profiles: &mut autoregressive::SharedProfile,
+    ) -> Result<(), String> {
+        let _ = profiles;
+        self.fit(y)
+    }
     /// Filters one new (finite) sample into the state.
     fn update(&mut self, y: f64);
     /// Writes the point forecast for steps 1..=out.len(); false while the state is not

@@ -14,16 +14,17 @@
 //! subtracting a seasonal profile estimated from noise only adds that noise back.
 
 use super::SeriesModel;
-use super::autoregressive::seasonal_profile;
+use std::sync::Arc;
+
+use super::autoregressive::SharedProfile;
 use super::holt_winters::HoltWinters;
 
 /// A non-seasonal model run on the seasonally adjusted series.
 #[derive(Debug)]
 pub(crate) struct Deseasonalized<M> {
     season_len: usize,
-    /// `f32`: a season of 1-minute steps is 1 440 values per model, and the profile is a
-    /// median of measurements that have seven significant digits at most.
-    profile: Vec<f32>,
+    /// Shared with the other models fitted on the same window ([`SharedProfile`]).
+    profile: Arc<[f32]>,
     /// Phase of the next sample.
     phase: usize,
     inner: M,
@@ -33,7 +34,7 @@ impl<M: SeriesModel> Deseasonalized<M> {
     fn with(season_len: usize, inner: M) -> Self {
         Self {
             season_len: season_len.max(1),
-            profile: vec![0.0],
+            profile: Arc::from([0.0f32]),
             phase: 0,
             inner,
         }
@@ -52,10 +53,11 @@ pub(crate) fn damped_trend(season_len: usize) -> Deseasonalized<HoltWinters> {
 
 impl<M: SeriesModel> SeriesModel for Deseasonalized<M> {
     fn fit(&mut self, y: &[f64]) -> Result<(), String> {
-        self.profile = seasonal_profile(y, self.season_len)
-            .into_iter()
-            .map(|v| v as f32)
-            .collect();
+        self.fit_sharing(y, &mut SharedProfile::default())
+    }
+
+    fn fit_sharing(&mut self, y: &[f64], profiles: &mut SharedProfile) -> Result<(), String> {
+        self.profile = profiles.of(y, self.season_len);
         let ps = self.profile.len();
         let x: Vec<f64> = y
             .iter()
