@@ -206,8 +206,14 @@ impl DemandTracker {
     /// later continues the same grouping), each the mean of its measured steps (NaN when
     /// none was measured). Returns them with the absolute step after the last group used.
     fn forecast_samples(&self, from: i64) -> (Vec<f64>, i64) {
+        let end = self.finished();
+        self.forecast_samples_until(from, end)
+    }
+
+    /// [`forecast_samples`](Self::forecast_samples) of the steps before absolute step `end`.
+    fn forecast_samples_until(&self, from: i64, end: i64) -> (Vec<f64>, i64) {
         let base = self.base();
-        let end = base + self.history.values.len() as i64;
+        let end = end.min(self.finished());
         let k = self.factor() as i64;
         // The first whole group at or after both `from` and the oldest step kept.
         let first = from.max(base).div_euclid(k) + i64::from(from.max(base).rem_euclid(k) != 0);
@@ -229,7 +235,9 @@ impl DemandTracker {
         let config =
             ForecastConfig::from_spec(spec, self.forecast_step()).map_err(|e| e.to_string())?;
         if self.config.as_ref() != Some(&config) || self.forecaster.is_none() {
-            let mut f = Forecaster::new(config.clone()).map_err(|e| e.to_string())?;
+            // The forecaster keeps no copy of the history: it is handed the window from
+            // `self.history` when it refits.
+            let mut f = Forecaster::new_external(config.clone()).map_err(|e| e.to_string())?;
             let (samples, fed_to) = self.forecast_samples(i64::MIN);
             f.extend_from_slice(&samples);
             self.forecaster = Some(f);
@@ -238,10 +246,17 @@ impl DemandTracker {
             return Ok(());
         }
         let (samples, fed_to) = self.forecast_samples(self.fed_to);
-        if let Some(f) = self.forecaster.as_mut() {
-            for v in samples {
-                f.observe(v);
+        let k = self.factor() as i64;
+        let window = i64::try_from(config.window).unwrap_or(i64::MAX);
+        // The absolute step after the group of the first sample fed now.
+        let first_end = fed_to - (samples.len() as i64 - 1) * k;
+        if let Some(mut f) = self.forecaster.take() {
+            for (i, &v) in samples.iter().enumerate() {
+                let end = first_end + i as i64 * k;
+                let from = end.saturating_sub(window.saturating_mul(k));
+                f.observe_external(v, || self.forecast_samples_until(from, end).0);
             }
+            self.forecaster = Some(f);
         }
         self.fed_to = self.fed_to.max(fed_to);
         Ok(())
@@ -490,6 +505,60 @@ mod tests {
             DemandTracker::new(&short, Duration::from_secs(60)).forecast_step(),
             Duration::from_secs(60)
         );
+    }
+
+    /// The tracker hands its forecaster the window at each refit instead of the forecaster
+    /// keeping a copy; what it forecasts is what a forecaster keeping its own window
+    /// forecasts from the same samples, at every step, through refits, the window filling
+    /// and sliding, at the history's step and at a coarser one.
+    #[test]
+    fn forecasts_are_those_of_a_forecaster_that_keeps_its_own_window() {
+        for (s, steps) in [
+            (spec("10m"), 3 * 1440),
+            (
+                ForecastSpec {
+                    horizon: "1h".into(),
+                    season: "1d".into(),
+                    history: "60d".into(),
+                    ..Default::default()
+                },
+                4 * 1440,
+            ),
+        ] {
+            let mut t = DemandTracker::new(&s, MIN);
+            let config = ForecastConfig::from_spec(&s, t.forecast_step()).unwrap();
+            let mut own = Forecaster::new(config.clone()).unwrap();
+            let k = t.factor() as i64;
+            let demand = |i: i64| {
+                let day = (i as f64 / 1440.0 * std::f64::consts::TAU).sin();
+                (5.0 + 2.0 * day + ((i * 7919) % 13) as f64 * 0.05) as f32 as f64
+            };
+            let mut group = Vec::new();
+            let mut fed = 0;
+            for i in 0..steps {
+                t.record(i * 60, demand(i));
+                let e = t.estimate(&s, None, None, MIN);
+                // Step i - 1 finished with this measurement: the owned forecaster gets it
+                // once its group is whole.
+                if i > 0 {
+                    group.push(demand(i - 1));
+                    if i % k == 0 {
+                        let mean = group.iter().sum::<f64>() / group.len() as f64;
+                        own.observe(mean);
+                        group.clear();
+                        fed += 1;
+                    }
+                }
+                let f = t.forecaster.as_ref().unwrap();
+                assert_eq!(f.history_len(), own.history_len(), "step {i}");
+                if fed >= min_samples(&config) {
+                    let want = own.forecast(config.horizon, config.quantile).unwrap();
+                    let got = f.forecast(config.horizon, config.quantile).unwrap();
+                    assert_eq!(got, want, "step {i}");
+                    assert_ne!(e.status.model, "Reactive", "step {i}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -67,6 +67,23 @@ impl Candidate {
     }
 }
 
+/// Where the samples a refit fits on are kept.
+#[derive(Debug)]
+enum Window {
+    /// Here: the last `window` samples, as `f32` (half the memory, and 7 significant digits
+    /// are more than any demand measurement has), with whether each was imputed (missing
+    /// or non-finite on arrival).
+    Owned {
+        history: VecDeque<f32>,
+        imputed: FlagRing,
+    },
+    /// By the caller, who hands the window over when a refit is due
+    /// ([`Forecaster::observe_external`]): the operator's demand history already holds
+    /// these samples, and a second copy was a fifth of a workload's memory. Only how many
+    /// samples the window holds and the latest one are kept here.
+    External { len: usize, last: Option<f32> },
+}
+
 /// Forecasts one demand series sample by sample.
 ///
 /// The operator calls [`observe`](Self::observe) once per sync period and
@@ -78,11 +95,7 @@ impl Candidate {
 #[derive(Debug)]
 pub struct Forecaster {
     config: ForecastConfig,
-    /// The window, as `f32`: half the memory, and 7 significant digits are more than any
-    /// demand measurement has.
-    history: VecDeque<f32>,
-    /// Whether each kept sample was imputed (missing or non-finite on arrival).
-    imputed: FlagRing,
+    window: Window,
     observed: u64,
     since_refit: usize,
     /// Whether the candidates were built with the season (history ≥ two seasons).
@@ -108,8 +121,10 @@ impl Forecaster {
             MIN_RESIDUALS,
         );
         Ok(Self {
-            history: VecDeque::with_capacity(config.window),
-            imputed: FlagRing::with_capacity(config.window),
+            window: Window::Owned {
+                history: VecDeque::with_capacity(config.window),
+                imputed: FlagRing::with_capacity(config.window),
+            },
             config,
             observed: 0,
             since_refit: 0,
@@ -122,6 +137,15 @@ impl Forecaster {
         })
     }
 
+    /// A forecaster whose window the caller keeps: feed it with
+    /// [`observe_external`](Self::observe_external) and
+    /// [`extend_external`](Self::extend_external).
+    pub fn new_external(config: ForecastConfig) -> Result<Self, ForecastError> {
+        let mut f = Self::new(config)?;
+        f.window = Window::External { len: 0, last: None };
+        Ok(f)
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &ForecastConfig {
         &self.config
@@ -129,20 +153,47 @@ impl Forecaster {
 
     /// Samples of history kept (at most the window): what status reports as history.
     pub fn history_len(&self) -> usize {
-        self.history.len()
+        match &self.window {
+            Window::Owned { history, .. } => history.len(),
+            Window::External { len, .. } => *len,
+        }
     }
 
-    /// The history kept, oldest first (imputed samples included), so it can be persisted
-    /// and a restarted operator can pick up where it stopped via
-    /// [`extend_from_slice`](Self::extend_from_slice).
+    /// The latest sample of the window (imputed or not).
+    fn last(&self) -> Option<f64> {
+        match &self.window {
+            Window::Owned { history, .. } => history.back().copied(),
+            Window::External { last, .. } => *last,
+        }
+        .map(f64::from)
+    }
+
+    /// The history kept, oldest first (imputed samples included); empty when the caller
+    /// keeps the window.
     pub fn history(&self) -> Vec<f64> {
-        self.history.iter().map(|&v| f64::from(v)).collect()
+        match &self.window {
+            Window::Owned { history, .. } => history.iter().map(|&v| f64::from(v)).collect(),
+            Window::External { .. } => Vec::new(),
+        }
     }
 
     /// Adds one sample. A missing or non-finite sample is imputed with the current
     /// one-step forecast (or the last value) so the season stays aligned, and is not
     /// scored. Refits when due.
     pub fn observe(&mut self, value: f64) {
+        self.observe_with(value, None::<fn() -> Vec<f64>>);
+    }
+
+    /// [`observe`](Self::observe) for a forecaster made with
+    /// [`new_external`](Self::new_external): `window` gives, when a refit is due, the
+    /// samples up to and including `value`, oldest first, NaN where one is missing (at most
+    /// the configured window is used). Missing samples are then carried forward from the
+    /// one before, as after a restart; a gap before the first measurement is skipped.
+    pub fn observe_external(&mut self, value: f64, window: impl FnOnce() -> Vec<f64>) {
+        self.observe_with(value, Some(window));
+    }
+
+    fn observe_with<W: FnOnce() -> Vec<f64>>(&mut self, value: f64, window: Option<W>) {
         self.observed += 1;
         let (v, missing) = if value.is_finite() {
             (value, false)
@@ -164,7 +215,10 @@ impl Forecaster {
         self.push(v, missing);
         self.since_refit += 1;
         if self.refit_due() {
-            self.refit();
+            match (&self.window, window) {
+                (Window::External { .. }, Some(window)) => self.extend_external(&window()),
+                _ => self.refit(),
+            }
             return;
         }
         self.predict_all();
@@ -176,26 +230,71 @@ impl Forecaster {
     /// Adds many samples at once (e.g. the persisted history after a restart) and refits
     /// once at the end instead of filtering each.
     pub fn extend_from_slice(&mut self, values: &[f64]) {
+        if let Window::External { .. } = self.window {
+            self.extend_external(values);
+            return;
+        }
         let keep = values.len().min(self.config.window);
         self.observed += (values.len() - keep) as u64;
         for &value in &values[values.len() - keep..] {
             self.observed += 1;
             if value.is_finite() {
                 self.push(value, false);
-            } else if let Some(&last) = self.history.back() {
-                self.push(f64::from(last), true);
+            } else if let Some(last) = self.last() {
+                self.push(last, true);
             }
         }
-        if !self.history.is_empty() {
+        if self.history_len() > 0 {
             self.refit();
         }
     }
 
-    /// Refits every model on the kept history now (normally done on schedule).
+    /// For a forecaster whose caller keeps the window: refits on `values` (oldest first,
+    /// NaN where missing; the last `window` are used), which replace the window, as
+    /// [`extend_from_slice`](Self::extend_from_slice) does for a kept one. Counts as
+    /// observing only the samples it adds to what was seen.
+    pub fn extend_external(&mut self, values: &[f64]) {
+        let keep = values.len().min(self.config.window);
+        let mut y = Vec::with_capacity(keep);
+        let mut imputed = Vec::with_capacity(keep);
+        for &value in &values[values.len() - keep..] {
+            if value.is_finite() {
+                // As `f32`, as a kept window holds it, so both fit the same samples.
+                y.push(f64::from(value as f32));
+                imputed.push(false);
+            } else if let Some(&last) = y.last() {
+                y.push(last);
+                imputed.push(true);
+            }
+        }
+        if matches!(self.window, Window::External { len: 0, .. }) {
+            self.observed += values.len() as u64;
+        }
+        self.window = Window::External {
+            len: y.len(),
+            last: y.last().map(|&v| v as f32),
+        };
+        self.refit_on(y, &imputed);
+    }
+
+    /// Refits every model on the kept history now (normally done on schedule); nothing
+    /// when the caller keeps the window (see [`extend_external`](Self::extend_external)).
     pub fn refit(&mut self) {
+        let (y, imputed): (Vec<f64>, Vec<bool>) = match &self.window {
+            Window::Owned { history, imputed } => (
+                history.iter().map(|&v| f64::from(v)).collect(),
+                imputed.iter().collect(),
+            ),
+            Window::External { .. } => return,
+        };
+        self.refit_on(y, &imputed);
+    }
+
+    /// Refits every model on `y` (finite; `imputed` says which samples were not measured).
+    fn refit_on(&mut self, y: Vec<f64>, imputed: &[bool]) {
         self.since_refit = 0;
         self.notes.clear();
-        let n = self.history.len();
+        let n = y.len();
         if n == 0 {
             return;
         }
@@ -210,8 +309,6 @@ impl Forecaster {
         if self.seasonal != Some(seasonal) {
             self.build_candidates(seasonal);
         }
-        let y: Vec<f64> = self.history();
-        let imputed: Vec<bool> = self.imputed.iter().collect();
         // A new model's backtest is built by replaying the window (in-sample: its parameters
         // saw these samples; a cold start has nothing better). From then on it is the
         // genuine out-of-sample record, also while history grows: refits change the
@@ -242,7 +339,7 @@ impl Forecaster {
         if issued_fresh {
             self.issued.clear();
         }
-        for (i, (&v, &miss)) in y.iter().zip(&imputed).enumerate() {
+        for (i, (&v, &miss)) in y.iter().zip(imputed).enumerate() {
             let last = i + 1 == y.len();
             for (c, &fresh) in self.candidates.iter_mut().zip(&rebuild) {
                 if fresh {
@@ -316,7 +413,7 @@ impl Forecaster {
     /// Forecasts `horizon` steps ahead with the upper `quantile`. Steps beyond the
     /// configured horizon reuse the last tracked step's interval width.
     pub fn forecast(&self, horizon: usize, quantile: f64) -> Result<Forecast, ForecastError> {
-        let Some(last) = self.history.back().map(|&v| f64::from(v)) else {
+        let Some(last) = self.last() else {
             return Err(ForecastError::NoHistory);
         };
         if horizon == 0 {
@@ -458,16 +555,25 @@ impl Forecaster {
             .collect()
     }
 
-    fn push(&mut self, v: f64, imputed: bool) {
-        if self.history.len() == self.config.window {
-            self.history.pop_front();
+    fn push(&mut self, v: f64, missing: bool) {
+        let window = self.config.window;
+        match &mut self.window {
+            Window::Owned { history, imputed } => {
+                if history.len() == window {
+                    history.pop_front();
+                }
+                history.push_back(v as f32);
+                imputed.push_back(missing);
+            }
+            Window::External { len, last } => {
+                *len = (*len + 1).min(window);
+                *last = Some(v as f32);
+            }
         }
-        self.history.push_back(v as f32);
-        self.imputed.push_back(imputed);
     }
 
     fn impute(&self) -> Option<f64> {
-        let last = f64::from(*self.history.back()?);
+        let last = self.last()?;
         let guess = self
             .winner
             .map(|w| &self.candidates[w])
@@ -478,7 +584,7 @@ impl Forecaster {
     }
 
     fn refit_due(&self) -> bool {
-        let n = self.history.len();
+        let n = self.history_len();
         let season = self.config.season();
         let period = self.config.refit_period();
         self.since_refit >= period
@@ -661,6 +767,34 @@ impl Forecaster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_handed_window_skips_a_leading_gap_and_carries_values_over_inner_ones() {
+        let cfg = ForecastConfig {
+            season_len: 0,
+            horizon: 2,
+            window: 50,
+            ..ForecastConfig::default()
+        };
+        let mut f = Forecaster::new_external(cfg).unwrap();
+        let mut y = vec![f64::NAN; 5];
+        y.extend((0..40).map(|i| {
+            if i % 7 == 3 {
+                f64::NAN
+            } else {
+                10.0 + i as f64
+            }
+        }));
+        f.extend_external(&y);
+        assert_eq!(f.history_len(), 40);
+        assert!(f.history().is_empty(), "the caller keeps the window");
+        let fc = f.forecast(2, 0.9).unwrap();
+        assert!(fc.mean.iter().all(|v| v.is_finite() && *v > 40.0), "{fc:?}");
+        // A window handed over later replaces it; a longer one is cut to the configured 50.
+        let long: Vec<f64> = (0..80).map(f64::from).collect();
+        f.extend_external(&long);
+        assert_eq!(f.history_len(), 50);
+    }
 
     fn daily(t: usize, s: usize) -> f64 {
         50.0 + 20.0 * (t as f64 * std::f64::consts::TAU / s as f64).sin()
