@@ -96,7 +96,6 @@ enum Window {
 pub struct Forecaster {
     config: ForecastConfig,
     window: Window,
-    observed: u64,
     since_refit: usize,
     /// Whether the candidates were built with the season (history ≥ two seasons).
     seasonal: Option<bool>,
@@ -126,7 +125,6 @@ impl Forecaster {
                 imputed: FlagRing::with_capacity(config.window),
             },
             config,
-            observed: 0,
             since_refit: 0,
             seasonal: None,
             candidates: Vec::new(),
@@ -194,7 +192,6 @@ impl Forecaster {
     }
 
     fn observe_with<W: FnOnce() -> Vec<f64>>(&mut self, value: f64, window: Option<W>) {
-        self.observed += 1;
         let (v, missing) = if value.is_finite() {
             (value, false)
         } else {
@@ -235,9 +232,7 @@ impl Forecaster {
             return;
         }
         let keep = values.len().min(self.config.window);
-        self.observed += (values.len() - keep) as u64;
         for &value in &values[values.len() - keep..] {
-            self.observed += 1;
             if value.is_finite() {
                 self.push(value, false);
             } else if let Some(last) = self.last() {
@@ -251,8 +246,7 @@ impl Forecaster {
 
     /// For a forecaster whose caller keeps the window: refits on `values` (oldest first,
     /// NaN where missing; the last `window` are used), which replace the window, as
-    /// [`extend_from_slice`](Self::extend_from_slice) does for a kept one. Counts as
-    /// observing only the samples it adds to what was seen.
+    /// [`extend_from_slice`](Self::extend_from_slice) does for a kept one.
     pub fn extend_external(&mut self, values: &[f64]) {
         let keep = values.len().min(self.config.window);
         let mut y = Vec::with_capacity(keep);
@@ -266,9 +260,6 @@ impl Forecaster {
                 y.push(last);
                 imputed.push(true);
             }
-        }
-        if matches!(self.window, Window::External { len: 0, .. }) {
-            self.observed += values.len() as u64;
         }
         self.window = Window::External {
             len: y.len(),
