@@ -4,9 +4,10 @@
 //!
 //! For each scored step k ([`ScoredSteps`]: every step of a horizon of up to 12, else 12
 //! evenly spaced ones, and a step between two uses the later one's interval) the last
-//! `cap` signed errors e = y − ŷ of the forecasts actually issued are kept (a ring, plus its
-//! slots in the order of their errors, so a quantile is one lookup and an update is one
-//! binary-search insert and remove). An error is kept to within 0.4 % of itself ([`Bf16`]),
+//! `cap` signed errors e = y − ŷ of the forecasts actually issued are kept in a ring, and a
+//! quantile is selected from it when asked, by two counting passes over the ring (no sorted
+//! index is kept: it would double the memory, the largest part of a workload's forecast
+//! state, to save a few microseconds a step). An error is kept to within 0.4 % of itself ([`Bf16`]),
 //! so an offset differs from the exact one by at most that, far below a replica, and the
 //! ring takes half the memory of `f32` errors. The offset added to the point forecast is the
 //! ⌈(1 − αₖ)(n + 1)⌉-th smallest error, the conformal rank. ACI then steers αₖ with the
@@ -23,7 +24,7 @@ use super::steps::ScoredSteps;
 /// makes the interval jumpier. Shared by all workloads, not fitted to any trace.
 pub(crate) const ACI_GAMMA: f64 = 0.005;
 
-/// Most errors kept per scored step: what a slot number can address.
+/// Most errors kept per scored step, whatever window a spec asks for: 128 KiB per step.
 const MAX_CAP: usize = u16::MAX as usize + 1;
 
 /// Per-step residual windows, adaptive levels and the pending issued forecasts.
@@ -37,13 +38,17 @@ pub(crate) struct Conformal {
     min_count: usize,
     /// Current adaptive miscoverage per scored step.
     level: Vec<f64>,
-    /// Ring of errors per scored step (`cap` slots each); `head[j]` is the next slot.
+    /// Ring of errors per scored step (`cap` slots each); `head[j]` is the next slot and
+    /// `filled[j]` how many slots hold an error (the first ones, until the ring is full).
     ring: Vec<Bf16>,
     head: Vec<usize>,
-    /// Per scored step, the filled slots of its ring ordered by their errors: a quantile is
-    /// one lookup. Slot numbers (`u16`, so `cap` ≤ [`MAX_CAP`]) take half the memory of a
-    /// sorted copy of the errors, the largest part of a workload's forecast state.
-    order: Vec<Vec<u16>>,
+    filled: Vec<usize>,
+    /// The adaptive offset per scored step (NaN: not calibrated), selected once after each
+    /// actual changes a step's errors or level: the issued record and every forecast read it.
+    offsets: Vec<f32>,
+    /// Per scored step, where its adaptive offset was last found, kept up to date as errors
+    /// come and go.
+    cursor: Vec<Cursor>,
     // Pending issued forecasts at the scored steps, one slot per origin modulo h: the point
     // forecast and the offset that was issued with it (NaN: none), so each actual can be
     // judged covered.
@@ -72,7 +77,9 @@ impl Conformal {
             level: vec![alpha; m],
             ring: Vec::new(),
             head: vec![0; m],
-            order: vec![Vec::new(); m],
+            filled: vec![0; m],
+            offsets: vec![f32::NAN; m],
+            cursor: vec![Cursor::default(); m],
             pred: vec![0.0; h * m],
             used: vec![f32::NAN; h * m],
             page: vec![0; h],
@@ -99,7 +106,10 @@ impl Conformal {
     /// Errors known for step `k`'s interval.
     #[cfg(test)]
     pub(crate) fn count(&self, k: usize) -> usize {
-        self.order.get(self.steps.covering(k)).map_or(0, Vec::len)
+        self.filled
+            .get(self.steps.covering(k))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The adaptive offset of step `k` (0-based) for the configured quantile, if calibrated.
@@ -109,7 +119,8 @@ impl Conformal {
 
     /// The adaptive offset of the `j`-th scored step.
     fn scored_offset(&self, j: usize) -> Option<f64> {
-        self.offset_of(j, 1.0 - self.level.get(j).copied()?)
+        let v = *self.offsets.get(j)?;
+        v.is_finite().then_some(f64::from(v))
     }
 
     /// The offset of step `k` for a fixed `level` (a quantile other than the configured
@@ -120,22 +131,10 @@ impl Conformal {
 
     /// The `j`-th scored step's offset at `level`.
     fn offset_of(&self, j: usize, level: f64) -> Option<f64> {
-        let col = self.order.get(j)?;
-        let n = col.len();
-        if n < self.min_count || !level.is_finite() {
-            return None;
-        }
-        // ⌈level·(n+1)⌉-th smallest; above the largest error the interval would be
-        // unbounded, which cannot be provisioned: the largest error is used, and ACI keeps
-        // counting the misses until the level comes back.
-        let rank = (level * (n + 1) as f64).ceil();
-        let rank = if rank < 1.0 {
-            1
-        } else {
-            (rank as usize).min(n)
-        };
-        let slot = j * self.cap + usize::from(*col.get(rank - 1)?);
-        self.ring.get(slot).map(|&v| f64::from(v.get()))
+        let n = *self.filled.get(j)?;
+        let rank = self.rank(n, level)?;
+        let col = self.ring.get(j * self.cap..j * self.cap + n)?;
+        nth_smallest(col, rank).map(|c| f64::from(Bf16::from_key(c.key).get()))
     }
 
     /// Registers the forecast issued at the current origin (`None`: none was issued).
@@ -159,6 +158,8 @@ impl Conformal {
     /// Scores the pending issued forecasts against the sample that just arrived.
     pub(crate) fn actual(&mut self, y: Option<f64>) {
         let (h, m) = (self.steps.horizon(), self.steps.len());
+        // Each scored step gets at most one error per actual (one origin is at each lead).
+        let mut changed = [false; super::steps::MAX_SCORED_STEPS];
         for slot in 0..h {
             if !self.plive[slot] {
                 continue;
@@ -175,6 +176,9 @@ impl Conformal {
                             (self.level[j] + self.gamma * (self.alpha - miss)).clamp(-1.0, 1.0);
                     }
                     self.push(j, e as f32);
+                    if let Some(c) = changed.get_mut(j) {
+                        *c = true;
+                    }
                 }
             }
             self.page[slot] = k + 1;
@@ -182,6 +186,40 @@ impl Conformal {
                 self.plive[slot] = false;
             }
         }
+        for (j, _) in changed.iter().enumerate().filter(|(_, c)| **c) {
+            let offset = self.adaptive_offset(j);
+            if let Some(o) = self.offsets.get_mut(j) {
+                *o = offset.map_or(f32::NAN, |v| v.get());
+            }
+        }
+    }
+
+    /// The `j`-th scored step's offset at its adaptive level, found by moving its cursor
+    /// from where it was to the conformal rank. The rank moves a few places a step (one
+    /// error in, one out, and a level change of γ), so this is a pass or two over the ring
+    /// where a fresh selection ([`nth_smallest`]) is two passes with histograms.
+    fn adaptive_offset(&mut self, j: usize) -> Option<Bf16> {
+        let n = *self.filled.get(j)?;
+        let rank = self.rank(n, 1.0 - *self.level.get(j)?)?;
+        let errors = self.ring.get(j * self.cap..j * self.cap + n)?;
+        let cursor = self.cursor.get_mut(j)?;
+        Some(cursor.seek(errors, rank))
+    }
+
+    /// The conformal rank, 1-based, among `n` errors at `level`; `None` until `min_count`.
+    fn rank(&self, n: usize, level: f64) -> Option<usize> {
+        if n < self.min_count || !level.is_finite() {
+            return None;
+        }
+        // ⌈level·(n+1)⌉-th smallest; above the largest error the interval would be
+        // unbounded, which cannot be provisioned: the largest error is used, and ACI keeps
+        // counting the misses until the level comes back.
+        let rank = (level * (n + 1) as f64).ceil();
+        Some(if rank < 1.0 {
+            1
+        } else {
+            (rank as usize).min(n)
+        })
     }
 
     fn push(&mut self, k: usize, e: f32) {
@@ -190,34 +228,158 @@ impl Conformal {
         }
         if self.ring.is_empty() {
             self.ring = vec![Bf16::default(); self.steps.len() * self.cap];
-            // Exactly the window: growing by doubling would leave a quarter unused.
-            for col in &mut self.order {
-                col.reserve_exact(self.cap);
-            }
         }
-        let (Some(ring), Some(col), Some(head)) = (
+        let (Some(ring), Some(head), Some(filled), Some(cursor)) = (
             self.ring.get_mut(k * self.cap..(k + 1) * self.cap),
-            self.order.get_mut(k),
             self.head.get_mut(k),
+            self.filled.get_mut(k),
+            self.cursor.get_mut(k),
         ) else {
             return;
         };
-        let slot = *head;
-        if col.len() == self.cap {
-            // The oldest error leaves: its slot is among those of the errors equal to it.
-            let old = ring[slot];
-            let from = col.partition_point(|&s| ring[usize::from(s)].key() < old.key());
-            if let Some(at) = col[from..].iter().position(|&s| usize::from(s) == slot) {
-                col.remove(from + at);
-            }
-        }
         let e = Bf16::new(e);
-        ring[slot] = e;
-        let at = col.partition_point(|&s| ring[usize::from(s)].key() < e.key());
-        // `slot` < `cap` ≤ MAX_CAP, so it fits.
-        col.insert(at, slot as u16);
-        *head = (slot + 1) % self.cap;
+        if *filled == 0 {
+            *cursor = Cursor::at(e.key());
+        } else {
+            // The oldest error, when the ring is full, is the one overwritten.
+            if *filled == self.cap {
+                cursor.count(ring[*head].key(), false);
+            }
+            cursor.count(e.key(), true);
+        }
+        ring[*head] = e;
+        *head = (*head + 1) % self.cap;
+        *filled = (*filled + 1).min(self.cap);
     }
+}
+
+/// A place among one step's errors: a key, and how many errors are below it and equal to it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cursor {
+    key: u16,
+    below: u32,
+    equal: u32,
+}
+
+impl Cursor {
+    /// At the only error there is.
+    fn at(key: u16) -> Self {
+        Self {
+            key,
+            below: 0,
+            equal: 1,
+        }
+    }
+
+    /// Counts an error coming in (`true`) or going out.
+    fn count(&mut self, key: u16, comes: bool) {
+        let n = match key.cmp(&self.key) {
+            std::cmp::Ordering::Less => &mut self.below,
+            std::cmp::Ordering::Equal => &mut self.equal,
+            std::cmp::Ordering::Greater => return,
+        };
+        *n = if comes {
+            n.saturating_add(1)
+        } else {
+            n.saturating_sub(1)
+        };
+    }
+
+    /// Moves to the `rank`-th smallest (1-based, ≤ `errors.len()`) of `errors`, the errors
+    /// it has counted, and returns it: nothing to do while the rank stays on its value, two
+    /// vectorised passes to the next distinct value either side, and a fresh selection for
+    /// a longer move (an ACI miss moves the rank by γ·n).
+    fn seek(&mut self, errors: &[Bf16], rank: usize) -> Bf16 {
+        let rank = rank.clamp(1, errors.len().max(1)) as u32;
+        let up = if rank == self.below {
+            false
+        } else if rank == self.below.saturating_add(self.equal).saturating_add(1) {
+            true
+        } else {
+            if (rank < self.below || rank > self.below.saturating_add(self.equal))
+                && let Some(c) = nth_smallest(errors, rank as usize)
+            {
+                *self = c;
+            }
+            return Bf16::from_key(self.key);
+        };
+        // Finite errors never have key 0 or u16::MAX (NaNs'), so those mean none.
+        let next = if up {
+            errors
+                .iter()
+                .map(|e| e.key())
+                .map(|k| if k > self.key { k } else { u16::MAX })
+                .min()
+                .filter(|&k| k != u16::MAX)
+        } else {
+            errors
+                .iter()
+                .map(|e| e.key())
+                .map(|k| if k < self.key { k } else { 0 })
+                .max()
+                .filter(|&k| k != 0)
+        };
+        if let Some(key) = next {
+            let equal = count_equal(errors, key);
+            self.below = if up {
+                self.below.saturating_add(self.equal)
+            } else {
+                self.below.saturating_sub(equal)
+            };
+            self.key = key;
+            self.equal = equal;
+        }
+        Bf16::from_key(self.key)
+    }
+}
+
+/// How many of `errors` have `key`, counted in lanes of `u16` (vectorised eight at a time).
+fn count_equal(errors: &[Bf16], key: u16) -> u32 {
+    errors
+        .chunks(u16::MAX as usize)
+        .map(|chunk| {
+            let n = chunk
+                .iter()
+                .fold(0u16, |n, e| n + u16::from(e.key() == key));
+            u32::from(n)
+        })
+        .sum()
+}
+
+/// The `rank`-th smallest (1-based) of `errors` in `f32::total_cmp` order, by counting: one
+/// pass counts the errors per upper byte of their keys, which finds the byte of the answer;
+/// a second counts the lower bytes of the errors that share it. Two linear passes and no
+/// allocation, exact with ties.
+fn nth_smallest(errors: &[Bf16], rank: usize) -> Option<Cursor> {
+    if rank == 0 || rank > errors.len() {
+        return None;
+    }
+    let asked = rank as u32;
+    // `rank` ≤ errors.len() ≤ MAX_CAP, so the counts fit.
+    let within = |counts: &[u32; 256], mut rank: u32| -> (u16, u32) {
+        for (byte, &count) in counts.iter().enumerate() {
+            if rank <= count {
+                return (byte as u16, rank);
+            }
+            rank -= count;
+        }
+        (u16::from(u8::MAX), rank)
+    };
+    let mut upper = [0u32; 256];
+    for e in errors {
+        upper[usize::from(e.key() >> 8)] += 1;
+    }
+    let (hi, rank) = within(&upper, rank as u32);
+    let mut lower = [0u32; 256];
+    for key in errors.iter().map(|e| e.key()).filter(|k| k >> 8 == hi) {
+        lower[usize::from(key & 0xFF)] += 1;
+    }
+    let (lo, rank) = within(&lower, rank);
+    Some(Cursor {
+        key: hi << 8 | lo,
+        below: asked - rank,
+        equal: lower[usize::from(lo)],
+    })
 }
 
 /// A finite `f32` kept as its upper 16 bits (bfloat16: the same range, an 8-bit
@@ -244,10 +406,18 @@ impl Bf16 {
 
     /// A key whose order is `f32::total_cmp`'s order of the values (−0 before +0).
     fn key(self) -> u16 {
-        if self.0 & 0x8000 != 0 {
-            !self.0
+        // Negative: all bits flipped; positive: the sign bit set. Without a branch, so the
+        // passes over a ring vectorise.
+        let negative = ((self.0 as i16) >> 15) as u16;
+        self.0 ^ (negative | 0x8000)
+    }
+
+    /// The value whose [`key`](Self::key) is `key`.
+    fn from_key(key: u16) -> Self {
+        if key & 0x8000 != 0 {
+            Self(key & 0x7FFF)
         } else {
-            self.0 | 0x8000
+            Self(!key)
         }
     }
 }
@@ -322,6 +492,40 @@ mod tests {
         }
     }
 
+    /// The adaptive offset, found by moving a cursor from where it last was, is the
+    /// conformal rank at the step's current level among the last `cap` errors, as a sort
+    /// of them gives it: through ties, a full window, the short moves of a hit and the long
+    /// ones of a miss, and a change of scale.
+    #[test]
+    fn the_adaptive_offset_is_the_rank_at_the_current_level() {
+        let mut seed = 11;
+        for cap in [1, 3, 40, 500] {
+            let mut c = Conformal::new(1, cap, 0.8, 1);
+            let mut last = std::collections::VecDeque::new();
+            for t in 0..3000 {
+                let e = if t % 700 < 350 {
+                    f64::from((lcg(&mut seed) * 8.0) as u32) - 4.0
+                } else {
+                    (lcg(&mut seed) - 0.3) * (1.0 + f64::from(t) / 100.0)
+                };
+                c.record(Some(&[0.0]));
+                c.actual(Some(e));
+                if last.len() == cap {
+                    last.pop_front();
+                }
+                last.push_back(Bf16::new(e as f32).get());
+                let mut sorted: Vec<f32> = last.iter().copied().collect();
+                sorted.sort_by(f32::total_cmp);
+                let level = 1.0 - c.level[0];
+                let rank = ((level * (sorted.len() + 1) as f64).ceil().max(1.0) as usize)
+                    .min(sorted.len());
+                let want = f64::from(sorted[rank - 1]);
+                let got = c.offset(0).unwrap();
+                assert_eq!(got.to_bits(), want.to_bits(), "cap {cap} t {t}");
+            }
+        }
+    }
+
     /// Kept errors are within 0.4 % of the errors, ordered as the errors are, and the extremes
     /// stay finite.
     #[test]
@@ -334,6 +538,7 @@ mod tests {
         for &v in &values {
             let b = Bf16::new(v);
             assert!(b.get().is_finite(), "{v}");
+            assert_eq!(Bf16::from_key(b.key()), b, "{v}");
             assert!(
                 (b.get() - v).abs() <= v.abs() / 256.0,
                 "{v} kept as {}",
