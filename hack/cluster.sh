@@ -21,7 +21,9 @@
 # pod-ready.stage.kwok.x-k8s.io/delay (e.g. "15s"; with .../jitter-delay as well, the time is
 # drawn between the two); a deleted pod is gone within about a second.
 # Environment: SKYFLEET_CLUSTER_DIR (state, default .local/cluster in the repo),
-# SKYFLEET_PORT_BASE (default 17000), SKYFLEET_BIN (binaries, default from hack/versions.sh).
+# SKYFLEET_PORT_BASE (default 17000), SKYFLEET_BIN (binaries, default from hack/versions.sh),
+# SKYFLEET_KCM_QPS / SKYFLEET_KCM_BURST (the controller managers' request rate to their API
+# servers; default the upstream 20 / 30, hack/scale-bench.sh raises it).
 set -euo pipefail
 HACK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HACK")
@@ -174,7 +176,8 @@ start_components() { # name index provider region
     --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --leader-elect=false --controllers='*' \
     --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/skyfleet-ca.crt" \
     --cluster-signing-cert-file="$P/skyfleet-ca.crt" --cluster-signing-key-file="$P/skyfleet-ca.key" \
-    --node-monitor-grace-period=40s --use-service-account-credentials=false
+    --node-monitor-grace-period=40s --use-service-account-credentials=false \
+    --kube-api-qps="${SKYFLEET_KCM_QPS:-20}" --kube-api-burst="${SKYFLEET_KCM_BURST:-30}"
   spawn "$dir" kube-scheduler "$B/kube-scheduler" \
     --kubeconfig="$K" --authentication-kubeconfig="$K" --authorization-kubeconfig="$K" \
     --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --leader-elect=false
