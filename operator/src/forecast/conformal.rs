@@ -4,12 +4,13 @@
 //!
 //! For each scored step k ([`ScoredSteps`]: every step of a horizon of up to 12, else 12
 //! evenly spaced ones, and a step between two uses the later one's interval) the last
-//! `cap` signed errors e = y − ŷ of the forecasts actually issued are kept in a ring, and a
-//! quantile is selected from it when asked, by two counting passes over the ring (no sorted
-//! index is kept: it would double the memory, the largest part of a workload's forecast
-//! state, to save a few microseconds a step). An error is kept to within 0.4 % of itself ([`Bf16`]),
-//! so an offset differs from the exact one by at most that, far below a replica, and the
-//! ring takes half the memory of `f32` errors. The offset added to the point forecast is the
+//! `cap` signed errors e = y − ŷ of the forecasts actually issued are kept in a ring, and
+//! nothing else: no sorted index, which would double the memory, the largest part of a
+//! workload's forecast state. The adaptive quantile is found after each actual by a cursor
+//! moved from where it was (the rank moves a few places a step), a quantile at another
+//! level by two counting passes over the ring. An error is kept to within 0.4 % of itself
+//! ([`Bf16`]), so an offset differs from the exact one by at most that, far below a replica,
+//! and the ring takes half the memory of `f32` errors. The offset added to the point forecast is the
 //! ⌈(1 − αₖ)(n + 1)⌉-th smallest error, the conformal rank. ACI then steers αₖ with the
 //! interval's own record: after each scored actual, αₖ ← αₖ + γ(α − missₖ), where α = 1 − q
 //! is the miscoverage asked for. Whatever the errors do (drift, level shifts, heavy tails,
