@@ -399,7 +399,7 @@ impl DemandHistory {
 /// and an 11-bit significand. Below 2 048 m it is the millicores exactly; above, within half
 /// a unit in the 12th bit (at most 1/4 096 of the value, 0.025 %), finer than the scrape-to-
 /// scrape noise of metrics-server's CPU readings and far below a replica.
-/// Up to [`MAX_CORES`] needs exponents up to 23 of 31; the all-ones code is a gap.
+/// Up to [`MAX_CORES`] needs exponents up to 24 of 31; the all-ones code is a gap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PackedMillicores(u16);
 
