@@ -43,8 +43,9 @@ ROOT=$(dirname "$HACK")
 export GOTOOLCHAIN=local
 # The members' controller managers talk to their API servers at 100 requests per second
 # (burst 200; Huawei CCE, for one, runs its controller manager at 100, 200 above 1 000
-# nodes), rather than the upstream 20 (burst 30): at 20 they, not skyfleet, paced convergence (each member's
-# Deployment and ReplicaSet controllers create and update thousands of objects).
+# nodes), rather than the upstream 20 (burst 30): at 20 they, not skyfleet, paced
+# convergence (each member's Deployment and ReplicaSet controllers create and update
+# thousands of objects).
 export SKYFLEET_KCM_QPS=${SKYFLEET_KCM_QPS:-100} SKYFLEET_KCM_BURST=${SKYFLEET_KCM_BURST:-200}
 export SKYFLEET_CLUSTER_DIR=${SKYFLEET_CLUSTER_DIR:-$ROOT/.local/bench}
 export SKYFLEET_PORT_BASE=${SKYFLEET_PORT_BASE:-17700}

@@ -10,10 +10,10 @@
 //! moved from where it was (the rank moves a few places a step), a quantile at another
 //! level by two counting passes over the ring. An error is kept to within 0.4 % of itself
 //! ([`Bf16`]), so an offset differs from the exact one by at most that, far below a replica,
-//! and the ring takes half the memory of `f32` errors. The offset added to the point forecast is the
-//! ⌈(1 − αₖ)(n + 1)⌉-th smallest error, the conformal rank. ACI then steers αₖ with the
-//! interval's own record: after each scored actual, αₖ ← αₖ + γ(α − missₖ), where α = 1 − q
-//! is the miscoverage asked for. Whatever the errors do (drift, level shifts, heavy tails,
+//! and the ring takes half the memory of `f32` errors. The offset added to the point
+//! forecast is the ⌈(1 − αₖ)(n + 1)⌉-th smallest error, the conformal rank. ACI then steers
+//! αₖ with the interval's own record: after each scored actual, αₖ ← αₖ + γ(α − missₖ),
+//! where α = 1 − q is the miscoverage asked for. Whatever the errors do (drift, level shifts, heavy tails,
 //! a model switch), the long-run share of misses is pulled to α: a run of misses widens the
 //! interval until they stop, and a run of easy covers narrows it. No distribution is
 //! assumed.
@@ -132,10 +132,15 @@ impl Conformal {
 
     /// The `j`-th scored step's offset at `level`.
     fn offset_of(&self, j: usize, level: f64) -> Option<f64> {
+        let errors = self.errors(j)?;
+        let rank = self.rank(errors.len(), level)?;
+        nth_smallest(errors, rank).map(|c| f64::from(Bf16::from_key(c.key).get()))
+    }
+
+    /// The errors the `j`-th scored step holds, in ring order.
+    fn errors(&self, j: usize) -> Option<&[Bf16]> {
         let n = *self.filled.get(j)?;
-        let rank = self.rank(n, level)?;
-        let col = self.ring.get(j * self.cap..j * self.cap + n)?;
-        nth_smallest(col, rank).map(|c| f64::from(Bf16::from_key(c.key).get()))
+        self.ring.get(j * self.cap..j * self.cap + n)
     }
 
     /// Registers the forecast issued at the current origin (`None`: none was issued).
@@ -200,11 +205,12 @@ impl Conformal {
     /// error in, one out, and a level change of γ), so this is a pass or two over the ring
     /// where a fresh selection ([`nth_smallest`]) is two passes with histograms.
     fn adaptive_offset(&mut self, j: usize) -> Option<Bf16> {
-        let n = *self.filled.get(j)?;
-        let rank = self.rank(n, 1.0 - *self.level.get(j)?)?;
-        let errors = self.ring.get(j * self.cap..j * self.cap + n)?;
-        let cursor = self.cursor.get_mut(j)?;
-        Some(cursor.seek(errors, rank))
+        let errors = self.errors(j)?;
+        let rank = self.rank(errors.len(), 1.0 - *self.level.get(j)?)?;
+        let mut cursor = *self.cursor.get(j)?;
+        let offset = cursor.seek(errors, rank);
+        self.cursor[j] = cursor;
+        Some(offset)
     }
 
     /// The conformal rank, 1-based, among `n` errors at `level`; `None` until `min_count`.
