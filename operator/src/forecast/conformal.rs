@@ -465,6 +465,36 @@ mod tests {
         assert_eq!(c.offset_at(0, 0.99), Some(3.0));
     }
 
+    /// The last `cap` errors in a plain queue: what a conformal offset is checked against.
+    struct LastErrors {
+        cap: usize,
+        errors: std::collections::VecDeque<f32>,
+    }
+
+    impl LastErrors {
+        fn new(cap: usize) -> Self {
+            Self {
+                cap,
+                errors: std::collections::VecDeque::new(),
+            }
+        }
+
+        fn push(&mut self, e: f32) {
+            if self.errors.len() == self.cap {
+                self.errors.pop_front();
+            }
+            self.errors.push_back(e);
+        }
+
+        /// The ⌈level·(n+1)⌉-th smallest (clamped to the errors there are), from a sort.
+        fn rank(&self, level: f64) -> f64 {
+            let mut sorted: Vec<f32> = self.errors.iter().copied().collect();
+            sorted.sort_by(f32::total_cmp);
+            let rank = ((level * (sorted.len() + 1) as f64).ceil() as usize).clamp(1, sorted.len());
+            f64::from(sorted[rank - 1])
+        }
+    }
+
     /// With ties, negative zeros and a full window, every offset is the rank of the last
     /// `cap` errors, as a plain sort of a bounded queue of them gives it.
     #[test]
@@ -472,7 +502,7 @@ mod tests {
         let mut seed = 3;
         for cap in [1, 2, 5, 40] {
             let mut c = Conformal::new(1, cap, 0.9, 1);
-            let mut last = std::collections::VecDeque::new();
+            let mut last = LastErrors::new(cap);
             for _ in 0..400 {
                 // Few distinct values, so most errors tie with others in the window.
                 let e = match (lcg(&mut seed) * 6.0) as u32 {
@@ -482,16 +512,9 @@ mod tests {
                 };
                 c.record(Some(&[0.0]));
                 c.actual(Some(e));
-                if last.len() == cap {
-                    last.pop_front();
-                }
-                last.push_back(e as f32);
-                let mut sorted: Vec<f32> = last.iter().copied().collect();
-                sorted.sort_by(f32::total_cmp);
+                last.push(e as f32);
                 for level in [0.05, 0.5, 0.9, 0.99] {
-                    let rank = ((level * (sorted.len() + 1) as f64).ceil() as usize)
-                        .clamp(1, sorted.len());
-                    let want = f64::from(sorted[rank - 1]);
+                    let want = last.rank(level);
                     let got = c.offset_at(0, level).unwrap();
                     assert_eq!(got.to_bits(), want.to_bits(), "cap {cap} level {level}");
                 }
@@ -508,7 +531,7 @@ mod tests {
         let mut seed = 11;
         for cap in [1, 3, 40, 500] {
             let mut c = Conformal::new(1, cap, 0.8, 1);
-            let mut last = std::collections::VecDeque::new();
+            let mut last = LastErrors::new(cap);
             for t in 0..3000 {
                 let e = if t % 700 < 350 {
                     f64::from((lcg(&mut seed) * 8.0) as u32) - 4.0
@@ -517,16 +540,8 @@ mod tests {
                 };
                 c.record(Some(&[0.0]));
                 c.actual(Some(e));
-                if last.len() == cap {
-                    last.pop_front();
-                }
-                last.push_back(Bf16::new(e as f32).get());
-                let mut sorted: Vec<f32> = last.iter().copied().collect();
-                sorted.sort_by(f32::total_cmp);
-                let level = 1.0 - c.level[0];
-                let rank = ((level * (sorted.len() + 1) as f64).ceil().max(1.0) as usize)
-                    .min(sorted.len());
-                let want = f64::from(sorted[rank - 1]);
+                last.push(Bf16::new(e as f32).get());
+                let want = last.rank(1.0 - c.level[0]);
                 let got = c.offset(0).unwrap();
                 assert_eq!(got.to_bits(), want.to_bits(), "cap {cap} t {t}");
             }
