@@ -23,7 +23,9 @@
 # Environment: SKYFLEET_CLUSTER_DIR (state, default .local/cluster in the repo),
 # SKYFLEET_PORT_BASE (default 17000), SKYFLEET_BIN (binaries, default from hack/versions.sh),
 # SKYFLEET_KCM_QPS / SKYFLEET_KCM_BURST (the controller managers' request rate to their API
-# servers; default the upstream 20 / 30, hack/scale-bench.sh raises it).
+# servers; default the upstream 20 / 30, hack/scale-bench.sh raises it),
+# SKYFLEET_APISERVER_PROFILING=true (serve /debug/pprof on the API servers, for a CPU profile
+# taken with the admin certificate; off by default).
 set -euo pipefail
 HACK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HACK")
@@ -160,7 +162,7 @@ start_apiserver() { # name index
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$P/front-proxy-client.crt" --proxy-client-key-file="$P/front-proxy-client.key" \
-    --profiling=false
+    --profiling="${SKYFLEET_APISERVER_PROFILING:-false}"
 }
 
 apiserver_ready() { # name

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Measures the operator at scale on the local control planes (a benchmark, not a test):
-#   - convergence: time from creating N MultiCloudWorkloads (default 200) over 3 member
-#     clusters until every one is Ready (all replicas ready in the members);
+#   - convergence: time from creating N MultiCloudWorkloads (default 200, one server-side
+#     apply) over 3 member clusters until every one is Ready (all replicas ready in the
+#     members), followed by one watch; and the writes every API server served meanwhile,
+#     per workload (bench.json writesPerWorkload, requests-converging.tsv);
 #   - memory: the operator's resident set size while converging and once settled;
 #   - requests: what every API server (management, members, the members' metrics-servers)
 #     served in a quiet window after convergence, from their apiserver_request_total
@@ -11,8 +13,9 @@
 #   - failover: time from stopping one member's API server until its CloudPool is
 #     Ready=False, until every workload that ran there is re-planned onto the others, and
 #     until the surviving members run exactly that plan (every Deployment's replicas, and
-#     its ready replicas, as the workload's status says); then the time until the member,
-#     started again, is reconciled.
+#     its ready replicas, as the workload's status says), with the writes served from the
+#     stop until then (requests-failover.tsv); then the time until the member, started
+#     again, is reconciled.
 #
 #   hack/scale-bench.sh [--workloads N] [--seed-history]
 #                          results on stdout and in target/scale-bench/ (bench.json, the
@@ -85,6 +88,28 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 k() { kubectl --kubeconfig="$STATE/$1/kubeconfig" "${@:2}"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# Waits until `n` MultiCloudWorkloads each print, through the jsonpath `state`, something
+# matching the regex `want`; gives up (status 1) after `limit` seconds. It follows one
+# watch: a LIST of every workload each second, and its jq, would cost the 2-core machine a
+# share of what is being measured (at 1 000 workloads, megabytes of JSON a second).
+await_workloads() { # state want n limit
+  local key state ok met=0 left rc=1 fd watcher end=$((SECONDS + $4))
+  local -A seen=()
+  coproc WATCH { k mgmt get mcw -A --watch --chunk-size=0 -o jsonpath="{.metadata.namespace}/{.metadata.name} $1{\"\\n\"}" 2>/dev/null; }
+  fd=${WATCH[0]} watcher=$WATCH_PID
+  # (The list in one chunk: kubectl prints a chunked list as lists, not as its objects. A
+  # shell loop, not awk: mawk waits for a full block of a pipe before it reads a line.)
+  while left=$((end - SECONDS)) && [ "$left" -gt 0 ] && IFS=' ' read -r -t "$left" key state <&"$fd"; do
+    ok=0
+    [[ $state =~ $2 ]] && ok=1
+    met=$((met + ok - ${seen[$key]:-0}))
+    seen[$key]=$ok
+    if [ "$met" -ge "$3" ]; then rc=0; break; fi
+  done
+  kill "$watcher" 2>/dev/null || true
+  wait "$watcher" 2>/dev/null || true
+  return "$rc"
+}
 
 OP_PID=
 SAMPLER_PID=
@@ -287,42 +312,7 @@ spec:
 ---
 EOF
 done
-t0=$(now)
-k mgmt apply -f "$manifest" >/dev/null
-ready_count() {
-  k mgmt get mcw -A -o json |
-    jq '[.items[] | select(any(.status.conditions[]?; .type == "Ready" and .status == "True"))] | length'
-}
-converge=null
-while :; do
-  n=$(ready_count)
-  if [ "$n" -ge "$WORKLOADS" ]; then converge=$(since "$t0"); break; fi
-  if [ "$(since "$t0" | cut -d. -f1)" -ge "$CONVERGE_TIMEOUT" ]; then
-    log "only $n of $WORKLOADS Ready after $CONVERGE_TIMEOUT s; measuring the rest anyway (see $STATE/operator.log)"
-    break
-  fi
-  sleep 1
-done
-ready_at_end=$(ready_count)
-load_converged=$(loadavg)
-deployments=0 pods=0 pending=0
-for member in "${MEMBERS[@]}"; do
-  deployments=$((deployments + $(k "$member" get deploy -A -l skyfleet.io/workload --no-headers 2>/dev/null | wc -l)))
-  pods=$((pods + $(k "$member" get pods -A --field-selector=status.phase=Running --no-headers 2>/dev/null | grep -c '^bench-' || true)))
-  pending=$((pending + $(k "$member" get pods -A --field-selector=status.phase=Pending --no-headers 2>/dev/null | grep -c '^bench-' || true)))
-done
-log "$ready_at_end of $WORKLOADS Ready after $(since "$t0")s (converged: $converge): $deployments member Deployments, $pods Running pods, $pending Pending"
-peak_converging=$(awk 'max < $2 { max = $2 } END { print max + 0 }' "$STATE/rss.txt")
-resumed=$(grep -c 'resumed demand history' "$STATE/operator.log" || true)
-refused=$(grep -c 'stored demand history refused\|stored decision memory refused' "$STATE/operator.log" || true)
-if [ "$SEED" = 1 ]; then
-  log "the operator resumed $resumed seeded histories; log lines saying refused: $refused"
-fi
-log "settling for 60 s (4 sync periods) to measure memory at rest"
-sleep 60
-rest=$(awk '/^VmRSS/ { print $2 }' "/proc/$OP_PID/status")
-
-# --- Requests in a quiet window ----------------------------------------------------------
+# --- Counting requests --------------------------------------------------------------------
 # apiserver_request_total of one API server, summed over code, scope, version and the
 # rest: "VERB<TAB>resource[.group][/subresource]<TAB>count" (non-resource paths, such as
 # /version and /metrics, as "(nonresource)").
@@ -361,6 +351,44 @@ delta() { # before after
   awk -F'\t' 'NR == FNR { b[$1 FS $2 FS $3] = $4; next }
     { d = $4 - b[$1 FS $2 FS $3]; if (d > 0) printf "%s\t%s\t%s\t%d\n", $1, $2, $3, d }' "$1" "$2"
 }
+scrape_all "$STATE/requests-start.tsv"
+t0=$(now)
+# Server-side: one request an object (a client-side apply reads each one first).
+k mgmt apply --server-side -f "$manifest" >/dev/null
+created=$(since "$t0")
+log "all $WORKLOADS workloads created after ${created}s"
+ready_count() {
+  k mgmt get mcw -A -o json |
+    jq '[.items[] | select(any(.status.conditions[]?; .type == "Ready" and .status == "True"))] | length'
+}
+converge=null
+if await_workloads '{.status.conditions[?(@.type=="Ready")].status}' '^True$' "$WORKLOADS" "$CONVERGE_TIMEOUT"; then
+  converge=$(since "$t0")
+else
+  log "only $(ready_count) of $WORKLOADS Ready after $CONVERGE_TIMEOUT s; measuring the rest anyway (see $STATE/operator.log)"
+fi
+scrape_all "$STATE/requests-converged.tsv"
+delta "$STATE/requests-start.tsv" "$STATE/requests-converged.tsv" >"$OUT/requests-converging.tsv"
+ready_at_end=$(ready_count)
+load_converged=$(loadavg)
+deployments=0 pods=0 pending=0
+for member in "${MEMBERS[@]}"; do
+  deployments=$((deployments + $(k "$member" get deploy -A -l skyfleet.io/workload --no-headers 2>/dev/null | wc -l)))
+  pods=$((pods + $(k "$member" get pods -A --field-selector=status.phase=Running --no-headers 2>/dev/null | grep -c '^bench-' || true)))
+  pending=$((pending + $(k "$member" get pods -A --field-selector=status.phase=Pending --no-headers 2>/dev/null | grep -c '^bench-' || true)))
+done
+log "$ready_at_end of $WORKLOADS Ready after $(since "$t0")s (converged: $converge): $deployments member Deployments, $pods Running pods, $pending Pending"
+peak_converging=$(awk 'max < $2 { max = $2 } END { print max + 0 }' "$STATE/rss.txt")
+resumed=$(grep -c 'resumed demand history' "$STATE/operator.log" || true)
+refused=$(grep -c 'stored demand history refused\|stored decision memory refused' "$STATE/operator.log" || true)
+if [ "$SEED" = 1 ]; then
+  log "the operator resumed $resumed seeded histories; log lines saying refused: $refused"
+fi
+log "settling for 60 s (4 sync periods) to measure memory at rest"
+sleep 60
+rest=$(awk '/^VmRSS/ { print $2 }' "/proc/$OP_PID/status")
+
+# --- Requests in a quiet window ----------------------------------------------------------
 log "counting API requests over a quiet window of ${QUIET}s (nothing changes; SKYFLEET_BENCH_QUIET)"
 scrape_all "$STATE/requests-before.tsv"
 sleep "$QUIET"
@@ -431,17 +459,18 @@ azure_workloads() {
 }
 before=$(azure_workloads)
 log "stopping the azure member's API server ($before workloads have replicas there)"
+scrape_all "$STATE/requests-failover-start.tsv"
 t1=$(now)
 "$HACK/cluster.sh" stop-apiserver azure >/dev/null 2>&1
 until [ "$(k mgmt get cloudpool bench-azure -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = False ]; do sleep 0.5; done
 detected=$(since "$t1")
 log "pool Ready=False after ${detected}s"
 replanned=null
-until [ "$(azure_workloads)" -eq 0 ]; do
-  [ "$(since "$t1" | cut -d. -f1)" -lt 600 ] || { log "not re-planned after 600 s"; break; }
-  sleep 0.5
-done
-[ "$(azure_workloads)" -eq 0 ] && replanned=$(since "$t1") && log "every workload re-planned off azure after ${replanned}s"
+if await_workloads '{.status.pools[?(@.name=="bench-azure")].replicas}' '^0?$' "$WORKLOADS" 600; then
+  replanned=$(since "$t1") && log "every workload re-planned off azure after ${replanned}s"
+else
+  log "not re-planned after 600 s: $(azure_workloads) workloads still plan replicas on azure"
+fi
 # Re-planned in status is also applied in the surviving members: their Deployments add up
 # to what status says...
 want=$(k mgmt get mcw -A -o json | jq '[.items[].status.pools[]? | select(.name != "bench-azure") | .replicas] | add // 0')
@@ -488,6 +517,8 @@ else
   log "after 600 s, $mismatches workload-pool pairs in the survivors differ from the plan (replicas or ready)"
 fi
 
+scrape_all "$STATE/requests-failover-end.tsv"
+delta "$STATE/requests-failover-start.tsv" "$STATE/requests-failover-end.tsv" >"$OUT/requests-failover.tsv"
 t2=$(now)
 "$HACK/cluster.sh" start-apiserver azure >/dev/null 2>&1
 until [ "$(k mgmt get cloudpool bench-azure -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]; do sleep 0.5; done
@@ -504,12 +535,21 @@ jq -n --argjson workloads "$WORKLOADS" --argjson converge "$converge" --argjson 
   --argjson onAzure "$before" --argjson detected "$detected" --argjson replanned "$replanned" \
   --argjson applied "$applied" --argjson survivorsOk "$survivors_ok" --argjson survivors "$survivors" \
   --argjson mismatches "$mismatches" --argjson recovered "$back" --argjson requests "$requests" \
+  --arg created "$created" --rawfile converging "$OUT/requests-converging.tsv" --rawfile failingOver "$OUT/requests-failover.tsv" \
   --arg loadStart "$load_start" --arg loadConverged "$load_converged" --arg loadEnd "$(loadavg)" \
   --arg args "${SKYFLEET_BENCH_ARGS:-}" --arg build "$BUILD" --arg kcmQps "$SKYFLEET_KCM_QPS/$SKYFLEET_KCM_BURST" --arg commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  '{workloads: $workloads, members: 3, kwokNodesPerMember: $nodes, commit: $commit, build: $build, controllerManagerQpsBurst: $kcmQps, operatorArgs: $args,
+  '# Writes per workload in a phase, on each API server, and the five most frequent.
+  def writes($t): $t | split("\n") | map(select(. != "") | split("\t")
+      | select(.[1] | IN("POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"))
+      | {server: .[0], what: "\(.[1]) \(.[2])", n: (.[3] | tonumber)})
+    | {perWorkload: (map(.n) | add // 0 | . / $workloads * 10 | round / 10),
+       byApiServer: (group_by(.server) | map({key: .[0].server, value: (map(.n) | add / $workloads * 10 | round / 10)}) | from_entries),
+       top: (sort_by(-.n) | .[:5] | map("\(.server) \(.what): \(.n)"))};
+  {workloads: $workloads, members: 3, kwokNodesPerMember: $nodes, commit: $commit, build: $build, controllerManagerQpsBurst: $kcmQps, operatorArgs: $args,
     loadAverage: {start: $loadStart, converged: $loadConverged, end: $loadEnd},
     history: {seeded: ($seeded == 1), seedSeconds: $seedSeconds, resumed: $resumed, logLinesRefused: $refused},
-    convergeSeconds: $converge, readyWorkloads: $readyAtEnd, memberDeployments: $deployments,
+    createdSeconds: ($created | tonumber), convergeSeconds: $converge, readyWorkloads: $readyAtEnd,
+    writesPerWorkload: {converging: writes($converging), failover: writes($failingOver)}, memberDeployments: $deployments,
     runningPods: $pods, pendingPods: $pending, rssPeakConvergingKiB: $rssPeakConvergingKiB, rssAtRestKiB: $rssAtRestKiB,
     rssAfterQuietKiB: $rssAfterQuietKiB, rssPeakKiB: $rssPeakKiB, requests: $requests,
     failover: {workloadsOnLostMember: $onAzure, notReadySeconds: $detected,
