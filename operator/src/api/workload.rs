@@ -614,8 +614,10 @@ pub struct MultiCloudWorkloadStatus {
     pub traffic: Option<TrafficStatus>,
     /// skyfleet's decision memory, as JSON: the scale-down stabiliser's peak, the pools lost
     /// and in use, refusals, the measured startup. Kept here so a restart or a leader change
-    /// loses none of it, in a write of its own (a small one: the demand history stays in the
-    /// WorkloadHistory). Written under its own field manager, read back as untrusted.
+    /// loses none of it (a few hundred bytes: the demand history stays in the
+    /// WorkloadHistory). Written with the rest of status, or on its own under another field
+    /// manager when nothing else changed or before a decision is acted on; read back as
+    /// untrusted.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(length(max = 65_536))]
     pub memory: String,

@@ -156,6 +156,22 @@ impl Memory {
         }
     }
 
+    /// Whether the memory must be stored before the decision is acted on: the failover
+    /// memory, the pools that may hold a Deployment, or the refusals changed. A restart
+    /// between acting and storing would forget a Deployment it just created (the finalizer
+    /// would leave it behind) or a loss it just acted on. The rest (the stabiliser's peak,
+    /// the startup time) may wait for the status write that follows the action, and ride
+    /// in it: one request instead of two.
+    pub fn memory_due_before_acting(&self) -> bool {
+        let now = self.fingerprint();
+        match &self.stored {
+            None => !now.lost.is_empty() || !now.known.is_empty() || !now.refusals.is_empty(),
+            Some(was) => {
+                was.lost != now.lost || was.known != now.known || was.refusals != now.refusals
+            }
+        }
+    }
+
     /// A peak in the units a restart cares about: the replicas it implies when the cores
     /// per replica are known, else the cores.
     fn replicas_of(&self, cores: f64) -> f64 {
@@ -341,31 +357,36 @@ mod tests {
             10i64.div_euclid(PERSIST_EVERY_STEPS) + i64::from(10 % PERSIST_EVERY_STEPS != 0);
         assert!(i64::from(writes) <= bound, "{writes} writes in 10 steps");
         let window = Duration::from_secs(300);
-        let change = |m: &mut Memory, what: &str, f: &dyn Fn(&mut Memory)| {
+        // Each change is stored at once; those that name where Deployments are or what was
+        // lost and refused before the decision is acted on, the rest with the status write.
+        let change = |m: &mut Memory, what: &str, before_acting: bool, f: &dyn Fn(&mut Memory)| {
             m.demand.record(600, 1.0);
             if m.needs_persist() {
                 m.persisted();
             }
             f(m);
             assert!(m.needs_persist(), "{what} is stored at once");
+            assert_eq!(m.memory_due_before_acting(), before_acting, "{what}");
             m.persisted();
             assert!(!m.needs_persist(), "{what}: stored once");
+            assert!(!m.memory_due_before_acting(), "{what}: stored once");
         };
-        change(&mut m, "a lost pool", &|m| {
+        change(&mut m, "a lost pool", true, &|m| {
             m.lost.insert("aws".into(), 600);
         });
-        change(&mut m, "a pool in use", &|m| {
+        change(&mut m, "a pool in use", true, &|m| {
             m.known.insert("gcp".into(), 2);
         });
         change(
             &mut m,
             "a higher stabiliser peak that holds replicas",
+            false,
             &|m| {
                 m.stabilizer.apply(600, 7.0, window);
                 m.stabilizer.apply(600, 1.0, window);
             },
         );
-        change(&mut m, "a refusal", &|m| {
+        change(&mut m, "a refusal", true, &|m| {
             let refused = super::super::world::MemberDeployment {
                 replicas: 2,
                 ready: 0,
@@ -373,7 +394,7 @@ mod tests {
             };
             m.refusals.observe("azure", Some(&refused), 600);
         });
-        change(&mut m, "a startup being timed", &|m| {
+        change(&mut m, "a startup being timed", false, &|m| {
             m.startup.observe(600, 5, 2);
         });
     }

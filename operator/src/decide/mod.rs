@@ -379,6 +379,9 @@ pub fn decide(
         .filter(|(p, _)| matches!(p.member, Member::Seen(_)))
         .fold(0u32, |n, (_, &after)| n.saturating_add(after));
     memory.startup.observe(at, planned_seen, ready);
+    // A startup timed by this decision is said by it, not by the next one (a status write of
+    // its own).
+    estimate.status.startup_seconds = memory.startup.measured.and_then(|s| i64::try_from(s).ok());
 
     // A CloudPool that no longer exists cannot hold anything of the workload's any more.
     memory
@@ -986,6 +989,47 @@ mod tests {
         // After the hold it is tried again.
         let d = run(&world(cleared), d.memory, refusal::FIRST_HOLD_SECS + 1);
         assert_eq!(placed(&d), [2, 0], "tried again once the hold ends");
+    }
+
+    #[test]
+    fn the_decision_that_sees_the_replicas_ready_says_how_long_they_took() {
+        let world = |d: MemberDeployment| World {
+            pools: vec![pool("only", 0.01, true, "Probed", 0, Member::Seen(Some(d)))],
+            measured: Measured {
+                cores: None,
+                partial: false,
+            },
+            namespace_labels: None,
+            missing_dependencies: Vec::new(),
+        };
+        let starting = MemberDeployment {
+            replicas: 0,
+            ready: 0,
+            failure: None,
+        };
+        let d = run(&world(starting), memory(), 0);
+        assert_eq!(
+            d.status.demand.as_ref().and_then(|s| s.startup_seconds),
+            None
+        );
+        let placed = d.status.desired_replicas;
+        assert!(placed > 0, "{placed} replicas placed");
+        let ready = MemberDeployment {
+            replicas: u32::try_from(placed).unwrap_or(0),
+            ready: u32::try_from(placed).unwrap_or(0),
+            failure: None,
+        };
+        let d = run(&world(ready.clone()), d.memory, 40);
+        assert_eq!(
+            d.status.demand.as_ref().and_then(|s| s.startup_seconds),
+            Some(40),
+            "said when timed"
+        );
+        let d = run(&world(ready), d.memory, 55);
+        assert_eq!(
+            d.status.demand.as_ref().and_then(|s| s.startup_seconds),
+            Some(40)
+        );
     }
 
     #[test]

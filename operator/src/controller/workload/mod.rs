@@ -444,14 +444,10 @@ async fn apply(
     }
     debug!(workload = %name, %namespace, measured = ?observed.world.measured, demand = demand_cores, "decided");
 
-    // Report the memory first: what was decided must survive a restart before it acts.
-    if persist && memory.memory_due() {
-        match report::persist_memory(ctx, &workload, &memory).await {
-            Ok(()) => memory.memory_persisted(),
-            Err(e) => {
-                warn!(workload = %name, %namespace, error = %e, "could not persist decision memory")
-            }
-        }
+    // Report the memory first where a restart must not miss what is about to be done (a
+    // Deployment created, a loss acted on); the rest of it rides in the status write.
+    if persist && memory.memory_due_before_acting() {
+        persist_memory(ctx, &workload, &mut memory).await;
     }
     if persist && memory.demand.persist_due() {
         match report::persist_history(ctx, &workload, &memory).await {
@@ -461,8 +457,11 @@ async fn apply(
             }
         }
     }
-    ctx.put_memory(key, memory);
     if let Some(why) = waiting {
+        if persist && memory.memory_due() {
+            persist_memory(ctx, &workload, &mut memory).await;
+        }
+        ctx.put_memory(key, memory);
         debug!(workload = %name, %namespace, %why, "not placing yet");
         // What was observed is still said (a refused history is read only once).
         for notice in &events {
@@ -561,10 +560,31 @@ async fn apply(
         }
         report::publish(ctx, &workload, notice).await;
     }
-    let status = report::status(ctx, &workload, &previous, next, now).await?;
+    let written = report::status(ctx, &workload, &previous, next, memory.encode(), now).await;
+    match &written {
+        Ok((_, true)) => memory.memory_persisted(),
+        _ if persist && memory.memory_due() => persist_memory(ctx, &workload, &mut memory).await,
+        _ => {}
+    }
+    ctx.put_memory(key, memory);
+    let (status, _) = written?;
     report::metrics(ctx, &workload, &status, &telemetry, demand_cores);
     debug!(workload = %name, %namespace, changed, "reconciled");
     Ok(Action::requeue(requeue))
+}
+
+/// Stores the decision memory alone; a failure is logged, and the write tried again at the
+/// next decision (the memory stays due).
+async fn persist_memory(ctx: &WorkloadContext, workload: &MultiCloudWorkload, memory: &mut Memory) {
+    match report::persist_memory(ctx, workload, memory).await {
+        Ok(()) => memory.memory_persisted(),
+        Err(e) => warn!(
+            workload = %workload.name_any(),
+            namespace = %workload.namespace().unwrap_or_default(),
+            error = %e,
+            "could not persist decision memory"
+        ),
+    }
 }
 
 /// Reconciles one workload: apply, or clean up when it is being deleted.

@@ -104,14 +104,20 @@ pub fn failures(
         .collect()
 }
 
-/// Writes `status` when it changed; returns the status now in effect.
+/// Writes `status` when it changed, with `memory` (the decision memory's stored form) in
+/// it: a decision whose memory changed too costs one request, not two. Returns the status
+/// now in effect, and whether it was written (and the memory with it).
+///
+/// Every write of this field manager carries the memory, so a later one never drops it;
+/// [`persist_memory`], under its own manager, writes the memory alone.
 pub async fn status(
     ctx: &WorkloadContext,
     workload: &MultiCloudWorkload,
     previous: &MultiCloudWorkloadStatus,
     mut next: MultiCloudWorkloadStatus,
+    memory: String,
     now: jiff::Timestamp,
-) -> Result<MultiCloudWorkloadStatus, WorkloadError> {
+) -> Result<(MultiCloudWorkloadStatus, bool), WorkloadError> {
     // What one replica carries at the target: demand figures matter when they cross it.
     let size = crate::placement::sizing::ReplicaShape::of(&workload.spec.template)
         .ok()
@@ -120,12 +126,11 @@ pub async fn status(
                 / 100.0,
             min: u32::try_from(workload.spec.replicas.min).unwrap_or(0),
         });
-    // `status.memory` is written on its own ([`persist_memory`]); this write never owns it.
-    next.memory = String::new();
     if !status::worth_writing(previous, &next, size, ctx.sync_period, now) {
-        return Ok(next);
+        return Ok((next, false));
     }
     next.last_decision_time = Some(Time(now));
+    next.memory = memory;
     let namespace = workload.namespace().unwrap_or_default();
     let api: Api<MultiCloudWorkload> = Api::namespaced(ctx.registry.management(), &namespace);
     let patch = serde_json::json!({
@@ -141,7 +146,7 @@ pub async fn status(
     .await
     .map_err(WorkloadError::Status)?;
     debug!(workload = %workload.name_any(), %namespace, desired = next.desired_replicas, ready = next.ready_replicas, "status written");
-    Ok(next)
+    Ok((next, true))
 }
 
 /// Publishes one Event about the workload.
@@ -223,11 +228,12 @@ pub fn metrics(
     );
 }
 
-/// The field manager of `status.memory`: the status writes of [`status`] leave it alone.
+/// The field manager of `status.memory` written alone.
 pub const MEMORY_FIELD_MANAGER: &str = "skyfleet-memory";
 
-/// Stores the decision memory in the workload's `status.memory`: a write of a few hundred
-/// bytes, under its own field manager, before anything is acted on.
+/// Stores the decision memory in the workload's `status.memory`, alone: a write of a few
+/// hundred bytes under its own field manager, before a decision that must not be forgotten
+/// is acted on, or when no status write carried it.
 pub async fn persist_memory(
     ctx: &WorkloadContext,
     workload: &MultiCloudWorkload,
