@@ -41,6 +41,11 @@ impl ScoredSteps {
         self.steps.iter().copied().enumerate()
     }
 
+    /// The `j`-th scored step (`None` past the last).
+    pub(crate) fn step(&self, j: usize) -> Option<usize> {
+        self.steps.get(j).copied()
+    }
+
     /// The index of step `k` among the scored ones, if it is scored.
     pub(crate) fn index_of(&self, k: usize) -> Option<usize> {
         self.steps.binary_search(&k).ok()

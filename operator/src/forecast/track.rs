@@ -20,7 +20,13 @@ pub(crate) struct Track {
     // memory of the largest part of a track, and an error of 1e-7 relative does not change
     // a choice).
     pred: Vec<f32>,
-    page: Vec<usize>,
+    /// Per slot, the step of the horizon its forecast is at (`u32`: a horizon is far
+    /// shorter, and the `pred` rows of a longer one would not fit in memory).
+    page: Vec<u32>,
+    /// Per slot, the index of the first scored step at or after its page: a compare, not a
+    /// search, tells whether the page is scored (this runs for every slot of every model at
+    /// every sample of a replayed week).
+    due: Vec<u8>,
     plive: Vec<bool>,
     next: usize,
     /// Discounted Σ|y − ŷ| per scored step.
@@ -49,6 +55,7 @@ impl Track {
             lambda,
             pred: vec![0.0; h * m],
             page: vec![0; h],
+            due: vec![0; h],
             plive: vec![false; h],
             next: 0,
             abse: vec![0.0; m],
@@ -81,6 +88,7 @@ impl Track {
                     self.pred[slot * m + j] = p[k] as f32;
                 }
                 self.page[slot] = 0;
+                self.due[slot] = 0;
                 self.plive[slot] = true;
             }
             _ => self.plive[slot] = false,
@@ -99,17 +107,22 @@ impl Track {
             if !self.plive[slot] {
                 continue;
             }
-            let k = self.page[slot];
-            if let (Some(v), Some(j)) = (y, self.steps.index_of(k)) {
-                let e = (v - f64::from(self.pred[slot * m + j])).abs();
-                if e.is_finite() {
-                    self.abse[j] += e;
-                    self.count[j] += 1.0;
-                    self.absy += v.abs();
-                    self.scored += 1;
+            let k = self.page[slot] as usize;
+            let j = usize::from(self.due[slot]);
+            if self.steps.step(j) == Some(k) {
+                // At most MAX_SCORED_STEPS (12), so it fits.
+                self.due[slot] = u8::try_from(j + 1).unwrap_or(u8::MAX);
+                if let Some(v) = y {
+                    let e = (v - f64::from(self.pred[slot * m + j])).abs();
+                    if e.is_finite() {
+                        self.abse[j] += e;
+                        self.count[j] += 1.0;
+                        self.absy += v.abs();
+                        self.scored += 1;
+                    }
                 }
             }
-            self.page[slot] = k + 1;
+            self.page[slot] = self.page[slot].saturating_add(1);
             if k + 1 == h {
                 self.plive[slot] = false;
             }
