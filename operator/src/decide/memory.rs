@@ -136,24 +136,8 @@ impl Memory {
     /// the restart, see [`Stabilizer::restore`]). Writing every rise wrote at nearly every
     /// decision of a rising curve.
     pub fn memory_due(&self) -> bool {
-        let now = self.fingerprint();
-        match &self.stored {
-            None => {
-                !now.lost.is_empty()
-                    || !now.known.is_empty()
-                    || !now.refusals.is_empty()
-                    || now.peak > 0.0
-                    || now.startup != StartupTracker::default()
-            }
-            Some(was) => {
-                was.lost != now.lost
-                    || was.known != now.known
-                    || was.refusals != now.refusals
-                    || (self.replicas_of(now.peak) > self.replicas_of(now.latest)
-                        && self.replicas_of(now.peak) > self.replicas_of(was.peak))
-                    || was.startup != now.startup
-            }
-        }
+        let (before_acting, with_status) = self.due();
+        before_acting || with_status
     }
 
     /// Whether the memory must be stored before the decision is acted on: the failover
@@ -163,12 +147,24 @@ impl Memory {
     /// the startup time) may wait for the status write that follows the action, and ride
     /// in it: one request instead of two.
     pub fn memory_due_before_acting(&self) -> bool {
+        self.due().0
+    }
+
+    /// What of the memory changed since it was stored: (what must be stored before acting,
+    /// what may wait for the status write).
+    fn due(&self) -> (bool, bool) {
         let now = self.fingerprint();
         match &self.stored {
-            None => !now.lost.is_empty() || !now.known.is_empty() || !now.refusals.is_empty(),
-            Some(was) => {
-                was.lost != now.lost || was.known != now.known || was.refusals != now.refusals
-            }
+            None => (
+                !now.lost.is_empty() || !now.known.is_empty() || !now.refusals.is_empty(),
+                now.peak > 0.0 || now.startup != StartupTracker::default(),
+            ),
+            Some(was) => (
+                was.lost != now.lost || was.known != now.known || was.refusals != now.refusals,
+                (self.replicas_of(now.peak) > self.replicas_of(now.latest)
+                    && self.replicas_of(now.peak) > self.replicas_of(was.peak))
+                    || was.startup != now.startup,
+            ),
         }
     }
 
