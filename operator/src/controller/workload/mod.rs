@@ -560,7 +560,7 @@ async fn apply(
         }
         report::publish(ctx, &workload, notice).await;
     }
-    let written = report::status(ctx, &workload, &previous, next, memory.encode(), now).await;
+    let written = report::status(ctx, &workload, &previous, next, &memory, now).await;
     match &written {
         Ok((_, true)) => memory.memory_persisted(),
         _ if persist && memory.memory_due() => persist_memory(ctx, &workload, &mut memory).await,

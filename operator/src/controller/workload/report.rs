@@ -104,9 +104,9 @@ pub fn failures(
         .collect()
 }
 
-/// Writes `status` when it changed, with `memory` (the decision memory's stored form) in
-/// it: a decision whose memory changed too costs one request, not two. Returns the status
-/// now in effect, and whether it was written (and the memory with it).
+/// Writes `status` when it changed, with `memory` (in its stored form) in it: a decision
+/// whose memory changed too costs one request, not two. Returns the status now in effect,
+/// and whether it was written (and the memory with it).
 ///
 /// Every write of this field manager carries the memory, so a later one never drops it;
 /// [`persist_memory`], under its own manager, writes the memory alone.
@@ -115,7 +115,7 @@ pub async fn status(
     workload: &MultiCloudWorkload,
     previous: &MultiCloudWorkloadStatus,
     mut next: MultiCloudWorkloadStatus,
-    memory: String,
+    memory: &Memory,
     now: jiff::Timestamp,
 ) -> Result<(MultiCloudWorkloadStatus, bool), WorkloadError> {
     // What one replica carries at the target: demand figures matter when they cross it.
@@ -130,7 +130,7 @@ pub async fn status(
         return Ok((next, false));
     }
     next.last_decision_time = Some(Time(now));
-    next.memory = memory;
+    next.memory = memory.encode();
     let namespace = workload.namespace().unwrap_or_default();
     let api: Api<MultiCloudWorkload> = Api::namespaced(ctx.registry.management(), &namespace);
     let patch = serde_json::json!({
