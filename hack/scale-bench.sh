@@ -95,19 +95,24 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 await_workloads() { # state want n limit
   local key state ok met=0 left rc=1 fd watcher end=$((SECONDS + $4))
   local -A seen=()
-  coproc WATCH { k mgmt get mcw -A --watch --chunk-size=0 -o jsonpath="{.metadata.namespace}/{.metadata.name} $1{\"\\n\"}" 2>/dev/null; }
-  fd=${WATCH[0]} watcher=$WATCH_PID
-  # (The list in one chunk: kubectl prints a chunked list as lists, not as its objects. A
-  # shell loop, not awk: mawk waits for a full block of a pipe before it reads a line.)
-  while left=$((end - SECONDS)) && [ "$left" -gt 0 ] && IFS=' ' read -r -t "$left" key state <&"$fd"; do
-    ok=0
-    [[ $state =~ $2 ]] && ok=1
-    met=$((met + ok - ${seen[$key]:-0}))
-    seen[$key]=$ok
-    if [ "$met" -ge "$3" ]; then rc=0; break; fi
+  # A watch can end early (the API server drops a watcher that falls behind under load):
+  # it is opened again, and its initial list brings every workload's state up to date.
+  while [ "$rc" != 0 ] && [ $((end - SECONDS)) -gt 0 ]; do
+    coproc WATCH { k mgmt get mcw -A --watch --chunk-size=0 -o jsonpath="{.metadata.namespace}/{.metadata.name} $1{\"\\n\"}" 2>>"$STATE/watch.log"; }
+    fd=${WATCH[0]} watcher=$WATCH_PID
+    # (The list in one chunk: kubectl prints a chunked list as lists, not as its objects. A
+    # shell loop, not awk: mawk waits for a full block of a pipe before it reads a line.)
+    while left=$((end - SECONDS)) && [ "$left" -gt 0 ] && IFS=' ' read -r -t "$left" key state <&"$fd"; do
+      ok=0
+      [[ $state =~ $2 ]] && ok=1
+      met=$((met + ok - ${seen[$key]:-0}))
+      seen[$key]=$ok
+      if [ "$met" -ge "$3" ]; then rc=0; break; fi
+    done
+    kill "$watcher" 2>/dev/null || true
+    wait "$watcher" 2>/dev/null || true
+    [ "$rc" = 0 ] || [ $((end - SECONDS)) -le 0 ] || { echo "$(date -u +%T) the watch ended; opened again" >>"$STATE/watch.log"; sleep 0.2; }
   done
-  kill "$watcher" 2>/dev/null || true
-  wait "$watcher" 2>/dev/null || true
   return "$rc"
 }
 
@@ -116,7 +121,7 @@ SAMPLER_PID=
 started=0
 cleanup() {
   mkdir -p "$OUT"
-  cp "$STATE/operator.log" "$STATE/rss.txt" "$OUT/" 2>/dev/null || true
+  cp "$STATE/operator.log" "$STATE/rss.txt" "$STATE/watch.log" "$OUT/" 2>/dev/null || true
   curl -fsS "http://$ADMIN/metrics" >"$OUT/metrics.txt" 2>/dev/null || true
   if [ -n "$SAMPLER_PID" ]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
   if [ -n "$OP_PID" ]; then
