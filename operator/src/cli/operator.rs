@@ -12,6 +12,7 @@ use tracing::{error, info};
 
 use crate::controller::admin::{self, AdminState};
 use crate::controller::cache::ManagementCache;
+use crate::controller::event_queue::{self, EventQueue};
 use crate::controller::{fence, pool, registry::MemberRegistry, workload};
 
 /// Arguments of `skyfleet operator`.
@@ -225,7 +226,12 @@ async fn operate(args: Args) -> anyhow::Result<()> {
         controller: "skyfleet".into(),
         instance: Some(identity.clone()),
     };
-    let recorder = Recorder::new(client.clone(), reporter);
+    let events = EventQueue::start(
+        Recorder::new(client.clone(), reporter),
+        state.metrics.clone(),
+        event_queue::QUEUE_CAPACITY,
+        event_queue::SENDERS,
+    );
     // Without leader election one instance writes freely; with it, only while its lease is
     // provably its own.
     let fence = if args.leader_elect {
@@ -235,7 +241,7 @@ async fn operate(args: Args) -> anyhow::Result<()> {
     };
     let ctx = Arc::new(pool::PoolContext {
         registry: registry.clone(),
-        recorder: recorder.clone(),
+        events: events.clone(),
         probe_period: args.probe_period,
         probe_timeout: args.probe_timeout,
         metrics: state.metrics.clone(),
@@ -245,7 +251,7 @@ async fn operate(args: Args) -> anyhow::Result<()> {
     let workload_ctx = Arc::new(
         workload::WorkloadContext::new(
             registry,
-            recorder,
+            events,
             args.sync_period,
             args.failover_grace,
             args.history_step,

@@ -150,6 +150,8 @@ pub struct Metrics {
     workload_model_backtest_wape_ratio: Family<WorkloadModelLabels, FloatGauge>,
     workload_condition: Family<WorkloadConditionLabels, Gauge>,
     workload_failed_over_pools: Family<WorkloadLabels, Gauge>,
+    /// Events not sent because the queue of Events to send was full.
+    events_dropped: Counter,
     published: Mutex<HashMap<WorkloadLabels, Published>>,
     pool_infos: Mutex<HashMap<String, PoolInfoLabels>>,
 }
@@ -324,6 +326,12 @@ impl Default for Metrics {
                 "Pools lost past the failover grace whose replicas are planned elsewhere",
                 Family::default(),
             ),
+            events_dropped: reg(
+                &mut r,
+                "events_dropped",
+                "Events not sent because the queue of Events to send was full",
+                Counter::default(),
+            ),
             registry: r,
             published: Mutex::default(),
             pool_infos: Mutex::default(),
@@ -339,6 +347,16 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+
+    /// Counts an Event dropped because the queue of Events to send was full.
+    pub fn event_dropped(&self) {
+        self.events_dropped.inc();
+    }
+
+    /// Events dropped so far.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped.get()
     }
 
     /// Counts one reconcile of `controller` that took `elapsed`, and whether it failed.

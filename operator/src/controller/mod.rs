@@ -7,6 +7,7 @@ pub mod cache;
 pub mod dependencies;
 pub mod desired;
 pub mod dns_endpoint;
+pub mod event_queue;
 pub mod fence;
 pub mod kubeconfig;
 pub mod labels;

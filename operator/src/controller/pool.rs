@@ -21,13 +21,14 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use super::event_queue::EventQueue;
 use super::labels;
 use super::metrics::PoolInfoLabels;
 use super::registry::{MemberError, MemberRegistry};
@@ -247,7 +248,7 @@ pub struct PoolContext {
     /// Member clients.
     pub registry: MemberRegistry,
     /// Publishes Events about pools.
-    pub recorder: Recorder,
+    pub events: EventQueue,
     /// How often each pool is probed.
     pub probe_period: Duration,
     /// How long one probe may take.
@@ -430,7 +431,7 @@ async fn release(pool: &CloudPool, ctx: &PoolContext) -> Result<Action, PoolErro
                     silent_for.as_secs()
                 );
                 warn!(pool = %name, %note, "deleted pool released without its member");
-                publish(ctx, pool, EventType::Warning, event_reason::ORPHANED, note).await;
+                publish(ctx, pool, EventType::Warning, event_reason::ORPHANED, note);
                 None
             }
         }
@@ -455,21 +456,15 @@ async fn release(pool: &CloudPool, ctx: &PoolContext) -> Result<Action, PoolErro
                     EventType::Normal,
                     event_reason::DELETE_WAITING,
                     why.clone(),
-                )
-                .await;
+                );
             }
             Err(PoolError::DrainPending(why))
         }
     }
 }
 
-async fn publish(
-    ctx: &PoolContext,
-    pool: &CloudPool,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
+/// Queues one Event about the pool.
+fn publish(ctx: &PoolContext, pool: &CloudPool, type_: EventType, reason: &str, note: String) {
     let event = Event {
         type_,
         reason: reason.into(),
@@ -477,9 +472,7 @@ async fn publish(
         action: "Probe".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &pool.object_ref(&())).await {
-        warn!(pool = %pool.name_any(), error = %e, "could not publish event");
-    }
+    ctx.events.send(event, pool.object_ref(&()));
 }
 
 /// Probes the pool, writes its status when it changed and publishes an Event when its
@@ -549,7 +542,7 @@ async fn probe_and_report(
         } else {
             (EventType::Warning, event_reason::NOT_READY)
         };
-        publish(ctx, pool, type_, why, format!("{reason}: {note}")).await;
+        publish(ctx, pool, type_, why, format!("{reason}: {note}"));
     }
     Ok((outcome, status))
 }

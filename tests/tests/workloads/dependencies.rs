@@ -13,8 +13,8 @@ use skyfleet_e2e::{Env, eventually, unique};
 const CHECKSUM: &str = "skyfleet.io/dependencies-checksum";
 
 use super::{
-    MEMBERS, apply_json, apply_pools, cluster_of, condition, events, get_json, operator,
-    patch_workload, running_pods, status_pools, wait_placed, workload,
+    MEMBERS, apply_json, apply_pools, cluster_of, condition, get_json, operator, patch_workload,
+    running_pods, status_pools, wait_event_saying, wait_placed, workload,
 };
 
 /// The copy of `kind/name` in `cluster`, if any.
@@ -278,11 +278,7 @@ async fn configmaps_and_secrets_follow_the_workload_into_its_members() {
         degraded.contains(&format!("Secret {namespace}/{absent}")),
         "{degraded}"
     );
-    let events = events(env, &namespace, &name, "MissingDependency");
-    assert!(
-        events.contains(&absent),
-        "a MissingDependency event: {events}"
-    );
+    wait_event_saying(env, &namespace, &name, "MissingDependency", &absent).await;
     // Over the next decisions (the suite syncs every 2 s), the members stay as they were:
     // sampled once a second for three sync periods.
     for _ in 0..6 {

@@ -1082,6 +1082,27 @@ async fn wait_event(env: &Env, namespace: &str, name: &str, reason: &str) -> Str
     .await
 }
 
+/// Waits for an Event of the workload with `reason` whose message holds `needle` (Events are
+/// sent in the background, so one may land just after the status it goes with); returns
+/// the messages of all the workload's Events with that reason.
+async fn wait_event_saying(
+    env: &Env,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+    needle: &str,
+) -> String {
+    eventually(
+        &format!("a {reason} event for {name} saying {needle:?}"),
+        Duration::from_secs(30),
+        || async {
+            let e = events(env, namespace, name, reason);
+            e.contains(needle).then_some(e)
+        },
+    )
+    .await
+}
+
 /// Replicas of the workload's Deployment in each of `pools`, as the members say.
 fn running_replicas(env: &Env, namespace: &str, name: &str, pools: &[String]) -> Vec<i64> {
     pools

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use skyfleet_e2e::{Env, eventually, unique};
 
 use super::{
-    SECRET_NS, apply_json, condition, events, get_json, operator, patch_workload, workload,
+    SECRET_NS, apply_json, condition, get_json, operator, patch_workload, wait_event_saying,
+    workload,
 };
 
 /// How long a pod of these tests takes to become Ready (kwok's pod-ready stage delay).
@@ -265,7 +266,7 @@ async fn a_pool_selector_moved_to_a_disjoint_set_keeps_every_replica_ready_until
 async fn a_drained_pool_hands_its_replicas_over_before_it_empties() {
     let env = Env::get();
     let _g = env.shared_async().await;
-    let op = operator(env);
+    let _op = operator(env);
     let run = unique();
     let (cheap, dear) = (format!("aws-drain-{run}"), format!("azure-stay-{run}"));
     apply_pool(env, &cheap, "aws", 0.02, json!({"e2e-run": run}));
@@ -290,12 +291,14 @@ async fn a_drained_pool_hands_its_replicas_over_before_it_empties() {
     wait_all_in(env, &namespace, &name, &dear, 5).await;
     let samples = sampler.finish().await;
     assert_never_below(&samples, 5, "draining a pool (spec.unschedulable)");
-    let scaled = events(env, &namespace, &name, "Scaled");
-    assert!(
-        scaled.contains("kept until their replacements are Ready"),
-        "{scaled}\n{}",
-        op.log_text()
-    );
+    wait_event_saying(
+        env,
+        &namespace,
+        &name,
+        "Scaled",
+        "kept until their replacements are Ready",
+    )
+    .await;
     env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
     for p in [&cheap, &dear] {
         env.kubectl_ok("mgmt", &["delete", "cpool", p, "--wait=false"]);
@@ -346,8 +349,7 @@ async fn a_deployment_of_another_owner_with_skyfleets_name_is_never_touched() {
         message.contains(&taken) && message.contains("left untouched"),
         "{message}"
     );
-    let conflict = events(env, &namespace, &name, "Conflict");
-    assert!(conflict.contains(&taken), "{conflict}");
+    wait_event_saying(env, &namespace, &name, "Conflict", &taken).await;
     // A few more decisions: the foreign Deployment is exactly as its owner left it.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after =
@@ -480,12 +482,14 @@ async fn a_renamed_pool_hands_its_replicas_to_its_successor_before_it_goes() {
         },
     )
     .await;
-    let waited = events(env, "default", &old, "DeleteWaiting");
-    assert!(
-        waited.contains("replacements elsewhere are Ready"),
-        "{waited}\n{}",
-        op.log_text()
-    );
+    wait_event_saying(
+        env,
+        "default",
+        &old,
+        "DeleteWaiting",
+        "replacements elsewhere are Ready",
+    )
+    .await;
     env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
     env.kubectl_ok("mgmt", &["delete", "cpool", &new, "--wait=false"]);
 }

@@ -9,7 +9,7 @@ use skyfleet_e2e::{Env, eventually, stored_history, unique};
 
 use super::{
     SECRET_NS, apply_json, apply_pools, condition, events, member_replicas, operator, status_pools,
-    wait_placed, workload,
+    wait_event_saying, wait_placed, workload,
 };
 
 /// How many times the workload's Events with `reason` were said, repeats of one Event
@@ -320,11 +320,7 @@ async fn a_member_quota_that_refuses_the_pods_is_named_and_the_replicas_go_elsew
         },
     )
     .await;
-    let refused = events(env, &namespace, &name, "MemberRefused");
-    assert!(
-        refused.contains(&quota),
-        "an Event names the quota: {refused}"
-    );
+    wait_event_saying(env, &namespace, &name, "MemberRefused", &quota).await;
     // The replicas the quota refuses are missing: the plan puts them where there is room.
     let placed: Value = eventually(
         &format!(
@@ -615,7 +611,7 @@ async fn a_tampered_history_is_refused_with_a_condition_and_the_workload_runs_on
     .await;
     let (_, _, message) = condition(&w, "HistoryValid").expect("HistoryValid");
     assert!(message.contains("after now"), "{message}");
-    assert!(events(env, &namespace, &name, "HistoryInvalid").contains("after now"));
+    wait_event_saying(env, &namespace, &name, "HistoryInvalid", "after now").await;
     wait_placed(env, op, &namespace, &name, &pools).await;
     env.kubectl_ok(
         "mgmt",

@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 use skyfleet_e2e::{Env, eventually, unique};
 
 use super::make_before_break::apply_pool_with;
-use super::{apply_json, condition, events, get_json, member_replicas, operator, workload};
+use super::{
+    apply_json, condition, get_json, member_replicas, operator, wait_event, wait_event_saying,
+    workload,
+};
 
 /// A workload of exactly `replicas` replicas over the pools labelled `e2e-run: run`.
 fn apply_fixed_workload(env: &Env, namespace: &str, name: &str, run: &str, replicas: i32) {
@@ -106,11 +109,7 @@ async fn namespaces_created_in_members_enforce_the_pools_pod_security_level() {
         json!("baseline"),
         "baseline by default: {plain_ns}"
     );
-    assert!(
-        !events(env, &namespace, &name, "MemberRefused")
-            .trim()
-            .is_empty()
-    );
+    wait_event(env, &namespace, &name, "MemberRefused").await;
     env.kubectl_ok(
         "mgmt",
         &["delete", "mcw", &name, "-n", &namespace, "--timeout=60s"],
@@ -169,7 +168,7 @@ async fn a_pool_that_admits_other_namespaces_is_not_used_and_the_workload_says_w
         None,
         "nothing in the pool that does not admit the namespace"
     );
-    assert!(events(env, &namespace, &name, "NamespaceNotAllowed").contains(&payments));
+    wait_event_saying(env, &namespace, &name, "NamespaceNotAllowed", &payments).await;
 
     // Admitted once the namespace carries the label: the cheaper pool is used.
     env.kubectl_ok(

@@ -79,7 +79,7 @@ pub async fn run(
             action: "Cleanup",
             note: format!("deleted member Deployments: {}", deleted.join(", ")),
         };
-        report::publish(ctx, &workload, &notice).await;
+        report::publish(ctx, &workload, &notice);
     }
     if !pending.is_empty() {
         let why = pending.join("; ");
@@ -90,7 +90,7 @@ pub async fn run(
             action: "Cleanup",
             note: why.clone(),
         };
-        report::publish(ctx, &workload, &notice).await;
+        report::publish(ctx, &workload, &notice);
         return Err(WorkloadError::CleanupPending(why));
     }
     ctx.take_memory(&key);

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
@@ -31,6 +30,7 @@ use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
 
 use super::desired::Owner;
+use super::event_queue::EventQueue;
 use super::metrics::Metrics;
 use super::registry::MemberRegistry;
 use crate::api::cloud_pool::CloudPool;
@@ -59,8 +59,8 @@ pub fn history_configmap(workload: &str) -> String {
 pub struct WorkloadContext {
     /// Member clients.
     pub registry: MemberRegistry,
-    /// Publishes Events about workloads.
-    pub recorder: Recorder,
+    /// Publishes Events about workloads, in the background.
+    pub events: EventQueue,
     /// Every workload is reconciled at least this often.
     pub sync_period: Duration,
     /// How long a pool that is not Ready keeps its replicas before they are planned elsewhere.
@@ -135,7 +135,7 @@ impl WorkloadContext {
     /// A context with nothing remembered yet.
     pub fn new(
         registry: MemberRegistry,
-        recorder: Recorder,
+        events: EventQueue,
         sync_period: Duration,
         failover_grace: Duration,
         history_step: Duration,
@@ -144,7 +144,7 @@ impl WorkloadContext {
     ) -> Self {
         Self {
             registry,
-            recorder,
+            events,
             sync_period,
             failover_grace,
             history_step,
@@ -413,7 +413,7 @@ async fn apply(
                 action: "Decide",
                 note: note.clone(),
             };
-            report::publish(ctx, &workload, &notice).await;
+            report::publish(ctx, &workload, &notice);
             return Err(WorkloadError::Decide(note));
         }
     };
@@ -465,7 +465,7 @@ async fn apply(
         debug!(workload = %name, %namespace, %why, "not placing yet");
         // What was observed is still said (a refused history is read only once).
         for notice in &events {
-            report::publish(ctx, &workload, notice).await;
+            report::publish(ctx, &workload, notice);
         }
         return Ok(Action::requeue(requeue));
     }
@@ -558,7 +558,7 @@ async fn apply(
         } else {
             info!(workload = %name, %namespace, reason = %notice.reason, note = %notice.note, "event");
         }
-        report::publish(ctx, &workload, notice).await;
+        report::publish(ctx, &workload, notice);
     }
     let written = report::status(ctx, &workload, &previous, next, &memory, now).await;
     match &written {

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::act::Outcome;
 use super::{WorkloadContext, WorkloadError};
@@ -149,8 +149,9 @@ pub async fn status(
     Ok((next, true))
 }
 
-/// Publishes one Event about the workload.
-pub async fn publish(ctx: &WorkloadContext, workload: &MultiCloudWorkload, notice: &Notice) {
+/// Queues one Event about the workload; it is sent in the background (see
+/// [`crate::controller::event_queue`]).
+pub fn publish(ctx: &WorkloadContext, workload: &MultiCloudWorkload, notice: &Notice) {
     let event = Event {
         type_: if notice.warning {
             EventType::Warning
@@ -162,13 +163,7 @@ pub async fn publish(ctx: &WorkloadContext, workload: &MultiCloudWorkload, notic
         action: notice.action.to_string(),
         secondary: None,
     };
-    if let Err(e) = ctx
-        .recorder
-        .publish(&event, &workload.object_ref(&()))
-        .await
-    {
-        warn!(workload = %workload.name_any(), namespace = %workload.namespace().unwrap_or_default(), error = %e, "could not publish event");
-    }
+    ctx.events.send(event, workload.object_ref(&()));
 }
 
 /// The most bytes the API server takes in an Event's note.

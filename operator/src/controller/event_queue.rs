@@ -1,0 +1,178 @@
+//! Events sent in the background. A reconcile that waited for each Event it publishes holds
+//! its concurrency slot for one more API round trip per Event: a failover of a thousand
+//! workloads publishes three each, in series before their status. client-go's recorder sends
+//! Events from a queue for the same reason; like it, a full queue drops the Event (counted,
+//! and logged) rather than holding up the decisions it describes.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, Recorder};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::metrics::Metrics;
+
+/// Events waiting to be sent; beyond this many a new one is dropped. A burst of a thousand
+/// workloads failing over queues three each.
+pub const QUEUE_CAPACITY: usize = 4096;
+
+/// Events sent at the same time.
+pub const SENDERS: usize = 4;
+
+/// One Event and the object it is about.
+struct Queued {
+    event: Event,
+    about: ObjectReference,
+}
+
+/// The sending side of the queue; clones share it.
+#[derive(Clone)]
+pub struct EventQueue {
+    queue: mpsc::Sender<Queued>,
+    metrics: Arc<Metrics>,
+}
+
+impl EventQueue {
+    /// A queue of `capacity` whose Events `recorder` sends, `senders` at a time, from a
+    /// task of its own. Needs a tokio runtime.
+    pub fn start(
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        capacity: usize,
+        senders: usize,
+    ) -> Self {
+        let (queue, waiting) = mpsc::channel::<Queued>(capacity.max(1));
+        let waiting =
+            futures::stream::unfold(
+                waiting,
+                |mut w| async move { w.recv().await.map(|q| (q, w)) },
+            );
+        tokio::spawn(waiting.for_each_concurrent(senders.max(1), move |q| {
+            let recorder = recorder.clone();
+            async move {
+                if let Err(e) = recorder.publish(&q.event, &q.about).await {
+                    warn!(
+                        name = q.about.name.as_deref().unwrap_or_default(),
+                        namespace = q.about.namespace.as_deref().unwrap_or_default(),
+                        reason = %q.event.reason,
+                        error = %e,
+                        "could not publish event"
+                    );
+                }
+            }
+        }));
+        Self { queue, metrics }
+    }
+
+    /// Queues `event` about `about`; never waits. A full queue drops it.
+    pub fn send(&self, event: Event, about: ObjectReference) {
+        if let Err(mpsc::error::TrySendError::Full(q) | mpsc::error::TrySendError::Closed(q)) =
+            self.queue.try_send(Queued { event, about })
+        {
+            self.metrics.event_dropped();
+            warn!(
+                name = q.about.name.as_deref().unwrap_or_default(),
+                namespace = q.about.namespace.as_deref().unwrap_or_default(),
+                reason = %q.event.reason,
+                "event dropped: the queue of events to send is full"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::client::Body;
+    use kube::runtime::events::{EventType, Reporter};
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn event(n: usize) -> Event {
+        Event {
+            type_: EventType::Normal,
+            reason: format!("R{n}"),
+            note: None,
+            action: "Test".into(),
+            secondary: None,
+        }
+    }
+
+    fn about() -> ObjectReference {
+        ObjectReference {
+            kind: Some("MultiCloudWorkload".into()),
+            name: Some("web".into()),
+            namespace: Some("shop".into()),
+            ..ObjectReference::default()
+        }
+    }
+
+    /// A client whose API server takes each request and never answers, counting them.
+    fn hanging_client(requests: Arc<AtomicUsize>) -> kube::Client {
+        let service = tower::service_fn(move |_: http::Request<Body>| {
+            requests.fetch_add(1, Ordering::SeqCst);
+            async { futures::future::pending::<Result<http::Response<Body>, Infallible>>().await }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    fn recorder(client: kube::Client) -> Recorder {
+        Recorder::new(
+            client,
+            Reporter {
+                controller: "skyfleet".into(),
+                instance: None,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_send_never_waits_for_the_api_server_and_a_full_queue_drops_and_counts() {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let metrics = Arc::new(Metrics::default());
+        let queue = EventQueue::start(
+            recorder(hanging_client(requests.clone())),
+            metrics.clone(),
+            2,
+            1,
+        );
+        // The one sender takes the first Event and hangs on it.
+        queue.send(event(0), about());
+        while requests.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Two more fill the queue; the fourth and fifth find it full. None of these waits.
+        for n in 1..5 {
+            queue.send(event(n), about());
+        }
+        assert_eq!(metrics.events_dropped(), 2);
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn queued_events_are_sent_several_at_a_time() {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let metrics = Arc::new(Metrics::default());
+        let queue = EventQueue::start(
+            recorder(hanging_client(requests.clone())),
+            metrics.clone(),
+            16,
+            3,
+        );
+        for n in 0..5 {
+            queue.send(event(n), about());
+        }
+        // Three senders each wait on an answer that never comes: three requests in flight,
+        // the other two still queued, nothing dropped.
+        while requests.load(Ordering::SeqCst) < 3 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+        assert_eq!(metrics.events_dropped(), 0);
+    }
+}
