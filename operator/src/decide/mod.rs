@@ -507,25 +507,10 @@ pub fn decide(
     };
     let status = status::build(workload.previous, workload.generation, &summary, now);
 
-    // Events.
+    // Events. A decision that fails over says its moves in the Failover event rather than in
+    // a Scaled event beside it: one Event explains it (a failover of many workloads is
+    // thousands of Events fewer for the management API server).
     let mut events = Vec::new();
-    for p in &newly_lost {
-        let why = world
-            .pools
-            .iter()
-            .zip(&health)
-            .find(|(w, _)| &w.name == p)
-            .and_then(|(_, a)| a.reason())
-            .unwrap_or_default();
-        events.push(Notice {
-            warning: true,
-            reason: EventReason::Failover,
-            action: "Plan",
-            note: format!(
-                "pool {p} lost ({why}); its replicas are planned elsewhere: {explanation}"
-            ),
-        });
-    }
     let changes: Vec<String> = world
         .pools
         .iter()
@@ -534,22 +519,47 @@ pub fn decide(
         .filter(|((p, s), after)| matches!(p.member, Member::Seen(_)) && **after != s.current)
         .map(|((p, s), after)| format!("{} {}→{}", p.name, s.current, after))
         .collect();
-    if !changes.is_empty() {
-        let reason = if workload.previous.pools.is_empty() {
-            EventReason::Placed
-        } else {
-            EventReason::Scaled
-        };
+    let moves = (!changes.is_empty()).then(|| {
         let held = if gated.held > 0 {
             format!(" ({} kept until their replacements are Ready)", gated.held)
         } else {
             String::new()
         };
+        format!("{}{held}", changes.join(", "))
+    });
+    for p in &newly_lost {
+        let why = world
+            .pools
+            .iter()
+            .zip(&health)
+            .find(|(w, _)| &w.name == p)
+            .and_then(|(_, a)| a.reason())
+            .unwrap_or_default();
+        let moved = moves
+            .as_deref()
+            .map_or_else(String::new, |m| format!(" ({m})"));
+        events.push(Notice {
+            warning: true,
+            reason: EventReason::Failover,
+            action: "Plan",
+            note: format!(
+                "pool {p} lost ({why}); its replicas are planned elsewhere{moved}: {explanation}"
+            ),
+        });
+    }
+    if let Some(moves) = moves
+        && newly_lost.is_empty()
+    {
+        let reason = if workload.previous.pools.is_empty() {
+            EventReason::Placed
+        } else {
+            EventReason::Scaled
+        };
         events.push(Notice {
             warning: false,
             reason,
             action: "Apply",
-            note: format!("{}{held}: {explanation}", changes.join(", ")),
+            note: format!("{moves}: {explanation}"),
         });
     }
     if let Some(was) = workload.previous.traffic.as_ref()
@@ -1548,14 +1558,25 @@ mod tests {
         );
         assert!(d.events.iter().all(|e| e.reason != EventReason::Failover));
 
-        // Past the grace: lost, one Failover event, remembered.
+        // Past the grace: lost, one Failover event that names the moves (no Scaled event
+        // beside it), remembered.
         let d = run(&world, d.memory, 125);
-        let failovers = d
+        let failovers: Vec<_> = d
             .events
             .iter()
             .filter(|e| e.reason == EventReason::Failover)
-            .count();
-        assert_eq!(failovers, 1);
+            .collect();
+        assert_eq!(failovers.len(), 1, "{:?}", d.events);
+        assert!(
+            failovers[0].note.contains("(dear 0→8)"),
+            "{:?}",
+            failovers[0]
+        );
+        assert!(
+            d.events.iter().all(|e| e.reason != EventReason::Scaled),
+            "{:?}",
+            d.events
+        );
         assert!(d.memory.lost.contains_key("cheap"));
         // The next decision (or one after a restart with the stored memory) says it no more.
         let stored = d.memory.encode();
