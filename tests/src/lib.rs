@@ -316,14 +316,26 @@ impl Env {
 
     /// Installs the CRDs on the management cluster as a user would (`kubectl apply -f crds/`)
     /// and waits until they are established; once per test binary, since concurrent
-    /// client-side applies of the same new object race.
+    /// client-side applies of the same new object race. A `helm install` in a test running
+    /// beside it creates the same CRDs (from the chart's `crds/`): an apply that lost that
+    /// race (`AlreadyExists`) is run again, and then finds them.
     pub fn install_crds(&self) {
         static DONE: Mutex<bool> = Mutex::new(false);
         let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
         if *done {
             return;
         }
-        self.kubectl_ok("mgmt", &["apply", "-f", "crds/"]);
+        for attempt in 1.. {
+            let out = self.kubectl("mgmt", &["apply", "-f", "crds/"]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                attempt < 3 && stderr.contains("AlreadyExists"),
+                "kubectl apply -f crds/ on mgmt failed:\n{stderr}"
+            );
+        }
         // `kubectl wait` fails at once, rather than waiting, while a new CRD has no
         // status.conditions yet ("accessor error"), so that case is retried.
         let start = Instant::now();

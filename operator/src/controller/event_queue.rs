@@ -128,16 +128,26 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn a_send_never_waits_for_the_api_server_and_a_full_queue_drops_and_counts() {
+    /// A queue of `capacity` with `senders` whose API server never answers; with the count
+    /// of requests it took and the metrics the queue counts drops in.
+    fn hanging_queue(
+        capacity: usize,
+        senders: usize,
+    ) -> (EventQueue, Arc<AtomicUsize>, Arc<Metrics>) {
         let requests = Arc::new(AtomicUsize::new(0));
         let metrics = Arc::new(Metrics::default());
         let queue = EventQueue::start(
             recorder(hanging_client(requests.clone())),
             metrics.clone(),
-            2,
-            1,
+            capacity,
+            senders,
         );
+        (queue, requests, metrics)
+    }
+
+    #[tokio::test]
+    async fn a_send_never_waits_for_the_api_server_and_a_full_queue_drops_and_counts() {
+        let (queue, requests, metrics) = hanging_queue(2, 1);
         // The one sender takes the first Event and hangs on it.
         queue.send(event(0), about());
         while requests.load(Ordering::SeqCst) == 0 {
@@ -153,14 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn queued_events_are_sent_several_at_a_time() {
-        let requests = Arc::new(AtomicUsize::new(0));
-        let metrics = Arc::new(Metrics::default());
-        let queue = EventQueue::start(
-            recorder(hanging_client(requests.clone())),
-            metrics.clone(),
-            16,
-            3,
-        );
+        let (queue, requests, metrics) = hanging_queue(16, 3);
         for n in 0..5 {
             queue.send(event(n), about());
         }
