@@ -237,6 +237,49 @@ impl Env {
             .expect("run hack/cluster.sh")
     }
 
+    /// Starts a member's stopped API server again (`hack/cluster.sh start-apiserver`) and
+    /// waits until the member runs a new pod end to end. Its controller manager, scheduler
+    /// and kwok reconnect on their own backoff after an outage (tens of seconds); a test that
+    /// stopped the member waits for that, so the test that runs after it does not.
+    pub fn start_apiserver(&self, cluster: &str) -> Output {
+        let out = self.cluster_sh(&["start-apiserver", cluster]);
+        if !out.status.success() {
+            return out;
+        }
+        let canary = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "skyfleet-e2e-canary", "namespace": "kube-system"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "skyfleet-e2e-canary"}},
+                "template": {
+                    "metadata": {"labels": {"app": "skyfleet-e2e-canary"}},
+                    "spec": {
+                        "nodeSelector": {"kubernetes.io/hostname": format!("{cluster}-node-0")},
+                        "containers": [{"name": "canary", "image": "registry.example/canary:1"}]
+                    }
+                }
+            }
+        });
+        let file = self.path(format!("target/e2e-canary-{cluster}.json"));
+        std::fs::write(&file, canary.to_string()).expect("write the canary");
+        let file = file.to_str().expect("path");
+        self.kubectl_ok(cluster, &["apply", "--server-side", "-f", file]);
+        self.kubectl_ok(
+            cluster,
+            &[
+                "rollout",
+                "status",
+                "deployment/skyfleet-e2e-canary",
+                "-n",
+                "kube-system",
+                "--timeout=180s",
+            ],
+        );
+        self.kubectl_ok(cluster, &["delete", "-f", file, "--wait=true"]);
+        out
+    }
+
     /// The `skyfleet` binary, built once per test binary so tests run the current code.
     pub fn skyfleet_bin(&self) -> PathBuf {
         static BIN: OnceLock<PathBuf> = OnceLock::new();

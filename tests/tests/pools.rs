@@ -260,7 +260,7 @@ async fn a_member_that_stops_answering_is_not_ready_within_seconds() {
     );
     eprintln!("pool {pool} reported Ready=False {took:?} after its API server stopped");
 
-    let out = env.cluster_sh(&["start-apiserver", "gcp"]);
+    let out = env.start_apiserver("gcp");
     assert!(
         out.status.success(),
         "{}",

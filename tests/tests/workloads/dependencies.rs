@@ -401,7 +401,7 @@ async fn configmaps_and_secrets_follow_the_workload_into_its_members() {
         workload(env, &namespace, &name).is_some(),
         "the finalizer waits for {down}"
     );
-    let out = env.cluster_sh(&["start-apiserver", down]);
+    let out = env.start_apiserver(down);
     assert!(
         out.status.success(),
         "{}",

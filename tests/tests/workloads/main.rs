@@ -688,7 +688,7 @@ async fn a_lost_member_fails_over_after_the_grace_and_is_reconciled_when_back() 
         events.lines().any(|r| r == "Failover"),
         "a Failover event: {events}"
     );
-    let out = env.cluster_sh(&["start-apiserver", "azure"]);
+    let out = env.start_apiserver("azure");
     assert!(
         out.status.success(),
         "{}",
@@ -783,7 +783,7 @@ async fn a_lost_member_fails_over_after_the_grace_and_is_reconciled_when_back() 
             "members that answer are cleaned up at once ({cluster})"
         );
     }
-    let out = env.cluster_sh(&["start-apiserver", "azure"]);
+    let out = env.start_apiserver("azure");
     assert!(
         out.status.success(),
         "{}",

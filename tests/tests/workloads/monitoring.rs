@@ -342,7 +342,7 @@ async fn prometheus_reads_every_dashboard_query_and_the_alerts_follow_an_outage(
         watch.record(&prom, &watched);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let out = env.cluster_sh(&["start-apiserver", "azure"]);
+    let out = env.start_apiserver("azure");
     assert!(
         out.status.success(),
         "{}",

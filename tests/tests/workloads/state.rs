@@ -132,7 +132,7 @@ async fn an_outage_fails_over_once_across_a_crash_and_fails_back_one_replica_per
     );
 
     // Back: replicas return to the cheapest pool, one move per decision.
-    let out = env.cluster_sh(&["start-apiserver", "azure"]);
+    let out = env.start_apiserver("azure");
     assert!(
         out.status.success(),
         "{}",
