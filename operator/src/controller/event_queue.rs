@@ -1,8 +1,8 @@
 //! Events sent in the background. A reconcile that waited for each Event it publishes holds
-//! its concurrency slot for one more API round trip per Event: a failover of a thousand
-//! workloads publishes three each, in series before their status. client-go's recorder sends
-//! Events from a queue for the same reason; like it, a full queue drops the Event (counted,
-//! and logged) rather than holding up the decisions it describes.
+//! its concurrency slot for one more API round trip per Event: in a failover of a thousand
+//! workloads each published two or three, in series before its status. client-go's
+//! recorder sends Events from a queue for the same reason; like it, a full queue drops the
+//! Event (counted, and logged) rather than holding up the decisions it describes.
 
 use std::sync::Arc;
 
@@ -14,8 +14,8 @@ use tracing::warn;
 
 use super::metrics::Metrics;
 
-/// Events waiting to be sent; beyond this many a new one is dropped. A burst of a thousand
-/// workloads failing over queues three each.
+/// Events waiting to be sent; beyond this many a new one is dropped. A thousand workloads
+/// failing over at once queue two or three each.
 pub const QUEUE_CAPACITY: usize = 4096;
 
 /// Events sent at the same time.
