@@ -2,7 +2,7 @@
 //! prediction per horizon step, made adaptive with ACI (Gibbs & Candès, "Adaptive
 //! conformal inference under distribution shift", 2021).
 //!
-//! For each scored step k ([`ScoredSteps`]: every step of a horizon of up to 12, else 12
+//! For each scored step k ([`super::steps::ScoredSteps`]: every step of a horizon of up to 12, else 12
 //! evenly spaced ones, and a step between two uses the later one's interval) the last
 //! `cap` signed errors e = y − ŷ of the forecasts actually issued are kept in a ring, and
 //! nothing else: no sorted index, which would double the memory, the largest part of a
@@ -18,7 +18,7 @@
 //! interval until they stop, and a run of easy covers narrows it. No distribution is
 //! assumed.
 
-use super::steps::ScoredSteps;
+use super::steps::{MAX_SCORED_STEPS, Pending};
 
 /// ACI step size. Gibbs & Candès use 0.005; the coverage error after T scored errors is
 /// at most (1 + γ)/(γT) in the worst case and far smaller in practice, and a larger γ
@@ -31,7 +31,6 @@ const MAX_CAP: usize = u16::MAX as usize + 1;
 /// Per-step residual windows, adaptive levels and the pending issued forecasts.
 #[derive(Debug, Clone)]
 pub(crate) struct Conformal {
-    steps: ScoredSteps,
     cap: usize,
     /// The asked miscoverage, 1 − q.
     alpha: f64,
@@ -50,27 +49,22 @@ pub(crate) struct Conformal {
     /// Per scored step, where its adaptive offset was last found, kept up to date as errors
     /// come and go.
     cursor: Vec<Cursor>,
-    // Pending issued forecasts at the scored steps, one slot per origin modulo h: the point
-    // forecast and the offset that was issued with it (NaN: none), so each actual can be
-    // judged covered.
-    // (`f32`, as the errors are.)
-    pred: Vec<f32>,
+    /// The pending issued forecasts at the scored steps.
+    pending: Pending,
+    /// Per pending slot and scored step, the offset issued with the forecast (NaN: none), so
+    /// each actual can be judged covered (`f32`, as the errors are).
     used: Vec<f32>,
-    page: Vec<usize>,
-    plive: Vec<bool>,
-    next: usize,
 }
 
 impl Conformal {
     /// Intervals for `h` steps at quantile `q`, from the last `cap` errors per step, trusted
     /// once `min_count` errors of a step are known.
     pub(crate) fn new(h: usize, cap: usize, q: f64, min_count: usize) -> Self {
-        let steps = ScoredSteps::new(h);
-        let (h, m) = (steps.horizon(), steps.len());
+        let pending = Pending::new(h);
+        let (h, m) = (pending.steps().horizon(), pending.steps().len());
         let cap = cap.clamp(1, MAX_CAP);
         let alpha = (1.0 - q).clamp(0.0, 1.0);
         Self {
-            steps,
             cap,
             alpha,
             gamma: ACI_GAMMA,
@@ -81,18 +75,15 @@ impl Conformal {
             filled: vec![0; m],
             offsets: vec![f32::NAN; m],
             cursor: vec![Cursor::default(); m],
-            pred: vec![0.0; h * m],
+            pending,
             used: vec![f32::NAN; h * m],
-            page: vec![0; h],
-            plive: vec![false; h],
-            next: 0,
         }
     }
 
     /// Forgets everything.
     pub(crate) fn clear(&mut self) {
         *self = Self::new(
-            self.steps.horizon(),
+            self.pending.steps().horizon(),
             self.cap,
             1.0 - self.alpha,
             self.min_count,
@@ -108,14 +99,14 @@ impl Conformal {
     #[cfg(test)]
     pub(crate) fn count(&self, k: usize) -> usize {
         self.filled
-            .get(self.steps.covering(k))
+            .get(self.pending.steps().covering(k))
             .copied()
             .unwrap_or(0)
     }
 
     /// The adaptive offset of step `k` (0-based) for the configured quantile, if calibrated.
     pub(crate) fn offset(&self, k: usize) -> Option<f64> {
-        self.scored_offset(self.steps.covering(k))
+        self.scored_offset(self.pending.steps().covering(k))
     }
 
     /// The adaptive offset of the `j`-th scored step.
@@ -127,7 +118,7 @@ impl Conformal {
     /// The offset of step `k` for a fixed `level` (a quantile other than the configured
     /// one: plain split conformal, no adaptation).
     pub(crate) fn offset_at(&self, k: usize, level: f64) -> Option<f64> {
-        self.offset_of(self.steps.covering(k), level)
+        self.offset_of(self.pending.steps().covering(k), level)
     }
 
     /// The `j`-th scored step's offset at `level`.
@@ -145,52 +136,53 @@ impl Conformal {
 
     /// Registers the forecast issued at the current origin (`None`: none was issued).
     pub(crate) fn record(&mut self, path: Option<&[f64]>) {
-        let (h, m) = (self.steps.horizon(), self.steps.len());
-        let slot = self.next;
-        self.next = (self.next + 1) % h;
-        match path {
-            Some(p) if p.len() >= h => {
-                for (j, k) in self.steps.iter() {
-                    self.pred[slot * m + j] = p[k] as f32;
-                    self.used[slot * m + j] = self.scored_offset(j).map_or(f32::NAN, |v| v as f32);
-                }
-                self.page[slot] = 0;
-                self.plive[slot] = true;
+        let m = self.pending.steps().len();
+        if let Some(slot) = self.pending.record(path) {
+            for (used, offset) in self.used[slot * m..(slot + 1) * m]
+                .iter_mut()
+                .zip(&self.offsets)
+            {
+                *used = if offset.is_finite() {
+                    *offset
+                } else {
+                    f32::NAN
+                };
             }
-            _ => self.plive[slot] = false,
         }
     }
 
     /// Scores the pending issued forecasts against the sample that just arrived.
     pub(crate) fn actual(&mut self, y: Option<f64>) {
-        let (h, m) = (self.steps.horizon(), self.steps.len());
-        // Each scored step gets at most one error per actual (one origin is at each lead).
-        let mut changed = [false; super::steps::MAX_SCORED_STEPS];
-        for slot in 0..h {
-            if !self.plive[slot] {
+        let Some(v) = y else {
+            self.pending.advance(|_, _, _| {});
+            return;
+        };
+        let m = self.pending.steps().len();
+        // Each scored step gets at most one error per actual (one origin is at each lead):
+        // the error and the offset issued with its forecast.
+        let mut arrived = [None; MAX_SCORED_STEPS];
+        let used = &self.used;
+        self.pending.advance(|slot, j, forecast| {
+            if let Some(a) = arrived.get_mut(j) {
+                *a = Some((v - forecast, f64::from(used[slot * m + j])));
+            }
+        });
+        let mut changed = [false; MAX_SCORED_STEPS];
+        for (j, (e, used)) in arrived
+            .into_iter()
+            .enumerate()
+            .filter_map(|(j, a)| Some((j, a?)))
+        {
+            if !e.is_finite() {
                 continue;
             }
-            let k = self.page[slot];
-            if let (Some(v), Some(j)) = (y, self.steps.index_of(k)) {
-                let e = v - f64::from(self.pred[slot * m + j]);
-                if e.is_finite() {
-                    let used = f64::from(self.used[slot * m + j]);
-                    if used.is_finite() {
-                        let miss = if e > used { 1.0 } else { 0.0 };
-                        // Bounded so a long calm spell cannot bank unlimited slack.
-                        self.level[j] =
-                            (self.level[j] + self.gamma * (self.alpha - miss)).clamp(-1.0, 1.0);
-                    }
-                    self.push(j, e as f32);
-                    if let Some(c) = changed.get_mut(j) {
-                        *c = true;
-                    }
-                }
+            if used.is_finite() {
+                let miss = if e > used { 1.0 } else { 0.0 };
+                // Bounded so a long calm spell cannot bank unlimited slack.
+                self.level[j] = (self.level[j] + self.gamma * (self.alpha - miss)).clamp(-1.0, 1.0);
             }
-            self.page[slot] = k + 1;
-            if k + 1 == h {
-                self.plive[slot] = false;
-            }
+            self.push(j, e as f32);
+            changed[j] = true;
         }
         for (j, _) in changed.iter().enumerate().filter(|(_, c)| **c) {
             let offset = self.adaptive_offset(j);
@@ -234,7 +226,7 @@ impl Conformal {
             return;
         }
         if self.ring.is_empty() {
-            self.ring = vec![Bf16::default(); self.steps.len() * self.cap];
+            self.ring = vec![Bf16::default(); self.pending.steps().len() * self.cap];
         }
         let (Some(ring), Some(head), Some(filled), Some(cursor)) = (
             self.ring.get_mut(k * self.cap..(k + 1) * self.cap),

@@ -4,31 +4,18 @@
 //! is added to a per-horizon-step sum whose older terms are discounted by `λ` per sample, so
 //! the score says how the model has done *lately* (a change of regime shows up within a few
 //! half-lives) while the state stays O(h) per model however long the window: the pending
-//! forecasts of the last `h` origins at the scored steps ([`ScoredSteps`], at most 12), plus
+//! forecasts of the last `h` origins at the scored steps ([`Pending`], at most 12 steps), plus
 //! two sums per scored step. Raw error rows are kept only for the forecast that is actually
 //! issued, in [`super::conformal`].
 
-use super::steps::ScoredSteps;
+use super::steps::Pending;
 
 /// Pending forecasts of the last `h` origins and the discounted error sums.
 #[derive(Debug, Clone)]
 pub(crate) struct Track {
-    steps: ScoredSteps,
+    pending: Pending,
     /// Discount per sample: the weight of an error `a` samples old is `λ^a`.
     lambda: f64,
-    // Pending rows of the scored steps, one slot per origin modulo h (`f32`: half the
-    // memory of the largest part of a track, and an error of 1e-7 relative does not change
-    // a choice).
-    pred: Vec<f32>,
-    /// Per slot, the step of the horizon its forecast is at (`u32`: a horizon is far
-    /// shorter, and the `pred` rows of a longer one would not fit in memory).
-    page: Vec<u32>,
-    /// Per slot, the index of the first scored step at or after its page: a compare, not a
-    /// search, tells whether the page is scored (this runs for every slot of every model at
-    /// every sample of a replayed week).
-    due: Vec<u8>,
-    plive: Vec<bool>,
-    next: usize,
     /// Discounted Σ|y − ŷ| per scored step.
     abse: Vec<f64>,
     /// Discounted count of scored errors per scored step.
@@ -43,21 +30,16 @@ impl Track {
     /// A track for forecasts of `h` steps whose errors lose half their weight every
     /// `half_life` samples.
     pub(crate) fn new(h: usize, half_life: f64) -> Self {
-        let steps = ScoredSteps::new(h);
-        let (h, m) = (steps.horizon(), steps.len());
+        let pending = Pending::new(h);
+        let m = pending.steps().len();
         let lambda = if half_life.is_finite() && half_life > 0.0 {
             0.5f64.powf(1.0 / half_life)
         } else {
             1.0
         };
         Self {
-            steps,
+            pending,
             lambda,
-            pred: vec![0.0; h * m],
-            page: vec![0; h],
-            due: vec![0; h],
-            plive: vec![false; h],
-            next: 0,
             abse: vec![0.0; m],
             count: vec![0.0; m],
             absy: 0.0,
@@ -68,7 +50,7 @@ impl Track {
     /// Forgets everything (a new model or a rebuilt backtest).
     pub(crate) fn clear(&mut self) {
         let lambda = self.lambda;
-        *self = Self::new(self.steps.horizon(), f64::INFINITY);
+        *self = Self::new(self.pending.steps().horizon(), f64::INFINITY);
         self.lambda = lambda;
     }
 
@@ -79,54 +61,34 @@ impl Track {
 
     /// Registers the forecast made at the current origin (`None`: the model had none).
     pub(crate) fn record(&mut self, path: Option<&[f64]>) {
-        let (h, m) = (self.steps.horizon(), self.steps.len());
-        let slot = self.next;
-        self.next = (self.next + 1) % h;
-        match path {
-            Some(p) if p.len() >= h => {
-                for (j, k) in self.steps.iter() {
-                    self.pred[slot * m + j] = p[k] as f32;
-                }
-                self.page[slot] = 0;
-                self.due[slot] = 0;
-                self.plive[slot] = true;
-            }
-            _ => self.plive[slot] = false,
-        }
+        self.pending.record(path);
     }
 
     /// Discounts the sums by one sample and scores pending forecasts against the sample
     /// that just arrived (`None`: missing, nothing scored).
     pub(crate) fn actual(&mut self, y: Option<f64>) {
-        let (h, m) = (self.steps.horizon(), self.steps.len());
         let l = self.lambda;
         self.abse.iter_mut().for_each(|v| *v *= l);
         self.count.iter_mut().for_each(|v| *v *= l);
         self.absy *= l;
-        for slot in 0..h {
-            if !self.plive[slot] {
-                continue;
+        let Self {
+            pending,
+            abse,
+            count,
+            absy,
+            scored,
+            ..
+        } = self;
+        pending.advance(|_, j, forecast| {
+            let Some(v) = y else { return };
+            let e = (v - forecast).abs();
+            if e.is_finite() {
+                abse[j] += e;
+                count[j] += 1.0;
+                *absy += v.abs();
+                *scored += 1;
             }
-            let k = self.page[slot] as usize;
-            let j = usize::from(self.due[slot]);
-            if self.steps.step(j) == Some(k) {
-                // At most MAX_SCORED_STEPS (12), so it fits.
-                self.due[slot] = u8::try_from(j + 1).unwrap_or(u8::MAX);
-                if let Some(v) = y {
-                    let e = (v - f64::from(self.pred[slot * m + j])).abs();
-                    if e.is_finite() {
-                        self.abse[j] += e;
-                        self.count[j] += 1.0;
-                        self.absy += v.abs();
-                        self.scored += 1;
-                    }
-                }
-            }
-            self.page[slot] = self.page[slot].saturating_add(1);
-            if k + 1 == h {
-                self.plive[slot] = false;
-            }
-        }
+        });
     }
 
     /// Discounted mean absolute error per scored step, every step weighted alike; the
