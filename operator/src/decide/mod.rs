@@ -141,7 +141,8 @@ pub fn decide(
         startup,
         settings.sync_period,
     );
-    estimate.status.startup_seconds = memory.startup.measured.and_then(|s| i64::try_from(s).ok());
+    // As the hold paths below say it; set again once this decision has timed the startup.
+    estimate.status.startup_seconds = memory.startup.measured_seconds();
     let ready: u32 = world
         .pools
         .iter()
@@ -381,7 +382,7 @@ pub fn decide(
     memory.startup.observe(at, planned_seen, ready);
     // A startup timed by this decision is said by it, not by the next one (a status write of
     // its own).
-    estimate.status.startup_seconds = memory.startup.measured.and_then(|s| i64::try_from(s).ok());
+    estimate.status.startup_seconds = memory.startup.measured_seconds();
 
     // A CloudPool that no longer exists cannot hold anything of the workload's any more.
     memory

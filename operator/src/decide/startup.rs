@@ -45,6 +45,11 @@ impl StartupTracker {
         }
     }
 
+    /// The measured startup as status shows it (`status.demand.startupSeconds`).
+    pub fn measured_seconds(&self) -> Option<i64> {
+        self.measured.and_then(|s| i64::try_from(s).ok())
+    }
+
     /// Notes a decision at `at` that plans `planned` replicas where `ready` are Ready.
     pub fn observe(&mut self, at: i64, planned: u32, ready: u32) {
         match self.pending {
