@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kube::runtime::events::{Recorder, Reporter};
 use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::controller::admin::{self, AdminState};
 use crate::controller::cache::ManagementCache;
@@ -156,6 +156,17 @@ async fn run_controllers(
     );
 }
 
+/// Sends what the last decisions queued before a graceful exit (not after a lost lease:
+/// another leader speaks for the workloads by then).
+async fn flush_events(events: &EventQueue) {
+    if !events.flush(event_queue::FLUSH_ON_SHUTDOWN).await {
+        warn!(
+            within = ?event_queue::FLUSH_ON_SHUTDOWN,
+            "exiting with Events not yet sent"
+        );
+    }
+}
+
 /// The installation id: given, or the management cluster's kube-system namespace UID.
 async fn installation_id(client: &kube::Client, given: Option<String>) -> anyhow::Result<String> {
     if let Some(id) = given.filter(|s| !s.is_empty()) {
@@ -251,7 +262,7 @@ async fn operate(args: Args) -> anyhow::Result<()> {
     let workload_ctx = Arc::new(
         workload::WorkloadContext::new(
             registry,
-            events,
+            events.clone(),
             args.sync_period,
             args.failover_grace,
             args.history_step,
@@ -274,6 +285,7 @@ async fn operate(args: Args) -> anyhow::Result<()> {
         state.metrics.leader.set(1);
         info!(%identity, "skyfleet operator started without leader election");
         run_controllers(ctx, workload_ctx, signal()).await;
+        flush_events(&events).await;
         return Ok(());
     }
 
@@ -333,5 +345,6 @@ async fn operate(args: Args) -> anyhow::Result<()> {
     if lost.load(Ordering::Relaxed) {
         anyhow::bail!("lost the leader lease; exiting so that a restart begins from fresh state");
     }
+    flush_events(&events).await;
     Ok(())
 }
