@@ -1071,15 +1071,7 @@ fn ready_pools(w: &Value) -> Vec<(String, i64)> {
 
 /// Waits for an Event of the workload with `reason`; returns their messages.
 async fn wait_event(env: &Env, namespace: &str, name: &str, reason: &str) -> String {
-    eventually(
-        &format!("a {reason} event for {name}"),
-        Duration::from_secs(30),
-        || async {
-            let e = events(env, namespace, name, reason);
-            (!e.trim().is_empty()).then_some(e)
-        },
-    )
-    .await
+    wait_event_saying(env, namespace, name, reason, "").await
 }
 
 /// Waits for an Event of the workload with `reason` whose message holds `needle` (Events are
@@ -1092,14 +1084,15 @@ async fn wait_event_saying(
     reason: &str,
     needle: &str,
 ) -> String {
-    eventually(
-        &format!("a {reason} event for {name} saying {needle:?}"),
-        Duration::from_secs(30),
-        || async {
-            let e = events(env, namespace, name, reason);
-            e.contains(needle).then_some(e)
-        },
-    )
+    let what = if needle.is_empty() {
+        format!("a {reason} event for {name}")
+    } else {
+        format!("a {reason} event for {name} saying {needle:?}")
+    };
+    eventually(&what, Duration::from_secs(30), || async {
+        let e = events(env, namespace, name, reason);
+        (!e.trim().is_empty() && e.contains(needle)).then_some(e)
+    })
     .await
 }
 
