@@ -39,7 +39,9 @@
 # touches the test or demo clusters, and the release build of the operator with its default
 # periods (probe 5s, sync 15s, failover grace 30s) unless SKYFLEET_BENCH_ARGS says otherwise.
 # Each member gets enough kwok nodes (110 pods each) for every workload at its maximum
-# replicas in that one member, plus a fifth.
+# replicas in that one member, plus a fifth. The CloudPools admit only namespaces labelled
+# skyfleet-bench=true (spec.allowedNamespaces), as a multi-tenant fleet's pools do, and the
+# bench's namespaces carry that label, so the namespace check is measured too.
 set -euo pipefail
 HACK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HACK")
@@ -233,6 +235,7 @@ spec:
   region: ${region:-$member}
   kubeconfigSecretRef: {name: member-$member, namespace: skyfleet-system}
   pricing: {cpuPerHour: $price, memoryGiBPerHour: 0.004}
+  allowedNamespaces: {matchLabels: {skyfleet-bench: "true"}}
 EOF
 done
 
@@ -254,7 +257,7 @@ done
 ns_manifest=$STATE/namespaces.yaml
 : >"$ns_manifest"
 for n in $(seq 0 $((NAMESPACES - 1))); do
-  printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: bench-%s}\n---\n' "$n" >>"$ns_manifest"
+  printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: bench-%s, labels: {skyfleet-bench: "true"}}\n---\n' "$n" >>"$ns_manifest"
 done
 k mgmt apply -f "$ns_manifest" >/dev/null
 

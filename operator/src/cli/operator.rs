@@ -220,7 +220,11 @@ async fn operate(args: Args) -> anyhow::Result<()> {
     info!(%installation, "installation id");
 
     // The reflectors every reconcile reads from; a reconcile lists nothing itself.
-    let cache = ManagementCache::start(client.clone(), &args.member_kubeconfig_namespace);
+    let cache = ManagementCache::start(
+        client.clone(),
+        &args.member_kubeconfig_namespace,
+        args.namespace.as_deref(),
+    );
     if let Err(e) = cache.listed(CACHE_SYNC).await {
         anyhow::bail!(
             "CloudPools and the Secrets of namespace {} could not be listed: {e}",
@@ -270,6 +274,7 @@ async fn operate(args: Args) -> anyhow::Result<()> {
             state.metrics.clone(),
         )
         .with_pools(cache.pools.store.clone())
+        .with_namespaces(cache.namespaces.store.clone())
         .with_history_persistence(args.history_persist_interval)
         .with_scope(workload::Scope {
             namespace: args.namespace.clone(),

@@ -16,12 +16,13 @@ pub mod cleanup;
 pub mod observe;
 pub mod report;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -33,6 +34,7 @@ use super::desired::Owner;
 use super::event_queue::EventQueue;
 use super::metrics::Metrics;
 use super::registry::MemberRegistry;
+
 use crate::api::cloud_pool::CloudPool;
 use crate::api::conditions;
 use crate::api::workload::MultiCloudWorkload;
@@ -93,6 +95,8 @@ pub struct WorkloadContext {
     applied: Mutex<HashMap<String, AppliedPerPool>>,
     /// Every CloudPool, from a reflector: a reconcile lists none.
     pools: Store<CloudPool>,
+    /// The workloads' Namespaces with their labels, from a reflector: a reconcile reads none.
+    namespaces: Store<Namespace>,
     /// Per workload: what a check of a member for someone else's Deployment under the
     /// workload's name found, and when (see [`WorkloadContext::known_conflict`]).
     conflicts: Mutex<HashMap<String, NameChecks>>,
@@ -161,6 +165,8 @@ impl WorkloadContext {
             applied: Mutex::new(HashMap::new()),
             // Until `with_pools` gives the reflector's store, no pool is ever listed.
             pools: kube::runtime::reflector::store().0,
+            // Likewise until `with_namespaces`: no namespace's labels are known.
+            namespaces: kube::runtime::reflector::store().0,
             conflicts: Mutex::default(),
         }
     }
@@ -195,6 +201,28 @@ impl WorkloadContext {
     pub fn with_pools(mut self, pools: Store<CloudPool>) -> Self {
         self.pools = pools;
         self
+    }
+
+    /// The same context reading Namespaces' labels from `namespaces` (a reflector's store).
+    pub fn with_namespaces(mut self, namespaces: Store<Namespace>) -> Self {
+        self.namespaces = namespaces;
+        self
+    }
+
+    /// The labels of `namespace`, once the reflector has listed the Namespaces and seen it.
+    async fn namespace_labels(
+        &self,
+        namespace: &str,
+    ) -> Result<BTreeMap<String, String>, WorkloadError> {
+        tokio::time::timeout(self.member_timeout, self.namespaces.wait_until_ready())
+            .await
+            .map_err(|_| WorkloadError::NamespacesNotListed)?
+            .map_err(|_| WorkloadError::NamespacesNotListed)?;
+        let ns = self
+            .namespaces
+            .get(&ObjectRef::new(namespace))
+            .ok_or_else(|| WorkloadError::NamespaceNotSeen(namespace.to_string()))?;
+        Ok(ns.metadata.labels.clone().unwrap_or_default())
     }
 
     /// The same context limited to `scope`.
@@ -301,8 +329,12 @@ pub enum WorkloadError {
     PoolsNotListed,
     #[error("reading the demand history (retried; never taken as no history): {0}")]
     ReadHistory(#[source] kube::Error),
-    #[error("reading the workload's namespace, which a CloudPool's allowedNamespaces needs: {0}")]
-    ReadNamespace(#[source] kube::Error),
+    #[error(
+        "the Namespaces, whose labels a CloudPool's allowedNamespaces selects on, have not been listed yet"
+    )]
+    NamespacesNotListed,
+    #[error("the watch of Namespaces has not seen namespace {0} yet")]
+    NamespaceNotSeen(String),
     #[error("writing MultiCloudWorkload status: {0}")]
     Status(#[source] kube::Error),
     #[error("the decision did not finish: {0}")]

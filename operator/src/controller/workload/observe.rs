@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
@@ -197,9 +197,9 @@ pub async fn world(
     Observed { world, handles }
 }
 
-/// The labels of the workload's namespace, when some pool admits only some namespaces. A
-/// failed read fails the reconcile (retried): an unknown namespace is never taken as refused,
-/// which would move replicas out.
+/// The labels of the workload's namespace, when some pool admits only some namespaces, from
+/// the Namespace watch. Not listed yet, or not seen yet, fails the reconcile (retried): an
+/// unknown namespace is never taken as refused, which would move replicas out.
 pub async fn namespace_labels(
     ctx: &WorkloadContext,
     namespace: &str,
@@ -208,12 +208,7 @@ pub async fn namespace_labels(
     if pools.iter().all(|p| p.spec.allowed_namespaces.is_none()) {
         return Ok(None);
     }
-    let api: Api<Namespace> = Api::all(ctx.registry.management());
-    let ns = api
-        .get(namespace)
-        .await
-        .map_err(WorkloadError::ReadNamespace)?;
-    Ok(Some(ns.metadata.labels.unwrap_or_default()))
+    ctx.namespace_labels(namespace).await.map(Some)
 }
 
 /// The ConfigMaps and Secrets the workload's template references, read by name from its
