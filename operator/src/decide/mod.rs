@@ -178,8 +178,9 @@ pub fn decide(
         .stabilizer
         .apply(at, estimate.cores.max(burst.floor).max(kept), window);
 
-    // The pools as the plan sees them.
-    let shape = placement::sizing::ReplicaShape::of(&spec.template).ok();
+    // The pools as the plan sees them; room on their nodes in what the scheduler reserves
+    // for a pod (init containers and overhead included).
+    let shape = placement::sizing::ReplicaShape::scheduled(&spec.template).ok();
     let health: Vec<Availability> = world
         .pools
         .iter()
@@ -1420,6 +1421,60 @@ mod tests {
         let (_, c) = redundant(&ready_world, "Tolerate");
         assert_eq!(c.status, "True", "{c:?}");
         assert!(c.message.contains("or every Spot pool at once"), "{c:?}");
+    }
+
+    #[test]
+    fn room_is_counted_in_what_the_scheduler_reserves_init_containers_included() {
+        use room::{Free, NodeRoom};
+        // The app asks 500m, its init container 2 cores: a node with 1.5 cores free takes
+        // none (the scheduler reserves 2 cores until the init container is done).
+        let mut spec = spec();
+        let template = spec.template.spec.as_mut().expect("a pod spec");
+        template.init_containers = Some(vec![
+            serde_json::from_value(serde_json::json!({"name": "warm", "image": "warm:1",
+                "resources": {"requests": {"cpu": "2", "memory": "64Mi"}}}))
+            .expect("an init container"),
+        ]);
+        let small = NodeRoom {
+            free: vec![
+                Free {
+                    pods: 10,
+                    cpu: 1.5,
+                    memory: 1e10,
+                };
+                3
+            ],
+            scheduled: 0,
+            unschedulable: 0,
+        };
+        let world = World {
+            pools: vec![
+                ObservedPool {
+                    room: Some(small),
+                    ..pool("cheap", 0.01, true, "Probed", 0, Member::Seen(None))
+                },
+                pool("dear", 0.02, true, "Probed", 0, Member::Seen(None)),
+            ],
+            measured: Measured {
+                cores: None,
+                partial: false,
+            },
+            namespace_labels: None,
+            missing_dependencies: Vec::new(),
+        };
+        let previous = MultiCloudWorkloadStatus::default();
+        let w = Workload {
+            spec: &spec,
+            generation: Some(1),
+            previous: &previous,
+        };
+        let d = decide(&w, &world, memory(), &SETTINGS, t(0));
+        let plan = d.plan.as_ref().expect("a plan");
+        assert_eq!(
+            (plan.replicas_for("cheap"), plan.replicas_for("dear")),
+            (0, 2),
+            "no replica where its init container does not fit"
+        );
     }
 
     #[test]

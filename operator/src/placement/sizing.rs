@@ -1,6 +1,6 @@
 //! Sizing: how many replicas demand needs, and what one replica costs in a pool.
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
 
 use super::input::PlanInputError;
 use crate::api::cloud_pool::Pricing;
@@ -19,15 +19,46 @@ impl ReplicaShape {
     /// The requests of one pod of `template`. Init containers are not counted: they do not
     /// run beside the app, and the CRD prices steady state.
     pub fn of(template: &PodTemplateSpec) -> Result<Self, PlanInputError> {
+        let spec = template.spec.as_ref();
+        let shape = Self::sum(spec.map(|s| s.containers.as_slice()).unwrap_or_default())?;
+        if shape.cpu <= 0.0 || !shape.cpu.is_finite() {
+            return Err(PlanInputError::NoCpuRequest);
+        }
+        Ok(shape)
+    }
+
+    /// What the scheduler reserves on a node for one pod of `template`, per resource: the
+    /// larger of the containers' sum and the largest init container, plus the pod overhead.
+    /// Room on the nodes is counted in this, so a pod whose init container asks for more
+    /// than its app is not planned onto a node where it would stay Pending.
+    pub fn scheduled(template: &PodTemplateSpec) -> Result<Self, PlanInputError> {
+        let mut shape = Self::of(template)?;
+        let Some(spec) = template.spec.as_ref() else {
+            return Ok(shape);
+        };
+        for init in spec.init_containers.iter().flatten() {
+            let one = Self::sum(std::slice::from_ref(init))?;
+            shape.cpu = shape.cpu.max(one.cpu);
+            shape.memory = shape.memory.max(one.memory);
+        }
+        for (resource, total) in [("cpu", &mut shape.cpu), ("memory", &mut shape.memory)] {
+            if let Some(q) = spec.overhead.as_ref().and_then(|o| o.get(resource)) {
+                *total += quantity::to_f64(q).map_err(|_| PlanInputError::BadRequest {
+                    container: "(pod overhead)".into(),
+                    resource,
+                    value: q.0.clone(),
+                })?;
+            }
+        }
+        Ok(shape)
+    }
+
+    /// The requests of `containers`, summed.
+    fn sum(containers: &[Container]) -> Result<Self, PlanInputError> {
         let mut shape = Self {
             cpu: 0.0,
             memory: 0.0,
         };
-        let containers = template
-            .spec
-            .as_ref()
-            .map(|s| s.containers.as_slice())
-            .unwrap_or_default();
         for c in containers {
             let Some(requests) = c.resources.as_ref().and_then(|r| r.requests.as_ref()) else {
                 continue;
@@ -41,9 +72,6 @@ impl ReplicaShape {
                     })?;
                 }
             }
-        }
-        if shape.cpu <= 0.0 || !shape.cpu.is_finite() {
-            return Err(PlanInputError::NoCpuRequest);
         }
         Ok(shape)
     }
@@ -116,5 +144,33 @@ mod tests {
         };
         let c = replica_cost(&pricing, &shape);
         assert!((c - (0.02 + 0.002 + 0.01)).abs() < 1e-12, "{c}");
+    }
+
+    #[test]
+    fn the_scheduler_reserves_the_largest_init_container_and_the_overhead() {
+        let template: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "spec": {
+                "containers": [
+                    {"name": "app", "image": "a", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
+                    {"name": "side", "image": "s", "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}}}
+                ],
+                "initContainers": [
+                    {"name": "big-cpu", "image": "i", "resources": {"requests": {"cpu": "2", "memory": "64Mi"}}},
+                    {"name": "big-memory", "image": "i", "resources": {"requests": {"memory": "3Gi"}}}
+                ],
+                "overhead": {"cpu": "100m", "memory": "128Mi"}
+            }
+        }))
+        .expect("a template");
+        const GI: f64 = 1024.0 * 1024.0 * 1024.0;
+        let priced = ReplicaShape::of(&template).expect("a shape");
+        assert_eq!(
+            (priced.cpu, priced.memory),
+            (0.75, 2.0 * GI),
+            "prices count the app only"
+        );
+        let scheduled = ReplicaShape::scheduled(&template).expect("a shape");
+        assert!((scheduled.cpu - 2.1).abs() < 1e-12, "{scheduled:?}");
+        assert_eq!(scheduled.memory, 3.0 * GI + 128.0 * 1024.0 * 1024.0);
     }
 }
