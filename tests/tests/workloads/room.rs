@@ -1,7 +1,8 @@
 //! A pool's room comes from its nodes (issue 16, "capacity from the nodes"): the plan puts
 //! no more replicas in a pool than its matching nodes can still take, and replicas left
 //! Pending there because another tenant took the room are reported and moved to a pool
-//! with room, the Ready ones staying until their replacements are Ready.
+//! with room, the Ready ones staying until their replacements are Ready. Room is counted in
+//! what the scheduler reserves for a pod, its init containers included.
 
 use std::time::Duration;
 
@@ -49,35 +50,26 @@ fn counts(env: &Env, cluster: &str, namespace: &str, name: &str, pool: &str) -> 
     })
 }
 
-#[tokio::test]
-async fn replicas_go_only_where_nodes_have_room_and_pending_ones_move_to_a_pool_with_room() {
-    let env = Env::get();
-    let _g = env.shared_async().await;
-    let op = operator(env);
-    let run = unique();
-    let node = format!("room-{run}");
-    let _cleanup = Cleanup {
-        env,
-        node: node.clone(),
-    };
-    // One kwok node of three pod slots, that only this test's pool selects and tolerates.
+/// One kwok node of [`SLOTS`] pod slots and `cpu` cores in [`SMALL`], that only this run's
+/// cheap pool selects and tolerates, and a dear pool on [`LARGE`]'s shared nodes; returns
+/// the two pools' names.
+fn small_node_and_pools(env: &Env, run: &str, node: &str, cpu: &str) -> (String, String) {
     let node_doc = json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": node,
             "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
             "labels": {"kubernetes.io/hostname": node, "type": "kwok", (KEY): run}},
         "spec": {"taints": [{"key": KEY, "value": run, "effect": "NoSchedule"}]},
-        "status": {"allocatable": {"cpu": "32", "memory": "128Gi", "pods": SLOTS.to_string()},
-                   "capacity": {"cpu": "32", "memory": "128Gi", "pods": SLOTS.to_string()}}
+        "status": {"allocatable": {"cpu": cpu, "memory": "128Gi", "pods": SLOTS.to_string()},
+                   "capacity": {"cpu": cpu, "memory": "128Gi", "pods": SLOTS.to_string()}}
     });
     super::apply_json_in(env, SMALL, &node_doc);
 
     let cheap = format!("small-{run}");
     let dear = format!("large-{run}");
-    for (pool, cluster, price, nodes) in [
-        (&cheap, SMALL, 0.01, Some(&run)),
-        (&dear, LARGE, 0.04, None),
-    ] {
+    for (pool, cluster, price, nodes) in
+        [(&cheap, SMALL, 0.01, Some(run)), (&dear, LARGE, 0.04, None)]
+    {
         let mut spec = json!({
             "provider": cluster, "region": "r1",
             "kubeconfigSecretRef": {"namespace": SECRET_NS, "name": format!("member-{cluster}")},
@@ -97,8 +89,11 @@ async fn replicas_go_only_where_nodes_have_room_and_pending_ones_move_to_a_pool_
             }),
         );
     }
-    let namespace = env.namespace("room", &["mgmt"]);
-    let name = format!("r-{run}");
+    (cheap, dear)
+}
+
+/// A workload of [`REPLICAS`] replicas with `pod` as its pod spec, over this run's pools.
+fn apply_workload(env: &Env, namespace: &str, name: &str, run: &str, pod: serde_json::Value) {
     apply_json(
         env,
         &json!({
@@ -106,13 +101,7 @@ async fn replicas_go_only_where_nodes_have_room_and_pending_ones_move_to_a_pool_
             "metadata": {"name": name, "namespace": namespace},
             "spec": {
                 "replicas": {"min": REPLICAS, "max": REPLICAS},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{
-                        "name": "app", "image": "registry.example/web:1",
-                        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
-                    }]}
-                },
+                "template": {"metadata": {"labels": {"app": name}}, "spec": pod},
                 "scaling": {"targetCPUUtilizationPercentage": 50},
                 "placement": {
                     "poolSelector": {"matchLabels": {"e2e-run": run}},
@@ -120,6 +109,32 @@ async fn replicas_go_only_where_nodes_have_room_and_pending_ones_move_to_a_pool_
                 }
             }
         }),
+    );
+}
+
+#[tokio::test]
+async fn replicas_go_only_where_nodes_have_room_and_pending_ones_move_to_a_pool_with_room() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let node = format!("room-{run}");
+    let _cleanup = Cleanup {
+        env,
+        node: node.clone(),
+    };
+    let (cheap, dear) = small_node_and_pools(env, &run, &node, "32");
+    let namespace = env.namespace("room", &["mgmt"]);
+    let name = format!("r-{run}");
+    apply_workload(
+        env,
+        &namespace,
+        &name,
+        &run,
+        json!({"containers": [{
+            "name": "app", "image": "registry.example/web:1",
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+        }]}),
     );
     // The cheap pool takes what its node has room for, the dear one the rest; all Ready.
     eventually(
@@ -195,6 +210,76 @@ async fn replicas_go_only_where_nodes_have_room_and_pending_ones_move_to_a_pool_
     assert!(
         lowest >= REPLICAS - 1,
         "no Ready replica was removed to make the move: {lowest} Ready at the lowest"
+    );
+
+    env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
+    for p in [&cheap, &dear] {
+        env.kubectl_ok("mgmt", &["delete", "cpool", p]);
+    }
+}
+
+/// Room is counted in what the scheduler reserves for a pod: an init container that asks
+/// for more CPU than a node has free keeps the pod off that node, although the app alone
+/// would fit. No replica is ever planned on such a node (a plan there would leave them
+/// Pending until the next decision moved them).
+#[tokio::test]
+async fn a_pod_whose_init_container_fits_no_node_of_a_pool_is_never_planned_there() {
+    let env = Env::get();
+    let _g = env.shared_async().await;
+    let op = operator(env);
+    let run = unique();
+    let node = format!("room-init-{run}");
+    let _cleanup = Cleanup {
+        env,
+        node: node.clone(),
+    };
+    // 1.5 cores: room for fifteen of the app's 100m, none of the init container's 2.
+    let (cheap, dear) = small_node_and_pools(env, &run, &node, "1500m");
+    let namespace = env.namespace("room-init", &["mgmt"]);
+    let name = format!("ri-{run}");
+    apply_workload(
+        env,
+        &namespace,
+        &name,
+        &run,
+        json!({
+            "initContainers": [{
+                "name": "warm", "image": "registry.example/warm:1",
+                "resources": {"requests": {"cpu": "2", "memory": "64Mi"}}
+            }],
+            "containers": [{
+                "name": "app", "image": "registry.example/web:1",
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+            }]
+        }),
+    );
+    // Sampled on every poll: the cheap pool is never given a replica.
+    let mut most_on_cheap = 0;
+    eventually(
+        &format!("{name}: all {REPLICAS} Ready on {LARGE}\n{}", op.log_text()),
+        Duration::from_secs(120),
+        || {
+            let small = counts(env, SMALL, &namespace, &name, &cheap);
+            let large = counts(env, LARGE, &namespace, &name, &dear);
+            most_on_cheap = most_on_cheap.max(small.1);
+            async move { (large == (REPLICAS, REPLICAS)).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(
+        most_on_cheap, 0,
+        "replicas were planned on the node their init container does not fit"
+    );
+    let plan = super::workload(env, &namespace, &name).expect("the workload");
+    let rows = plan["status"]["pools"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        rows.iter()
+            .filter(|r| r["name"] == cheap.as_str())
+            .all(|r| r["replicas"].as_i64().unwrap_or(0) == 0),
+        "the status plans nothing on {cheap}: {rows:?}"
     );
 
     env.kubectl_ok("mgmt", &["delete", "mcw", &name, "-n", &namespace]);
