@@ -220,8 +220,8 @@ async fn replicas_go_only_where_nodes_have_room_and_pending_ones_move_to_a_pool_
 
 /// Room is counted in what the scheduler reserves for a pod: an init container that asks
 /// for more CPU than a node has free keeps the pod off that node, although the app alone
-/// would fit. No replica is ever planned on such a node (a plan there would leave them
-/// Pending until the next decision moved them).
+/// would fit. No replica is ever planned on such a node: counted in the app's requests, the
+/// room said they fit, so they stayed there Pending and were never moved.
 #[tokio::test]
 async fn a_pod_whose_init_container_fits_no_node_of_a_pool_is_never_planned_there() {
     let env = Env::get();
@@ -233,7 +233,8 @@ async fn a_pod_whose_init_container_fits_no_node_of_a_pool_is_never_planned_ther
         env,
         node: node.clone(),
     };
-    // 1.5 cores: room for fifteen of the app's 100m, none of the init container's 2.
+    // 1.5 cores: room for the app's 100m in each of its pod slots, and none for the init
+    // container's 2 cores.
     let (cheap, dear) = small_node_and_pools(env, &run, &node, "1500m");
     let namespace = env.namespace("room-init", &["mgmt"]);
     let name = format!("ri-{run}");
