@@ -2,9 +2,9 @@
 //! prediction per horizon step, made adaptive with ACI (Gibbs & Candès, "Adaptive
 //! conformal inference under distribution shift", 2021).
 //!
-//! For each scored step k ([`super::steps::ScoredSteps`]: every step of a horizon of up to 12, else 12
-//! evenly spaced ones, and a step between two uses the later one's interval) the last
-//! `cap` signed errors e = y − ŷ of the forecasts actually issued are kept in a ring, and
+//! For each scored step k ([`super::steps::ScoredSteps`]: every step of a horizon of up
+//! to 12, else 12 evenly spaced ones, and a step between two uses the later one's interval)
+//! the last `cap` signed errors e = y − ŷ of the forecasts actually issued are kept in a ring, and
 //! nothing else: no sorted index, which would double the memory, the largest part of a
 //! workload's forecast state. The adaptive quantile is found after each actual by a cursor
 //! moved from where it was (the rank moves a few places a step), a quantile at another

@@ -34,7 +34,6 @@ use super::desired::Owner;
 use super::event_queue::EventQueue;
 use super::metrics::Metrics;
 use super::registry::MemberRegistry;
-
 use crate::api::cloud_pool::CloudPool;
 use crate::api::conditions;
 use crate::api::workload::MultiCloudWorkload;
