@@ -227,7 +227,7 @@ async fn operate(args: Args) -> anyhow::Result<()> {
     );
     if let Err(e) = cache.listed(CACHE_SYNC).await {
         anyhow::bail!(
-            "CloudPools and the Secrets of namespace {} could not be listed: {e}",
+            "CloudPools, Namespaces and the Secrets of namespace {} could not be listed (the chart's ClusterRole lets the operator list and watch the first two): {e}",
             args.member_kubeconfig_namespace
         );
     }
