@@ -178,8 +178,13 @@ impl Conformal {
             }
             if used.is_finite() {
                 let miss = if e > used { 1.0 } else { 0.0 };
-                // Bounded so a long calm spell cannot bank unlimited slack.
-                self.level[j] = (self.level[j] + self.gamma * (self.alpha - miss)).clamp(-1.0, 1.0);
+                // Held within [−γ, 1 + γ], where ACI's own dynamics keep it: below 0 its
+                // interval is unbounded and cannot miss. Ours stops at the largest error,
+                // which can, so without the bound a burst of misses would wind the level
+                // down further than the offset can follow, and the interval would stay at the
+                // largest error for as long again after the burst (integrator windup).
+                self.level[j] = (self.level[j] + self.gamma * (self.alpha - miss))
+                    .clamp(-self.gamma, 1.0 + self.gamma);
             }
             self.push(j, e as f32);
             changed[j] = true;
@@ -569,6 +574,48 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A burst of misses, each error a new largest one (a demand spike climbing faster
+    /// than any forecast), takes the interval to the largest error; once the burst is over,
+    /// the interval comes back as soon as the burst's errors are a smaller share of the
+    /// window than the asked miscoverage, not after as many calm steps again as the misses
+    /// wound the level down. The calm steps that takes: the level climbs γα a covered step,
+    /// from where ACI's own dynamics bound it (−γ) to the burst's share of the window.
+    #[test]
+    fn after_a_burst_of_misses_the_interval_comes_back_within_the_steps_aci_needs() {
+        let (cap, burst, q) = (4000, 40, 0.95);
+        let mut c = Conformal::new(1, cap, q, 20);
+        let mut seed = 13;
+        let mut calm = || 2.0 * lcg(&mut seed) - 1.0;
+        let step = |c: &mut Conformal, e: f64| {
+            c.record(Some(&[0.0]));
+            c.actual(Some(e));
+        };
+        for _ in 0..cap {
+            step(&mut c, calm());
+        }
+        assert!(c.offset(0).is_some_and(|o| o <= 1.0), "{:?}", c.offset(0));
+        for k in 0..burst {
+            step(&mut c, 100.0 + 10.0 * k as f64);
+        }
+        assert!(c.offset(0).is_some_and(|o| o >= 100.0), "{:?}", c.offset(0));
+        let alpha = 1.0 - q;
+        let needed =
+            ((burst as f64 / cap as f64 + ACI_GAMMA) / (ACI_GAMMA * alpha)).ceil() as usize;
+        let mut back_after = None;
+        for k in 0..cap {
+            step(&mut c, calm());
+            if c.offset(0).is_some_and(|o| o <= 1.0) {
+                back_after = Some(k + 1);
+                break;
+            }
+        }
+        let back_after = back_after.expect("the interval never came back");
+        assert!(
+            back_after <= needed + 5,
+            "back after {back_after} calm steps, ACI needs {needed}"
+        );
     }
 
     /// After a jump in the noise scale the fixed-level quantile of a long window lags;
