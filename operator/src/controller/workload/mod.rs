@@ -477,8 +477,33 @@ async fn apply(
 
     // Report the memory first where a restart must not miss what is about to be done (a
     // Deployment created, a loss acted on); the rest of it rides in the status write.
+    // When the decision will act, that first write is the decision's status with the memory
+    // in it: one write where a failover or a first placement made two. What acting then
+    // adds (a member's refusal) is a second write after it. Not when the workload already
+    // says a member refused: the status before acting would drop that condition for a
+    // moment, and its transition time with it.
+    let refused_before = decide::status::was(
+        &previous,
+        conditions::DEGRADED,
+        decide::ConditionReason::MemberRefused,
+    );
+    let mut previous = previous;
     if persist && memory.memory_due_before_acting() {
-        persist_memory(ctx, &workload, &mut memory).await;
+        if waiting.is_none() && !refused_before {
+            match report::status(ctx, &workload, &previous, next.clone(), &memory, now).await {
+                Ok((written, true)) => {
+                    memory.memory_persisted();
+                    previous = written;
+                }
+                Ok((_, false)) => persist_memory(ctx, &workload, &mut memory).await,
+                Err(e) => {
+                    warn!(workload = %name, %namespace, error = %e, "could not write status before acting");
+                    persist_memory(ctx, &workload, &mut memory).await;
+                }
+            }
+        } else {
+            persist_memory(ctx, &workload, &mut memory).await;
+        }
     }
     if persist && memory.demand.persist_due() {
         match report::persist_history(ctx, &workload, &memory).await {
@@ -574,11 +599,7 @@ async fn apply(
     // Report.
     let next = report::with_outcomes(next, &previous, &failures, generation, now);
     if !failures.is_empty()
-        && !decide::status::was(
-            &previous,
-            conditions::DEGRADED,
-            decide::ConditionReason::MemberRefused,
-        )
+        && !refused_before
         && let Some(n) = report::refused(&failures)
     {
         events.push(n);
