@@ -4,7 +4,7 @@
 #   - hack/simulate/five-pools-spot.yaml (`big`) at 120 cores, with every Spot pool lost at
 #     3 days for 2 hours.
 # Each cell: cost / static-peak, cost / oracle, unmet %, the worst step's shortfall.
-# Usage: hack/simulate-table.sh [TRACE...]   (default: ../shared/traces/*.csv)
+# Usage: hack/simulate-table.sh [TRACE...]   (default: traces/*.csv, the 19 NAB traces)
 # SKYFLEET_BIN picks the binary (default: a release build of this tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ if [[ -z "$bin" ]]; then
 fi
 traces=("$@")
 if [[ ${#traces[@]} -eq 0 ]]; then
-  traces=(../shared/traces/*.csv)
+  traces=(traces/*.csv)
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
