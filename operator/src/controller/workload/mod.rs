@@ -36,7 +36,7 @@ use super::metrics::Metrics;
 use super::registry::MemberRegistry;
 use crate::api::cloud_pool::CloudPool;
 use crate::api::conditions;
-use crate::api::workload::MultiCloudWorkload;
+use crate::api::workload::{MultiCloudWorkload, MultiCloudWorkloadStatus};
 use crate::decide::{self, EventReason, Member, MemberAction, Memory, Notice, Settings};
 
 /// The finalizer that removes a workload's Deployments from every member before it goes.
@@ -391,7 +391,7 @@ async fn apply(
     let world = observed.world.clone();
     let spec = workload.spec.clone();
     let generation = workload.metadata.generation;
-    let previous = workload.status.clone().unwrap_or_default();
+    let mut previous = workload.status.clone().unwrap_or_default();
     let prev = previous.clone();
     // One decision per workload at a time: one that overran its deadline keeps its thread
     // until it finishes, and no second one is started beside it.
@@ -487,18 +487,22 @@ async fn apply(
         conditions::DEGRADED,
         decide::ConditionReason::MemberRefused,
     );
-    let mut previous = previous;
     if persist && memory.memory_due_before_acting() {
         if waiting.is_none() && !refused_before {
-            match report::status(ctx, &workload, &previous, next.clone(), &memory, now).await {
-                Ok((written, true)) => {
-                    memory.memory_persisted();
-                    previous = written;
-                }
-                Ok((_, false)) => persist_memory(ctx, &workload, &mut memory).await,
+            let written = write_status(
+                ctx,
+                &workload,
+                &previous,
+                next.clone(),
+                &mut memory,
+                persist,
+                now,
+            );
+            match written.await {
+                Ok((written, true)) => previous = written,
+                Ok(_) => {}
                 Err(e) => {
-                    warn!(workload = %name, %namespace, error = %e, "could not write status before acting");
-                    persist_memory(ctx, &workload, &mut memory).await;
+                    warn!(workload = %name, %namespace, error = %e, "could not write status before acting")
                 }
             }
         } else {
@@ -612,17 +616,32 @@ async fn apply(
         }
         report::publish(ctx, &workload, notice);
     }
-    let written = report::status(ctx, &workload, &previous, next, &memory, now).await;
-    match &written {
-        Ok((_, true)) => memory.memory_persisted(),
-        _ if persist && memory.memory_due() => persist_memory(ctx, &workload, &mut memory).await,
-        _ => {}
-    }
+    let written = write_status(ctx, &workload, &previous, next, &mut memory, persist, now).await;
     ctx.put_memory(key, memory);
     let (status, _) = written?;
     report::metrics(ctx, &workload, &status, &telemetry, demand_cores);
     debug!(workload = %name, %namespace, changed, "reconciled");
     Ok(Action::requeue(requeue))
+}
+
+/// Writes the status, which carries the memory; where it was not written (unchanged, or
+/// failed) and the memory is due, stores the memory alone, if the decision may (`persist`).
+async fn write_status(
+    ctx: &WorkloadContext,
+    workload: &MultiCloudWorkload,
+    previous: &MultiCloudWorkloadStatus,
+    next: MultiCloudWorkloadStatus,
+    memory: &mut Memory,
+    persist: bool,
+    now: jiff::Timestamp,
+) -> Result<(MultiCloudWorkloadStatus, bool), WorkloadError> {
+    let written = report::status(ctx, workload, previous, next, memory, now).await;
+    match &written {
+        Ok((_, true)) => memory.memory_persisted(),
+        _ if persist && memory.memory_due() => persist_memory(ctx, workload, memory).await,
+        _ => {}
+    }
+    written
 }
 
 /// Stores the decision memory alone; a failure is logged, and the write tried again at the
