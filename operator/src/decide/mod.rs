@@ -628,13 +628,20 @@ pub fn decide(
         ));
     }
 
-    // When to look again: when a grace runs out, soon while replacements start.
+    // When to look again: when a grace runs out, soon while replacements start. A member
+    // that cannot be reached shows none Ready, yet nothing is starting there that looking
+    // again soon would see (its return changes its pool, which wakes the workload); with
+    // many workloads that poll crowded out the failovers.
     let mut requeue = health
         .iter()
         .filter_map(Availability::grace_left)
         .map(|left| left + Duration::from_secs(1))
         .fold(settings.sync_period, Duration::min);
-    let starting = summary.rows.iter().any(|r| r.ready < r.replicas);
+    let starting = summary
+        .rows
+        .iter()
+        .zip(&health)
+        .any(|(r, a)| a.contact && r.ready < r.replicas);
     if gated.held > 0 || starting {
         requeue = requeue.min(TRANSITION_RECHECK);
     }
@@ -1645,6 +1652,46 @@ mod tests {
             "{:?}",
             d.events
         );
+    }
+
+    #[test]
+    fn a_pool_in_its_grace_is_looked_at_again_when_the_grace_ends_not_while_it_is_unseen() {
+        // The cheap pool has not answered for 10 s of a 30 s grace; the dear one runs its
+        // share, all Ready. Nothing can be seen starting: the member that shows no Ready
+        // replicas is one nobody can reach, and its return is a pool change that wakes the
+        // workload anyway. So the recheck waits for the sync or the grace's end, not the
+        // transition's 2 s (with a thousand workloads, that poll crowded out the failovers).
+        let world = World {
+            pools: vec![
+                pool("cheap", 0.01, false, "Unreachable", 90, Member::Unknown),
+                pool("dear", 0.09, true, "Probed", 0, running(5)),
+            ],
+            measured: Measured {
+                cores: Some(1.8),
+                partial: false,
+            },
+            namespace_labels: None,
+            missing_dependencies: Vec::new(),
+        };
+        let mut m = memory();
+        m.known.insert("cheap".into(), 3);
+        let d = run(&world, m, 100);
+        assert_eq!(
+            d.actions,
+            vec![MemberAction::Leave, MemberAction::Apply(5)],
+            "what runs is kept"
+        );
+        assert_eq!(d.requeue, SETTINGS.sync_period.min(Duration::from_secs(21)));
+
+        // Once the dear pool has replicas that are not Ready yet, it is watched closely.
+        let mut world = world;
+        world.pools[1].member = Member::Seen(Some(MemberDeployment {
+            replicas: 5,
+            ready: 4,
+            failure: None,
+        }));
+        let d = run(&world, d.memory, 101);
+        assert_eq!(d.requeue, TRANSITION_RECHECK);
     }
 
     #[test]
