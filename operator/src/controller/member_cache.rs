@@ -23,6 +23,7 @@ use tracing::debug;
 use super::labels;
 use super::metrics_api::PodMetrics;
 use super::node_room::{self, Usage};
+use super::progress::{ProgressWatch, Wakes};
 use super::registry::sanitize;
 
 /// How a watch is doing: whether its first list has completed, and what it last saw.
@@ -150,15 +151,19 @@ impl Drop for MemberCluster {
 
 impl MemberCluster {
     /// Starts the watches of a member (on the current tokio runtime).
-    pub fn start(client: kube::Client) -> Self {
+    /// A change of a Deployment's progress (replicas Ready, refused, or it went) is sent to
+    /// `wakes`.
+    pub fn start(client: kube::Client, wakes: Wakes) -> Self {
         let mut tasks = Vec::new();
         let selector = format!("{}={}", labels::MANAGED_BY, labels::MANAGER);
-        let deployments = watch(
+        let mut progress = ProgressWatch::new(wakes);
+        let deployments = watch_with(
             Api::<Deployment>::all(client.clone()),
             watcher::Config::default().labels(&selector),
             |d: &mut Deployment| {
                 d.metadata.managed_fields = None;
             },
+            move |event| progress.on_event(event),
             &mut tasks,
         );
         let services = watch(
@@ -333,6 +338,26 @@ where
         + Sync
         + 'static,
 {
+    watch_with(api, config, reduce, |_| {}, tasks)
+}
+
+/// [`watch`], with each event of the watch also shown to `on_event` once it is stored.
+fn watch_with<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    reduce: impl FnMut(&mut K) + Send + 'static,
+    mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
+    tasks: &mut Vec<AbortHandle>,
+) -> Watched<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
     let (store, writer) = reflector::store();
     let health = Arc::new(WatchHealth::default());
     let seen = health.clone();
@@ -345,6 +370,9 @@ where
         let mut stream = std::pin::pin!(stream);
         let mut listed = false;
         while let Some(item) = stream.next().await {
+            if let Ok(event) = &item {
+                on_event(event);
+            }
             match item {
                 Ok(watcher::Event::InitDone) => {
                     listed = true;

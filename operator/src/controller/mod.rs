@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod metrics_api;
 pub mod node_room;
 pub mod pool;
+pub mod progress;
 pub mod registry;
 pub mod workload;

@@ -16,6 +16,7 @@ use tokio::sync::RwLock;
 
 use super::kubeconfig::{KubeconfigError, parse_untrusted};
 use super::member_cache::MemberCluster;
+use super::progress::Wakes;
 use crate::api::cloud_pool::KubeconfigSecretRef;
 
 /// Why a pool's member cluster cannot be reached; shown as the pool's `Ready` reason.
@@ -80,6 +81,8 @@ pub struct MemberRegistry {
     parsed: Arc<RwLock<HashMap<SecretKey, (String, u64)>>>,
     /// The management cluster as a member, for pools without a kubeconfig Secret.
     local: Arc<tokio::sync::OnceCell<Arc<MemberCluster>>>,
+    /// Where every member's Deployment watch says which workload progressed.
+    wakes: Wakes,
 }
 
 /// A member cluster and when it was last asked for: one no pool has used for
@@ -111,7 +114,14 @@ impl MemberRegistry {
             clusters: Arc::default(),
             parsed: Arc::default(),
             local: Arc::default(),
+            wakes: Wakes::default(),
         }
+    }
+
+    /// The workloads whose member Deployments progress from now on (see
+    /// [`super::progress`]).
+    pub fn progress(&self) -> tokio::sync::broadcast::Receiver<super::progress::WorkloadKey> {
+        self.wakes.subscribe()
     }
 
     /// The same registry reading kubeconfig Secrets from `secrets` (a reflector's store of
@@ -150,9 +160,10 @@ impl MemberRegistry {
     ) -> Result<Arc<MemberCluster>, MemberError> {
         let Some(r) = secret else {
             let management = self.management.clone();
+            let wakes = self.wakes.clone();
             let local = self
                 .local
-                .get_or_init(|| async move { Arc::new(MemberCluster::start(management)) })
+                .get_or_init(|| async move { Arc::new(MemberCluster::start(management, wakes)) })
                 .await;
             return Ok(local.clone());
         };
@@ -202,7 +213,7 @@ impl MemberRegistry {
                 name: r.name.clone(),
                 source,
             })?;
-        let cluster = Arc::new(MemberCluster::start(client));
+        let cluster = Arc::new(MemberCluster::start(client, self.wakes.clone()));
         let mut clusters = self.clusters.write().await;
         // Clusters nobody asked for in a while are dropped, which stops their watches.
         clusters.retain(|_, c| c.used.elapsed() < IDLE_CLUSTER);

@@ -65,8 +65,6 @@ pub struct Settings {
     pub sync_period: Duration,
 }
 
-/// How soon to look again while replicas wait for replacements to become Ready.
-pub const TRANSITION_RECHECK: Duration = Duration::from_secs(2);
 /// How soon to look again while a new workload waits for the first probe of a new pool.
 pub const FIRST_PROBE_RECHECK: Duration = Duration::from_secs(1);
 
@@ -628,23 +626,16 @@ pub fn decide(
         ));
     }
 
-    // When to look again: when a grace runs out, soon while replacements start. A member
-    // that cannot be reached shows none Ready, yet nothing is starting there that looking
-    // again soon would see (its return changes its pool, which wakes the workload); with
-    // many workloads that poll crowded out the failovers.
-    let mut requeue = health
+    // When to look again: when a grace runs out, else at the sync. Replicas that start, or
+    // that wait for their replacements to be Ready, are not polled: their member's
+    // Deployment watch wakes the workload as each one gets Ready
+    // ([`crate::controller::progress`]); with a thousand workloads, a poll every 2 s filled
+    // the queue and delayed the failovers behind it.
+    let requeue = health
         .iter()
         .filter_map(Availability::grace_left)
         .map(|left| left + Duration::from_secs(1))
         .fold(settings.sync_period, Duration::min);
-    let starting = summary
-        .rows
-        .iter()
-        .zip(&health)
-        .any(|(r, a)| a.contact && r.ready < r.replicas);
-    if gated.held > 0 || starting {
-        requeue = requeue.min(TRANSITION_RECHECK);
-    }
     let persist = memory.needs_persist();
     Decision {
         actions: gated.actions,
@@ -1683,7 +1674,8 @@ mod tests {
         );
         assert_eq!(d.requeue, SETTINGS.sync_period.min(Duration::from_secs(21)));
 
-        // Once the dear pool has replicas that are not Ready yet, it is watched closely.
+        // Nor while the dear pool has a replica starting: its member's watch says when it
+        // is Ready (controller::progress).
         let mut world = world;
         world.pools[1].member = Member::Seen(Some(MemberDeployment {
             replicas: 5,
@@ -1691,7 +1683,7 @@ mod tests {
             failure: None,
         }));
         let d = run(&world, d.memory, 101);
-        assert_eq!(d.requeue, TRANSITION_RECHECK);
+        assert_eq!(d.requeue, SETTINGS.sync_period);
     }
 
     #[test]

@@ -33,6 +33,7 @@ use tracing::{debug, info, warn};
 use super::desired::Owner;
 use super::event_queue::EventQueue;
 use super::metrics::Metrics;
+use super::progress::WorkloadKey;
 use super::registry::MemberRegistry;
 use crate::api::cloud_pool::CloudPool;
 use crate::api::conditions;
@@ -738,6 +739,30 @@ fn plan_inputs(w: &MultiCloudWorkload) -> Option<u64> {
     Some(h.finish())
 }
 
+/// The workloads whose member Deployments progressed (replicas got Ready, were refused, or
+/// a Deployment went; see [`super::progress`]), among those this controller reconciles.
+/// They are woken at once instead of being polled while replicas start.
+fn progressed(
+    wakes: tokio::sync::broadcast::Receiver<WorkloadKey>,
+    workloads: Store<MultiCloudWorkload>,
+) -> impl futures::Stream<Item = ObjectRef<MultiCloudWorkload>> + Send + 'static {
+    use tokio::sync::broadcast::error::RecvError;
+    futures::stream::unfold(wakes, |mut wakes| async move {
+        loop {
+            match wakes.recv().await {
+                Ok(key) => return Some((key, wakes)),
+                // Wakes dropped while the queue was full: the sync period sees to those.
+                Err(RecvError::Lagged(n)) => debug!(dropped = n, "progress wakes dropped"),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+    .filter_map(move |key| {
+        let r = ObjectRef::new(&key.name).within(&key.namespace);
+        futures::future::ready(workloads.get(&r).is_some().then_some(r))
+    })
+}
+
 /// Runs the MultiCloudWorkload controller until `shutdown` resolves. A change of a CloudPool
 /// (readiness, prices, drain, labels) reconciles the workloads it concerns ([`wakes`]).
 pub async fn run(
@@ -764,7 +789,9 @@ pub async fn run(
         kube::runtime::controller::Config::default().concurrency(ctx.scope.concurrency),
     );
     let store = controller.store();
+    let progressed = progressed(ctx.registry.progress(), controller.store());
     controller
+        .reconcile_on(progressed)
         .watches(pools, watcher::Config::default(), move |pool: CloudPool| {
             // Only a change that can change a plan at once wakes every workload; the
             // capacity figures a probe refreshes are picked up at the next sync (with
