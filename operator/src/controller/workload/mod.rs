@@ -8,8 +8,9 @@
 //! [`cleanup`] runs instead when the workload is being deleted.
 //!
 //! It is level-triggered: every reconcile (on a change of the workload or of a CloudPool,
-//! and every `sync_period`) recomputes the plan from what it reads, so a member Deployment
-//! edited or deleted by hand is put back on the next sync.
+//! when a member Deployment of it progresses ([`super::progress`]), and every
+//! `sync_period`) recomputes the plan from what it reads, so a member Deployment deleted by
+//! hand is put back at once, and one edited by hand on the next sync.
 
 pub mod act;
 pub mod cleanup;
