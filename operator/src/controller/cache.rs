@@ -42,12 +42,14 @@ impl ManagementCache {
             Api::<CloudPool>::all(client.clone()),
             watcher::Config::default(),
             |p: &mut CloudPool| p.metadata.managed_fields = None,
+            |_| {},
             &mut tasks,
         );
         let secrets = watch(
             Api::<Secret>::namespaced(client.clone(), secret_namespace),
             watcher::Config::default(),
             |s: &mut Secret| s.metadata.managed_fields = None,
+            |_| {},
             &mut tasks,
         );
         let namespaces_wanted = match scope {
@@ -63,6 +65,7 @@ impl ManagementCache {
                 n.spec = None;
                 n.status = None;
             },
+            |_| {},
             &mut tasks,
         );
         Self {

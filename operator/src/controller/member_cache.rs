@@ -157,7 +157,7 @@ impl MemberCluster {
         let mut tasks = Vec::new();
         let selector = format!("{}={}", labels::MANAGED_BY, labels::MANAGER);
         let mut progress = ProgressWatch::new(wakes);
-        let deployments = watch_with(
+        let deployments = watch(
             Api::<Deployment>::all(client.clone()),
             watcher::Config::default().labels(&selector),
             |d: &mut Deployment| {
@@ -172,18 +172,21 @@ impl MemberCluster {
             |s: &mut Service| {
                 s.metadata.managed_fields = None;
             },
+            |_| {},
             &mut tasks,
         );
         let nodes = watch(
             Api::<Node>::all(client.clone()),
             watcher::Config::default(),
             reduce_node,
+            |_| {},
             &mut tasks,
         );
         let pods = watch(
             Api::<node_room::RoomPod>::all(client.clone()),
             watcher::Config::default().fields(node_room::LIVE_PODS),
             node_room::reduce_pod,
+            |_| {},
             &mut tasks,
         );
         Self {
@@ -322,27 +325,9 @@ fn reduce_node(node: &mut Node) {
     });
 }
 
-/// Starts a reflector of `api` whose objects pass through `reduce` before they are stored.
+/// Starts a reflector of `api` whose objects pass through `reduce` before they are stored;
+/// each event of the watch is then shown to `on_event`.
 pub(super) fn watch<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    reduce: impl FnMut(&mut K) + Send + 'static,
-    tasks: &mut Vec<AbortHandle>,
-) -> Watched<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    watch_with(api, config, reduce, |_| {}, tasks)
-}
-
-/// [`watch`], with each event of the watch also shown to `on_event` once it is stored.
-fn watch_with<K>(
     api: Api<K>,
     config: watcher::Config,
     reduce: impl FnMut(&mut K) + Send + 'static,

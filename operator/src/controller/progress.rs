@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition};
 use kube::runtime::watcher;
 use tokio::sync::broadcast;
 
@@ -67,22 +67,30 @@ struct Progress {
     failure: Option<(String, String)>,
 }
 
+/// The Deployment's `ReplicaFailure` condition while it holds: the member refuses its pods
+/// (a quota, an admission policy).
+pub fn replica_failure(d: &Deployment) -> Option<&DeploymentCondition> {
+    d.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+}
+
 fn progress(d: &Deployment) -> Progress {
-    let status = d.status.as_ref();
-    let failure = status
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
-        })
-        .map(|c| {
-            (
-                c.reason.clone().unwrap_or_default(),
-                c.message.clone().unwrap_or_default(),
-            )
-        });
+    let failure = replica_failure(d).map(|c| {
+        (
+            c.reason.clone().unwrap_or_default(),
+            c.message.clone().unwrap_or_default(),
+        )
+    });
     Progress {
-        ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        ready: d
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0),
         failure,
     }
 }

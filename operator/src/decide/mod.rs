@@ -1575,14 +1575,14 @@ mod tests {
         assert_ne!(d.memory.demand.encode(), full, "a full sample is recorded");
     }
 
-    #[test]
-    fn a_pool_in_its_grace_keeps_what_it_runs_but_does_not_grow() {
-        // The cheap pool does not answer for 10 s of a 30 s grace; demand (1.8 cores, 1.98
-        // with the default 10% headroom) needs 8 replicas.
+    /// At 100 s, the cheap pool (3 replicas) has not answered since 90 s (a 30 s grace);
+    /// `dear` is what the dear pool's member shows. Demand (1.8 cores, 1.98 with the
+    /// default 10% headroom) needs 8 replicas.
+    fn cheap_pool_in_its_grace(dear: Member) -> (World, Memory) {
         let world = World {
             pools: vec![
                 pool("cheap", 0.01, false, "Unreachable", 90, Member::Unknown),
-                pool("dear", 0.09, true, "Probed", 0, running(0)),
+                pool("dear", 0.09, true, "Probed", 0, dear),
             ],
             measured: Measured {
                 cores: Some(1.8),
@@ -1593,6 +1593,12 @@ mod tests {
         };
         let mut m = memory();
         m.known.insert("cheap".into(), 3);
+        (world, m)
+    }
+
+    #[test]
+    fn a_pool_in_its_grace_keeps_what_it_runs_but_does_not_grow() {
+        let (world, m) = cheap_pool_in_its_grace(running(0));
         let d = run(&world, m, 100);
         assert_eq!(
             d.actions[0],
@@ -1646,26 +1652,12 @@ mod tests {
     }
 
     #[test]
-    fn a_pool_in_its_grace_is_looked_at_again_when_the_grace_ends_not_while_it_is_unseen() {
-        // The cheap pool has not answered for 10 s of a 30 s grace; the dear one runs its
-        // share, all Ready. Nothing can be seen starting: the member that shows no Ready
-        // replicas is one nobody can reach, and its return is a pool change that wakes the
-        // workload anyway. So the recheck waits for the sync or the grace's end, not the
-        // transition's 2 s (with a thousand workloads, that poll crowded out the failovers).
-        let world = World {
-            pools: vec![
-                pool("cheap", 0.01, false, "Unreachable", 90, Member::Unknown),
-                pool("dear", 0.09, true, "Probed", 0, running(5)),
-            ],
-            measured: Measured {
-                cores: Some(1.8),
-                partial: false,
-            },
-            namespace_labels: None,
-            missing_dependencies: Vec::new(),
-        };
-        let mut m = memory();
-        m.known.insert("cheap".into(), 3);
+    fn a_workload_is_decided_again_when_a_grace_ends_or_at_the_sync_never_polled() {
+        // The dear pool runs its share, all Ready. The member that shows no Ready replicas
+        // is one nobody can reach, and its return is a pool change that wakes the workload.
+        // So the recheck waits for the sync or the grace's end, not a 2 s poll (with a
+        // thousand workloads, that poll crowded the queue the failovers wait in).
+        let (world, m) = cheap_pool_in_its_grace(running(5));
         let d = run(&world, m, 100);
         assert_eq!(
             d.actions,

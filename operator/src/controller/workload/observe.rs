@@ -329,19 +329,16 @@ pub async fn foreign(
 /// A Deployment as the decision sees it.
 fn seen(d: &Deployment) -> MemberDeployment {
     let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-    let status = d.status.as_ref();
-    let ready = status.and_then(|s| s.ready_replicas).unwrap_or(0);
-    let failure = status
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
-        })
-        .map(|c| {
-            let reason = c.reason.as_deref().unwrap_or("ReplicaFailure");
-            let message = c.message.as_deref().unwrap_or_default();
-            sanitize(&format!("{reason}: {message}"))
-        });
+    let ready = d
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let failure = crate::controller::progress::replica_failure(d).map(|c| {
+        let reason = c.reason.as_deref().unwrap_or("ReplicaFailure");
+        let message = c.message.as_deref().unwrap_or_default();
+        sanitize(&format!("{reason}: {message}"))
+    });
     MemberDeployment {
         replicas: u32::try_from(replicas).unwrap_or(0),
         ready: u32::try_from(ready).unwrap_or(0),
