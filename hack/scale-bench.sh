@@ -24,6 +24,12 @@
 #                          holding 7 days of 1-minute demand (a daily cycle of 10-100
 #                          millicores, the same each day), so memory is measured in the steady state; the
 #                          operator's log must say "resumed demand history" for every one
+#   --substrate            no operator: the floor the control planes set on this machine. The
+#                          member Deployments the operator converges to (one replica of each
+#                          workload in each member) are applied straight to the members, and
+#                          then, with the azure API server stopped, the survivors' are scaled
+#                          to the failover's plan (two each); each is timed until every replica
+#                          is ready (target/scale-bench/substrate.json)
 #   SKYFLEET_BENCH_QUIET=300     length of the quiet window, in seconds (shorten for trials)
 #   SKYFLEET_BENCH_BASELINE=60   length of the window with the operator paused (0: skip it)
 #   SKYFLEET_BENCH_CONVERGE_TIMEOUT=900   seconds to wait for all N Ready; on timeout the
@@ -68,11 +74,13 @@ CONVERGE_TIMEOUT=${SKYFLEET_BENCH_CONVERGE_TIMEOUT:-900}
 MAX_REPLICAS=10
 PODS_PER_NODE=110
 MEMBERS=(aws azure gcp)
-usage() { echo "usage: hack/scale-bench.sh [--workloads N] [--seed-history]" >&2; exit 2; }
+SUBSTRATE=0
+usage() { echo "usage: hack/scale-bench.sh [--workloads N] [--seed-history | --substrate]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --workloads) WORKLOADS=${2:?a number}; shift 2 ;;
     --seed-history) SEED=1; shift ;;
+    --substrate) SUBSTRATE=1; shift ;;
     *) usage ;;
   esac
 done
@@ -81,6 +89,7 @@ for v in QUIET BASELINE CONVERGE_TIMEOUT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a number of seconds" >&2; exit 2; }
 done
 [ "$QUIET" -gt 0 ] || { echo "SKYFLEET_BENCH_QUIET must be at least 1" >&2; exit 2; }
+[ "$SEED$SUBSTRATE" != 11 ] || { echo "--substrate runs no operator: drop --seed-history" >&2; exit 2; }
 if [ "$SEED" = 1 ] && [[ ${SKYFLEET_BENCH_ARGS:-} == *history-step* ]]; then
   echo "--seed-history writes 1-minute steps; drop --history-step from SKYFLEET_BENCH_ARGS" >&2; exit 2
 fi
@@ -95,12 +104,19 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 # watch: a LIST of every workload each second, and its jq, would cost the 2-core machine a
 # share of what is being measured (at 1 000 workloads, megabytes of JSON a second).
 await_workloads() { # state want n limit
+  await_objects mgmt mcw '' "$@"
+}
+# The same for any namespaced resource of one cluster, those with a label when one is given.
+await_objects() { # cluster resource label state want n limit
+  local cluster=$1 resource=$2 select=()
+  [ -z "$3" ] || select=(-l "$3")
+  shift 3
   local key state ok met=0 left rc=1 fd watcher end=$((SECONDS + $4))
   local -A seen=()
   # A watch can end early (the API server drops a watcher that falls behind under load):
   # it is opened again, and its initial list brings every workload's state up to date.
   while [ "$rc" != 0 ] && [ $((end - SECONDS)) -gt 0 ]; do
-    coproc WATCH { k mgmt get mcw -A --watch --chunk-size=0 -o jsonpath="{.metadata.namespace}/{.metadata.name} $1{\"\\n\"}" 2>>"$STATE/watch.log"; }
+    coproc WATCH { k "$cluster" get "$resource" "${select[@]}" -A --watch --chunk-size=0 -o jsonpath="{.metadata.namespace}/{.metadata.name} $1{\"\\n\"}" 2>>"$STATE/watch.log"; }
     fd=${WATCH[0]} watcher=$WATCH_PID
     # (The list in one chunk: kubectl prints a chunked list as lists, not as its objects. A
     # shell loop, not awk: mawk waits for a full block of a pipe before it reads a line.)
@@ -208,6 +224,86 @@ if [ "$extra_nodes" -gt 0 ]; then
   for member in "${MEMBERS[@]}"; do
     k "$member" wait --for=condition=Ready node -l skyfleet.io/bench-capacity=true --timeout=300s >/dev/null
   done
+fi
+
+if [ "$SUBSTRATE" = 1 ]; then
+  # What the members' own components (API server, etcd, controller manager, scheduler, kwok)
+  # take for the pods of a converge and of a failover, with a client that decides nothing:
+  # the same Deployments the operator applies, sent straight to the members, 16 applies at
+  # a time per member (the operator's default concurrency), all members at once.
+  member_deployments() { # member replicas
+    local i
+    for i in $(seq 0 $((WORKLOADS - 1))); do
+      cat <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: svc-$i
+  namespace: bench-$((i % NAMESPACES))
+  labels: {skyfleet.io/workload: svc-$i, skyfleet.io/pool: bench-$1}
+spec:
+  replicas: $2
+  selector: {matchLabels: {app: svc-$i}}
+  template:
+    metadata: {labels: {app: svc-$i}}
+    spec:
+      containers:
+      - name: app
+        image: registry.example/svc:1
+        resources: {requests: {cpu: 100m, memory: 64Mi}}
+---
+EOF
+    done
+  }
+  send() { # member replicas: split in 16 files, applied 16 at a time (the operator's concurrency)
+    rm -rf "$STATE/substrate/$1" && mkdir -p "$STATE/substrate/$1"
+    member_deployments "$1" "$2" |
+      awk -v dir="$STATE/substrate/$1" '{ print > (dir "/" (n % 16) ".yaml") } /^---$/ { n++ }'
+    printf '%s\n' "$STATE/substrate/$1"/*.yaml |
+      xargs -P 16 -I{} kubectl --kubeconfig="$STATE/$1/kubeconfig" apply --server-side \
+        --field-manager=scale-bench-substrate -f {} >/dev/null
+  }
+  ready_everywhere() { # replicas members...
+    local want=$1 member
+    shift
+    for member in "$@"; do
+      await_objects "$member" deploy skyfleet.io/workload '{.status.readyReplicas}' "^$want\$" "$WORKLOADS" 900 || return 1
+    done
+  }
+  for member in "${MEMBERS[@]}"; do
+    for n in $(seq 0 $((NAMESPACES - 1))); do
+      printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: bench-%s}\n---\n' "$n"
+    done | k "$member" apply -f - >/dev/null
+  done
+  log "substrate: applying $WORKLOADS Deployments of 1 replica to each member, no operator"
+  t0=$(now)
+  for member in "${MEMBERS[@]}"; do send "$member" 1 & done
+  wait
+  sent=$(since "$t0")
+  ready_everywhere 1 "${MEMBERS[@]}" || { log "substrate: not all ready after 900 s"; exit 1; }
+  converge=$(since "$t0")
+  log "substrate: $((WORKLOADS * ${#MEMBERS[@]})) Deployments sent after ${sent}s, every replica ready after ${converge}s"
+  sleep "$QUIET"
+  log "substrate: stopping the azure member's API server, scaling the survivors' Deployments to 2"
+  t1=$(now)
+  "$HACK/cluster.sh" stop-apiserver azure >/dev/null 2>&1
+  for member in aws gcp; do send "$member" 2 & done
+  wait
+  scaled=$(since "$t1")
+  ready_everywhere 2 aws gcp || { log "substrate: the survivors are not ready after 900 s"; exit 1; }
+  failover=$(since "$t1")
+  log "substrate: survivors scaled after ${scaled}s, every replica ready after ${failover}s"
+  "$HACK/cluster.sh" start-apiserver azure >/dev/null 2>&1
+  jq -n --argjson workloads "$WORKLOADS" --argjson members "${#MEMBERS[@]}" \
+    --argjson nodes "$((extra_nodes + 3))" --arg qps "$SKYFLEET_KCM_QPS/$SKYFLEET_KCM_BURST" \
+    --argjson sent "$sent" --argjson converge "$converge" --argjson scaled "$scaled" \
+    --argjson failover "$failover" --arg load "$(loadavg)" '{
+      workloads: $workloads, members: $members, kwokNodesPerMember: $nodes,
+      controllerManagerQpsBurst: $qps, loadAverageAtEnd: $load,
+      converge: {deploymentsSentSeconds: $sent, everyReplicaReadySeconds: $converge},
+      failover: {survivorsScaledSeconds: $scaled, everyReplicaReadySeconds: $failover}
+    }' | tee "$OUT/substrate.json"
+  exit 0
 fi
 
 log "installing CRDs, member Secrets and one CloudPool per member"
