@@ -72,6 +72,18 @@ BASELINE=${SKYFLEET_BENCH_BASELINE:-60}
 CONVERGE_TIMEOUT=${SKYFLEET_BENCH_CONVERGE_TIMEOUT:-900}
 # The bench workload (below): replicas {min: 2, max: MAX_REPLICAS}, 100m CPU and 64Mi each.
 MAX_REPLICAS=10
+# Its pod template (spec.template), shared by --substrate's member Deployments.
+pod_template() { # i
+  cat <<EOF
+  template:
+    metadata: {labels: {app: svc-$1}}
+    spec:
+      containers:
+      - name: app
+        image: registry.example/svc:1
+        resources: {requests: {cpu: 100m, memory: 64Mi}}
+EOF
+}
 PODS_PER_NODE=110
 MEMBERS=(aws azure gcp)
 SUBSTRATE=0
@@ -244,15 +256,9 @@ metadata:
 spec:
   replicas: $2
   selector: {matchLabels: {app: svc-$i}}
-  template:
-    metadata: {labels: {app: svc-$i}}
-    spec:
-      containers:
-      - name: app
-        image: registry.example/svc:1
-        resources: {requests: {cpu: 100m, memory: 64Mi}}
----
 EOF
+      pod_template "$i"
+      echo ---
     done
   }
   send() { # member replicas: split in 16 files, applied 16 at a time (the operator's concurrency)
@@ -397,24 +403,22 @@ log "creating $WORKLOADS workloads in $NAMESPACES namespaces"
 manifest=$STATE/workloads.yaml
 : >"$manifest"
 for i in $(seq 0 $((WORKLOADS - 1))); do
-  cat >>"$manifest" <<EOF
+  {
+    cat <<EOF
 apiVersion: skyfleet.io/v1alpha1
 kind: MultiCloudWorkload
 metadata: {name: svc-$i, namespace: bench-$((i % NAMESPACES))}
 spec:
   replicas: {min: 2, max: $MAX_REPLICAS}
-  template:
-    metadata: {labels: {app: svc-$i}}
-    spec:
-      containers:
-      - name: app
-        image: registry.example/svc:1
-        resources: {requests: {cpu: 100m, memory: 64Mi}}
+EOF
+    pod_template "$i"
+    cat <<EOF
   placement:
     poolSelector: {matchLabels: {bench: "true"}}
     redundancy: {tolerate: 1, domain: Provider}
 ---
 EOF
+  } >>"$manifest"
 done
 # --- Counting requests --------------------------------------------------------------------
 # apiserver_request_total of one API server, summed over code, scope, version and the
