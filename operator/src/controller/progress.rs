@@ -186,22 +186,44 @@ mod tests {
     use super::*;
 
     fn deployment(name: &str, replicas: i32, ready: i32, failure: Option<&str>) -> Deployment {
-        let conditions: Vec<_> = failure
-            .map(|m| {
-                serde_json::json!({"type": "ReplicaFailure", "status": "True",
-                    "reason": "FailedCreate", "message": m})
-            })
-            .into_iter()
-            .collect();
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "namespace": "shop", "labels": {
-                labels::MANAGED_BY: labels::MANAGER,
-                labels::WORKLOAD_NAMESPACE: "shop",
-                labels::WORKLOAD_NAME: "web"}},
-            "spec": {"replicas": replicas, "selector": {}, "template": {}},
-            "status": {"readyReplicas": ready, "conditions": conditions}
-        }))
-        .unwrap()
+        use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        let conditions = failure.map(|m| {
+            vec![DeploymentCondition {
+                type_: "ReplicaFailure".into(),
+                status: "True".into(),
+                reason: Some("FailedCreate".into()),
+                message: Some(m.into()),
+                ..Default::default()
+            }]
+        });
+        let labels = [
+            (labels::MANAGED_BY, labels::MANAGER),
+            (labels::WORKLOAD_NAMESPACE, "shop"),
+            (labels::WORKLOAD_NAME, "web"),
+        ];
+        Deployment {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("shop".into()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                ..Default::default()
+            }),
+            status: Some(DeploymentStatus {
+                ready_replicas: Some(ready),
+                conditions,
+                ..Default::default()
+            }),
+        }
     }
 
     fn drain(rx: &mut broadcast::Receiver<WorkloadKey>) -> Vec<WorkloadKey> {
