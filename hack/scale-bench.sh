@@ -27,9 +27,10 @@
 #   --substrate            no operator: the floor the control planes set on this machine. The
 #                          member Deployments the operator converges to (one replica of each
 #                          workload in each member) are applied straight to the members, and
-#                          then, with the azure API server stopped, the survivors' are scaled
-#                          to the failover's plan (two each); each is timed until every replica
-#                          is ready (target/scale-bench/substrate.json)
+#                          then, once the azure API server has stopped, the survivors' are
+#                          scaled to the failover's plan (two each); each is timed until every
+#                          replica is ready (target/scale-bench/substrate.json). The client is
+#                          hack/substrate-apply.py (Python 3 with PyYAML)
 #   SKYFLEET_BENCH_QUIET=300     length of the quiet window, in seconds (shorten for trials)
 #   SKYFLEET_BENCH_BASELINE=60   length of the window with the operator paused (0: skip it)
 #   SKYFLEET_BENCH_CONVERGE_TIMEOUT=900   seconds to wait for all N Ready; on timeout the
@@ -241,8 +242,8 @@ fi
 if [ "$SUBSTRATE" = 1 ]; then
   # What the members' own components (API server, etcd, controller manager, scheduler, kwok)
   # take for the pods of a converge and of a failover, with a client that decides nothing:
-  # the same Deployments the operator applies, sent straight to the members, 16 applies at
-  # a time per member (the operator's default concurrency), all members at once.
+  # the same Deployments the operator applies, sent straight to the members, all members at
+  # once.
   member_deployments() { # member replicas
     local i
     for i in $(seq 0 $((WORKLOADS - 1))); do
@@ -261,13 +262,22 @@ EOF
       echo ---
     done
   }
-  send() { # member replicas: split in 16 files, applied 16 at a time (the operator's concurrency)
-    rm -rf "$STATE/substrate/$1" && mkdir -p "$STATE/substrate/$1"
+  send() { # member replicas: 16 applies at a time over kept-alive connections (the
+    # operator's concurrency), from a client that spends little CPU (hack/substrate-apply.py)
+    local server
+    server=$(k "$1" config view --minify -o jsonpath='{.clusters[0].cluster.server}')
     member_deployments "$1" "$2" |
-      awk -v dir="$STATE/substrate/$1" '{ print > (dir "/" (n % 16) ".yaml") } /^---$/ { n++ }'
-    printf '%s\n' "$STATE/substrate/$1"/*.yaml |
-      xargs -P 16 -I{} kubectl --kubeconfig="$STATE/$1/kubeconfig" apply --server-side \
-        --field-manager=scale-bench-substrate -f {} >/dev/null
+      python3 "$HACK/substrate-apply.py" --server "$server" --ca "$STATE/pki/skyfleet-ca.crt" \
+        --cert "$STATE/pki/admin.crt" --key "$STATE/pki/admin.key" --clients 16 \
+        2>>"$STATE/substrate-apply.log"
+  }
+  send_all() { # replicas members...: all members at once
+    local want=$1 member pid pids=()
+    shift
+    for member in "$@"; do send "$member" "$want" & pids+=($!); done
+    for pid in "${pids[@]}"; do
+      wait "$pid" || { log "substrate: a member refused an apply ($STATE/substrate-apply.log)"; exit 1; }
+    done
   }
   ready_everywhere() { # replicas members...
     local want=$1 member
@@ -281,34 +291,38 @@ EOF
       printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: bench-%s}\n---\n' "$n"
     done | k "$member" apply -f - >/dev/null
   done
+  : >"$STATE/substrate-apply.log"
   log "substrate: applying $WORKLOADS Deployments of 1 replica to each member, no operator"
   t0=$(now)
-  for member in "${MEMBERS[@]}"; do send "$member" 1 & done
-  wait
+  send_all 1 "${MEMBERS[@]}"
   sent=$(since "$t0")
   ready_everywhere 1 "${MEMBERS[@]}" || { log "substrate: not all ready after 900 s"; exit 1; }
   converge=$(since "$t0")
   log "substrate: $((WORKLOADS * ${#MEMBERS[@]})) Deployments sent after ${sent}s, every replica ready after ${converge}s"
   sleep "$QUIET"
   log "substrate: stopping the azure member's API server, scaling the survivors' Deployments to 2"
-  t1=$(now)
+  t_stop=$(now)
   "$HACK/cluster.sh" stop-apiserver azure >/dev/null 2>&1
-  for member in aws gcp; do send "$member" 2 & done
-  wait
+  stopped=$(since "$t_stop")
+  # From here: the survivors' work alone (an operator adds its detection and grace before it).
+  t1=$(now)
+  send_all 2 aws gcp
   scaled=$(since "$t1")
   ready_everywhere 2 aws gcp || { log "substrate: the survivors are not ready after 900 s"; exit 1; }
   failover=$(since "$t1")
-  log "substrate: survivors scaled after ${scaled}s, every replica ready after ${failover}s"
+  log "substrate: azure stopped in ${stopped}s; then the survivors scaled after ${scaled}s, every replica ready after ${failover}s"
   "$HACK/cluster.sh" start-apiserver azure >/dev/null 2>&1
   jq -n --argjson workloads "$WORKLOADS" --argjson members "${#MEMBERS[@]}" \
     --argjson nodes "$((extra_nodes + 3))" --arg qps "$SKYFLEET_KCM_QPS/$SKYFLEET_KCM_BURST" \
     --argjson sent "$sent" --argjson converge "$converge" --argjson scaled "$scaled" \
-    --argjson failover "$failover" --arg load "$(loadavg)" '{
+    --argjson failover "$failover" --argjson stopped "$stopped" --arg load "$(loadavg)" '{
       workloads: $workloads, members: $members, kwokNodesPerMember: $nodes,
       controllerManagerQpsBurst: $qps, loadAverageAtEnd: $load,
       converge: {deploymentsSentSeconds: $sent, everyReplicaReadySeconds: $converge},
-      failover: {survivorsScaledSeconds: $scaled, everyReplicaReadySeconds: $failover}
+      failover: {apiServerStopSeconds: $stopped, survivorsScaledSeconds: $scaled,
+        everyReplicaReadySeconds: $failover}
     }' | tee "$OUT/substrate.json"
+  cp "$STATE/substrate-apply.log" "$OUT/"
   exit 0
 fi
 
