@@ -239,6 +239,13 @@ if [ "$extra_nodes" -gt 0 ]; then
   done
 fi
 
+# The bench's namespaces (the label is what the CloudPools' allowedNamespaces select).
+ns_manifest=$STATE/namespaces.yaml
+: >"$ns_manifest"
+for n in $(seq 0 $((NAMESPACES - 1))); do
+  printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: bench-%s, labels: {skyfleet-bench: "true"}}\n---\n' "$n" >>"$ns_manifest"
+done
+
 if [ "$SUBSTRATE" = 1 ]; then
   # What the members' own components (API server, etcd, controller manager, scheduler, kwok)
   # take for the pods of a converge and of a failover, with a client that decides nothing:
@@ -286,11 +293,7 @@ EOF
       await_objects "$member" deploy skyfleet.io/workload '{.status.readyReplicas}' "^$want\$" "$WORKLOADS" 900 || return 1
     done
   }
-  for member in "${MEMBERS[@]}"; do
-    for n in $(seq 0 $((NAMESPACES - 1))); do
-      printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: bench-%s}\n---\n' "$n"
-    done | k "$member" apply -f - >/dev/null
-  done
+  for member in "${MEMBERS[@]}"; do k "$member" apply -f "$ns_manifest" >/dev/null; done
   : >"$STATE/substrate-apply.log"
   log "substrate: applying $WORKLOADS Deployments of 1 replica to each member, no operator"
   t0=$(now)
@@ -370,11 +373,6 @@ for member in "${MEMBERS[@]}"; do
   k mgmt wait --for=condition=Ready "cloudpool/bench-$member" --timeout=120s >/dev/null
 done
 
-ns_manifest=$STATE/namespaces.yaml
-: >"$ns_manifest"
-for n in $(seq 0 $((NAMESPACES - 1))); do
-  printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: bench-%s, labels: {skyfleet-bench: "true"}}\n---\n' "$n" >>"$ns_manifest"
-done
 k mgmt apply -f "$ns_manifest" >/dev/null
 
 seed_secs=null

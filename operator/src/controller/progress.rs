@@ -197,7 +197,7 @@ mod tests {
                 ..Default::default()
             }]
         });
-        let labels = [
+        let skyfleets = [
             (labels::MANAGED_BY, labels::MANAGER),
             (labels::WORKLOAD_NAMESPACE, "shop"),
             (labels::WORKLOAD_NAME, "web"),
@@ -207,7 +207,7 @@ mod tests {
                 name: Some(name.into()),
                 namespace: Some("shop".into()),
                 labels: Some(
-                    labels
+                    skyfleets
                         .iter()
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect(),
