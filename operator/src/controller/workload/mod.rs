@@ -88,6 +88,11 @@ pub struct WorkloadContext {
     memory: Arc<Mutex<HashMap<String, Memory>>>,
     /// Workloads whose decision is running (at most one each).
     deciding: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// Decisions computed at the same time: one per core. A reconcile mostly waits on API
+    /// servers, so many run at once ([`Scope::concurrency`]); a decision is CPU alone, and
+    /// more of them at once than cores only stretches each one's wall time (towards
+    /// [`DECIDE_DEADLINE`]) and adds their working memory together.
+    decide_slots: Arc<tokio::sync::Semaphore>,
     /// Per workload and pool: the fingerprint of the Deployment last applied and the
     /// generation the member gave it. While both hold, nobody changed it and applying again
     /// would only cost the member's API server a write. Services and copies of dependencies
@@ -163,6 +168,9 @@ impl WorkloadContext {
                 .to_string(),
             memory: Arc::default(),
             deciding: Arc::default(),
+            decide_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            )),
             applied: Mutex::new(HashMap::new()),
             // Until `with_pools` gives the reflector's store, no pool is ever listed.
             pools: kube::runtime::reflector::store().0,
@@ -395,6 +403,13 @@ async fn apply(
     let generation = workload.metadata.generation;
     let mut previous = workload.status.clone().unwrap_or_default();
     let prev = previous.clone();
+    // A core for it first: the deadline below counts the decision, not the wait for one.
+    let slot = ctx
+        .decide_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| WorkloadError::Decide(e.to_string()))?;
     // One decision per workload at a time: one that overran its deadline keeps its thread
     // until it finishes, and no second one is started beside it.
     if !ctx.start_deciding(&key) {
@@ -413,6 +428,7 @@ async fn apply(
             previous: &prev,
         };
         let decision = decide::decide(&w, &world, memory, &settings, now);
+        drop(slot);
         let mut running = deciding.lock().unwrap_or_else(|e| e.into_inner());
         running.remove(&done_key);
         if late.load(Ordering::Acquire) {
