@@ -106,7 +106,7 @@ fn the_chart_lints_renders_and_refuses_bad_values() {
     );
     assert!(monitored.contains("kind: ServiceMonitor"));
     assert!(
-        rendered.contains("--concurrency=16") && !rendered.contains("--namespace="),
+        rendered.contains("--concurrency=64") && !rendered.contains("--namespace="),
         "every namespace by default"
     );
     let scoped = ok(
