@@ -108,6 +108,31 @@ pub struct WorkloadContext {
     conflicts: Mutex<HashMap<String, NameChecks>>,
 }
 
+/// A decision's hold on one of the decide slots ([`WorkloadContext`]'s `decide_slots`),
+/// given back when the decision ends or is abandoned at its deadline, whichever is first. A
+/// decision that overruns goes on computing (its memory is kept for the next one) without
+/// holding back every other workload's: however slow one tenant's decisions are, they
+/// delay the others by at most the deadline each.
+#[derive(Clone)]
+struct DecideSlot(Arc<Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+
+impl DecideSlot {
+    /// Waits for a free slot.
+    async fn take(slots: &Arc<tokio::sync::Semaphore>) -> Result<Self, WorkloadError> {
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| WorkloadError::Decide(e.to_string()))?;
+        Ok(Self(Arc::new(Mutex::new(Some(permit)))))
+    }
+
+    /// Gives the slot back; later calls do nothing.
+    fn release(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
 /// Per member and name: whether someone else's Deployment holds it (why, if so), and when
 /// that was found.
 type NameChecks = HashMap<String, (Option<String>, Instant)>;
@@ -404,12 +429,7 @@ async fn apply(
     let mut previous = workload.status.clone().unwrap_or_default();
     let prev = previous.clone();
     // A core for it first: the deadline below counts the decision, not the wait for one.
-    let slot = ctx
-        .decide_slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|e| WorkloadError::Decide(e.to_string()))?;
+    let slot = DecideSlot::take(&ctx.decide_slots).await?;
     // One decision per workload at a time: one that overran its deadline keeps its thread
     // until it finishes, and no second one is started beside it.
     if !ctx.start_deciding(&key) {
@@ -421,6 +441,7 @@ async fn apply(
     let abandoned = Arc::new(AtomicBool::new(false));
     let late = abandoned.clone();
     let done_key = key.clone();
+    let held = slot.clone();
     let mut task = tokio::task::spawn_blocking(move || {
         let w = decide::Workload {
             spec: &spec,
@@ -428,7 +449,7 @@ async fn apply(
             previous: &prev,
         };
         let decision = decide::decide(&w, &world, memory, &settings, now);
-        drop(slot);
+        held.release();
         let mut running = deciding.lock().unwrap_or_else(|e| e.into_inner());
         running.remove(&done_key);
         if late.load(Ordering::Acquire) {
@@ -450,6 +471,7 @@ async fn apply(
             .await
             .map_err(|e| WorkloadError::Decide(e.to_string()))?,
         Err(_) => {
+            slot.release();
             // Reported, not hung on: nothing is changed, and the memory is read again from
             // what is stored once the late decision has finished.
             let note = format!(
@@ -840,6 +862,27 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_decide_slot_is_given_back_once_by_whichever_lets_go_first() {
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let waiting = DecideSlot::take(&slots).await.unwrap();
+        let computing = waiting.clone();
+        assert_eq!(slots.available_permits(), 0);
+        // The reconcile gives up at the deadline: the next decision may start.
+        waiting.release();
+        assert_eq!(slots.available_permits(), 1);
+        let next = DecideSlot::take(&slots).await.unwrap();
+        // The late decision then ends: it gives back nothing it no longer holds.
+        computing.release();
+        assert_eq!(
+            slots.available_permits(),
+            0,
+            "the next decision's slot stays taken"
+        );
+        next.release();
+        assert_eq!(slots.available_permits(), 1);
+    }
 
     #[test]
     fn only_the_spec_finalizers_and_deletion_wake_a_workload_not_its_status() {
