@@ -864,15 +864,16 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_decide_slot_is_given_back_once_by_whichever_lets_go_first() {
+    async fn a_decide_slot_is_given_back_once_by_whichever_lets_go_first()
+    -> Result<(), WorkloadError> {
         let slots = Arc::new(tokio::sync::Semaphore::new(1));
-        let waiting = DecideSlot::take(&slots).await.unwrap();
+        let waiting = DecideSlot::take(&slots).await?;
         let computing = waiting.clone();
         assert_eq!(slots.available_permits(), 0);
         // The reconcile gives up at the deadline: the next decision may start.
         waiting.release();
         assert_eq!(slots.available_permits(), 1);
-        let next = DecideSlot::take(&slots).await.unwrap();
+        let next = DecideSlot::take(&slots).await?;
         // The late decision then ends: it gives back nothing it no longer holds.
         computing.release();
         assert_eq!(
@@ -882,6 +883,7 @@ mod tests {
         );
         next.release();
         assert_eq!(slots.available_permits(), 1);
+        Ok(())
     }
 
     #[test]
