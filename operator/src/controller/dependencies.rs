@@ -251,9 +251,8 @@ pub fn annotate(deployment: &mut Deployment, resolved: &Resolved, roll: bool) {
 }
 
 /// What a live Deployment says it was applied with.
-pub fn listed_on(deployment: &Deployment) -> BTreeSet<Reference> {
+pub fn listed_on(deployment: &ObjectMeta) -> BTreeSet<Reference> {
     deployment
-        .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(LISTED))
@@ -476,7 +475,7 @@ mod tests {
         .unwrap();
         annotate(&mut d, &a, false);
         assert_eq!(
-            listed_on(&d),
+            listed_on(&d.metadata),
             BTreeSet::from([Reference {
                 kind: Kind::ConfigMap,
                 name: "settings".into()

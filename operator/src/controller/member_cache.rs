@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus, Service};
 use kube::Api;
 use kube::runtime::reflector::{self, Store};
@@ -25,6 +24,7 @@ use super::metrics_api::PodMetrics;
 use super::node_room::{self, Usage};
 use super::progress::{ProgressWatch, Wakes};
 use super::registry::sanitize;
+use super::watched_deployment::{self, WatchedDeployment};
 
 /// How a watch is doing: whether its first list has completed, and what it last saw.
 #[derive(Debug, Default)]
@@ -115,7 +115,7 @@ pub struct MemberCluster {
     /// The member's client.
     pub client: kube::Client,
     /// skyfleet's Deployments in the member, in every namespace.
-    pub deployments: Watched<Deployment>,
+    pub deployments: Watched<WatchedDeployment>,
     /// skyfleet's Services in the member, in every namespace.
     pub services: Watched<Service>,
     /// The member's Nodes, reduced to what placement reads (labels, taints, schedulability,
@@ -158,11 +158,9 @@ impl MemberCluster {
         let selector = format!("{}={}", labels::MANAGED_BY, labels::MANAGER);
         let mut progress = ProgressWatch::new(wakes);
         let deployments = watch(
-            Api::<Deployment>::all(client.clone()),
+            Api::<WatchedDeployment>::all(client.clone()),
             watcher::Config::default().labels(&selector),
-            |d: &mut Deployment| {
-                d.metadata.managed_fields = None;
-            },
+            watched_deployment::reduce,
             move |event| progress.on_event(event),
             &mut tasks,
         );
@@ -202,7 +200,7 @@ impl MemberCluster {
     }
 
     /// skyfleet's Deployments in `namespace`.
-    pub fn deployments_in(&self, namespace: &str) -> Vec<Arc<Deployment>> {
+    pub fn deployments_in(&self, namespace: &str) -> Vec<Arc<WatchedDeployment>> {
         self.deployments
             .store
             .state_filter(|d| d.metadata.namespace.as_deref() == Some(namespace))

@@ -18,4 +18,5 @@ pub mod node_room;
 pub mod pool;
 pub mod progress;
 pub mod registry;
+pub mod watched_deployment;
 pub mod workload;

@@ -10,12 +10,10 @@
 //! Deployments are left in the pool, or once its member has not answered for longer than the
 //! failover grace (there is nothing left to protect then, and nothing skyfleet could remove).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Secret, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -218,31 +216,6 @@ pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
     effect_ok && key_ok && value_ok
 }
 
-/// CPU cores and memory bytes one replica of a Deployment requests.
-pub fn requests_per_replica(deployment: &Deployment) -> (f64, f64) {
-    let containers = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .map(|p| p.containers.clone())
-        .unwrap_or_default();
-    let mut cpu = 0.0;
-    let mut memory = 0.0;
-    for c in containers {
-        let requests: BTreeMap<String, Quantity> =
-            c.resources.and_then(|r| r.requests).unwrap_or_default();
-        cpu += requests
-            .get("cpu")
-            .and_then(|q| quantity::to_f64(q).ok())
-            .unwrap_or(0.0);
-        memory += requests
-            .get("memory")
-            .and_then(|q| quantity::to_f64(q).ok())
-            .unwrap_or(0.0);
-    }
-    (cpu, memory)
-}
-
 /// Shared state of the CloudPool controller.
 pub struct PoolContext {
     /// Member clients.
@@ -364,8 +337,8 @@ async fn probe(ctx: &PoolContext, pool: &CloudPool) -> Result<ProbeReport, Membe
         .store
         .state_filter(|d| d.labels().get(labels::POOL) == Some(&name));
     for d in &deployments {
-        let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-        let (cpu, memory) = requests_per_replica(d);
+        let replicas = d.replicas();
+        let (cpu, memory) = d.requests_per_replica();
         report.used_cpu += cpu * f64::from(replicas);
         report.used_memory += memory * f64::from(replicas);
         report.placed_replicas += replicas;
@@ -792,7 +765,7 @@ mod tests {
 
     fn node(labels: &[(&str, &str)], taint: Option<(&str, &str)>) -> Node {
         serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "n", "labels": labels.iter().cloned().collect::<BTreeMap<_, _>>()},
+            "metadata": {"name": "n", "labels": labels.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()},
             "spec": {"taints": taint.map(|(k, v)| vec![serde_json::json!({"key": k, "value": v, "effect": "NoSchedule"})]).unwrap_or_default()}
         }))
         .unwrap()

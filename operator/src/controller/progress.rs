@@ -14,11 +14,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition};
 use kube::runtime::watcher;
 use tokio::sync::broadcast;
 
 use super::labels;
+use super::watched_deployment::WatchedDeployment;
 
 /// A workload by namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,36 +67,21 @@ struct Progress {
     failure: Option<(String, String)>,
 }
 
-/// The Deployment's `ReplicaFailure` condition while it holds: the member refuses its pods
-/// (a quota, an admission policy).
-pub fn replica_failure(d: &Deployment) -> Option<&DeploymentCondition> {
-    d.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
-}
-
-fn progress(d: &Deployment) -> Progress {
-    let failure = replica_failure(d).map(|c| {
+fn progress(d: &WatchedDeployment) -> Progress {
+    let failure = d.replica_failure().map(|c| {
         (
             c.reason.clone().unwrap_or_default(),
             c.message.clone().unwrap_or_default(),
         )
     });
     Progress {
-        ready: d
-            .status
-            .as_ref()
-            .and_then(|s| s.ready_replicas)
-            .unwrap_or(0),
+        ready: d.ready(),
         failure,
     }
 }
 
 /// The workload a member Deployment belongs to, from skyfleet's labels on it.
-fn owner(d: &Deployment) -> Option<WorkloadKey> {
+fn owner(d: &WatchedDeployment) -> Option<WorkloadKey> {
     let l = d.metadata.labels.as_ref()?;
     Some(WorkloadKey {
         namespace: l.get(labels::WORKLOAD_NAMESPACE)?.clone(),
@@ -125,7 +110,7 @@ impl ProgressWatch {
     }
 
     /// Takes in one event of the watch.
-    pub fn on_event(&mut self, event: &watcher::Event<Deployment>) {
+    pub fn on_event(&mut self, event: &watcher::Event<WatchedDeployment>) {
         match event {
             watcher::Event::Init => self.relisted = Some(HashSet::new()),
             watcher::Event::InitApply(d) => {
@@ -160,7 +145,7 @@ impl ProgressWatch {
         }
     }
 
-    fn applied(&mut self, d: &Deployment) {
+    fn applied(&mut self, d: &WatchedDeployment) {
         let now = progress(d);
         let workload = owner(d);
         let before = self.last.insert(key(d), (now.clone(), workload.clone()));
@@ -174,7 +159,7 @@ impl ProgressWatch {
     }
 }
 
-fn key(d: &Deployment) -> (String, String) {
+fn key(d: &WatchedDeployment) -> (String, String) {
     (
         d.metadata.namespace.clone().unwrap_or_default(),
         d.metadata.name.clone().unwrap_or_default(),
@@ -185,45 +170,36 @@ fn key(d: &Deployment) -> (String, String) {
 mod tests {
     use super::*;
 
-    fn deployment(name: &str, replicas: i32, ready: i32, failure: Option<&str>) -> Deployment {
-        use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-        let conditions = failure.map(|m| {
-            vec![DeploymentCondition {
-                type_: "ReplicaFailure".into(),
-                status: "True".into(),
-                reason: Some("FailedCreate".into()),
-                message: Some(m.into()),
-                ..Default::default()
-            }]
-        });
-        let skyfleets = [
-            (labels::MANAGED_BY, labels::MANAGER),
-            (labels::WORKLOAD_NAMESPACE, "shop"),
-            (labels::WORKLOAD_NAME, "web"),
-        ];
-        Deployment {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("shop".into()),
-                labels: Some(
-                    skyfleets
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                ),
-                ..Default::default()
+    /// A Deployment of `shop/web` as the member watch keeps it.
+    fn deployment(
+        name: &str,
+        replicas: i32,
+        ready: i32,
+        failure: Option<&str>,
+    ) -> WatchedDeployment {
+        let conditions: Vec<serde_json::Value> = failure
+            .map(|m| {
+                serde_json::json!({"type": "ReplicaFailure", "status": "True",
+                    "reason": "FailedCreate", "message": m})
+            })
+            .into_iter()
+            .collect();
+        let served = serde_json::json!({
+            "metadata": {
+                "name": name,
+                "namespace": "shop",
+                "labels": {
+                    (labels::MANAGED_BY): labels::MANAGER,
+                    (labels::WORKLOAD_NAMESPACE): "shop",
+                    (labels::WORKLOAD_NAME): "web"
+                }
             },
-            spec: Some(DeploymentSpec {
-                replicas: Some(replicas),
-                ..Default::default()
-            }),
-            status: Some(DeploymentStatus {
-                ready_replicas: Some(ready),
-                conditions,
-                ..Default::default()
-            }),
-        }
+            "spec": {"replicas": replicas},
+            "status": {"readyReplicas": ready, "conditions": conditions}
+        });
+        let mut d: WatchedDeployment = serde_json::from_value(served).unwrap_or_default();
+        super::super::watched_deployment::reduce(&mut d);
+        d
     }
 
     fn drain(rx: &mut broadcast::Receiver<WorkloadKey>) -> Vec<WorkloadKey> {
@@ -290,8 +266,9 @@ mod tests {
         let mut d = deployment("other", 1, 0, None);
         d.metadata.labels = None;
         watch.on_event(&watcher::Event::Apply(d.clone()));
-        d.status.get_or_insert_default().ready_replicas = Some(1);
-        watch.on_event(&watcher::Event::Apply(d.clone()));
+        let mut ready = deployment("other", 1, 1, None);
+        ready.metadata.labels = None;
+        watch.on_event(&watcher::Event::Apply(ready));
         watch.on_event(&watcher::Event::Delete(d));
         assert_eq!(drain(&mut rx), vec![]);
     }

@@ -211,7 +211,7 @@ pub async fn dependencies(
             let previous: BTreeSet<Reference> = group
                 .iter()
                 .filter_map(|&i| handles[i].existing.as_ref())
-                .flat_map(dependencies::listed_on)
+                .flat_map(|d| dependencies::listed_on(&d.metadata))
                 .collect();
             let first = group
                 .iter()

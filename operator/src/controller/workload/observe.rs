@@ -21,8 +21,8 @@ use crate::api::workload::MultiCloudWorkload;
 use crate::controller::dependencies::{self, Resolved};
 use crate::controller::desired::{self, Owner};
 use crate::controller::member_cache::MemberCluster;
-use crate::controller::pool;
 use crate::controller::registry::sanitize;
+use crate::controller::watched_deployment::WatchedDeployment;
 use crate::decide::demand::DemandTracker;
 use crate::decide::{self, Measured, Member, MemberDeployment, Memory, ObservedPool, World};
 
@@ -35,7 +35,7 @@ pub struct Handle {
     /// The name of the workload's Deployment there: the one found, or a new one.
     pub name: String,
     /// The Deployment found there (skyfleet's, for this workload).
-    pub existing: Option<Deployment>,
+    pub existing: Option<Arc<WatchedDeployment>>,
     /// The member cluster ([`cluster_key`]): pools that share one share its Service.
     pub cluster: String,
     /// The workload's Service in that cluster, as the member's watch shows it.
@@ -137,13 +137,14 @@ pub async fn world(
                 Some(Ok(cluster)) => {
                     let mine = cluster.deployments_in(namespace).into_iter().find(|d| {
                         d.labels().get(crate::controller::labels::POOL) == Some(&name)
-                            && owner.owns(d)
+                            && owner.owns_meta(&d.metadata)
                     });
                     observed = match mine {
                         Some(d) => {
                             handle.name = d.name_any();
-                            handle.existing = Some((*d).clone());
-                            Member::Seen(Some(seen(&d)))
+                            let observed = Member::Seen(Some(seen(&d)));
+                            handle.existing = Some(d);
+                            observed
                         }
                         None => {
                             match conflict(ctx, &key, &cluster.client, &new_name, owner).await {
@@ -327,28 +328,22 @@ pub async fn foreign(
 }
 
 /// A Deployment as the decision sees it.
-fn seen(d: &Deployment) -> MemberDeployment {
-    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-    let ready = d
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
-    let failure = crate::controller::progress::replica_failure(d).map(|c| {
+fn seen(d: &WatchedDeployment) -> MemberDeployment {
+    let failure = d.replica_failure().map(|c| {
         let reason = c.reason.as_deref().unwrap_or("ReplicaFailure");
         let message = c.message.as_deref().unwrap_or_default();
         sanitize(&format!("{reason}: {message}"))
     });
     MemberDeployment {
-        replicas: u32::try_from(replicas).unwrap_or(0),
-        ready: u32::try_from(ready).unwrap_or(0),
+        replicas: u32::try_from(d.replicas()).unwrap_or(0),
+        ready: u32::try_from(d.ready()).unwrap_or(0),
         failure,
     }
 }
 
 /// CPU cores and memory bytes other workloads request in the pool: the pool's `used` minus
 /// this workload's own Deployment there.
-fn used_by_others(pool: &CloudPool, own: Option<&Deployment>) -> (f64, f64) {
+fn used_by_others(pool: &CloudPool, own: Option<&Arc<WatchedDeployment>>) -> (f64, f64) {
     let used = pool.status.as_ref().and_then(|s| s.used.as_ref());
     let (cpu, mem) = used.map_or((0.0, 0.0), |u| {
         (
@@ -357,8 +352,8 @@ fn used_by_others(pool: &CloudPool, own: Option<&Deployment>) -> (f64, f64) {
         )
     });
     let (own_cpu, own_mem) = own.map_or((0.0, 0.0), |d| {
-        let (c, m) = pool::requests_per_replica(d);
-        let n = f64::from(d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0));
+        let (c, m) = d.requests_per_replica();
+        let n = f64::from(d.replicas());
         (c * n, m * n)
     });
     ((cpu - own_cpu).max(0.0), (mem - own_mem).max(0.0))
