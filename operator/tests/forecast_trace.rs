@@ -86,21 +86,21 @@ fn args(trace: &Path, output: &str) -> Args {
     }
 }
 
-/// The CSV header and the first 3000 samples, as a file for the CLI.
-fn taxi_head_file() -> std::path::PathBuf {
+/// The CSV header and the first 3000 samples, as a file for the CLI (in a directory removed
+/// when the returned guard is dropped).
+fn taxi_head_file() -> (tempfile::TempDir, std::path::PathBuf) {
     let text = std::fs::read_to_string(TRACE).unwrap();
     let head: Vec<&str> = text.lines().take(3001).collect();
-    let dir = std::env::temp_dir().join(format!("skyfleet-taxi-head-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("nyc_taxi_head.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nyc_taxi_head.csv");
     std::fs::write(&path, head.join("\n") + "\n").unwrap();
-    path
+    (dir, path)
 }
 
 #[test]
 fn cli_prints_the_summary_line_and_json() {
     let mut out = Vec::new();
-    let head = taxi_head_file();
+    let (_dir, head) = taxi_head_file();
     forecast_eval::run(args(&head, "text"), &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     let last = text.lines().last().unwrap();
@@ -120,13 +120,11 @@ fn cli_prints_the_summary_line_and_json() {
 }
 
 fn run_on(content: &str) -> anyhow::Result<String> {
-    let dir = std::env::temp_dir().join(format!("skyfleet-forecast-eval-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("t{}.csv", content.len()));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.csv");
     std::fs::write(&path, content).unwrap();
     let mut out = Vec::new();
     let r = forecast_eval::run(args(&path, "text"), &mut out);
-    let _ = std::fs::remove_file(&path);
     r.map(|()| String::from_utf8(out).unwrap())
 }
 
@@ -227,7 +225,7 @@ fn auto_is_never_worse_than_the_simple_models_on_the_shipped_traces() {
 /// Several traces and models print one table: a row per trace, then the totals.
 #[test]
 fn cli_prints_one_table_for_several_traces() {
-    let head = taxi_head_file();
+    let (_dir, head) = taxi_head_file();
     let second = all_traces()
         .into_iter()
         .find(|p| p.ends_with("ec2_cpu_utilization_825cc2.csv"))

@@ -95,9 +95,8 @@ fn infeasible_constraints_exit_zero_with_the_reason() {
 
 #[test]
 fn bad_input_names_the_file_object_and_field() {
-    let dir = std::env::temp_dir().join(format!("skyfleet-plan-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("pools.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("pools.yaml");
     std::fs::write(
         &bad,
         "apiVersion: skyfleet.io/v1alpha1\nkind: CloudPool\nmetadata: {name: broken}\nspec: {provider: aws, region: x, pricing: {cpuPerHour: cheap, memoryGiBPerHour: 1}}\n",
