@@ -63,10 +63,24 @@ struct RoomPodSpec {
     overhead: Option<BTreeMap<String, Quantity>>,
 }
 
+/// A container, as far as its requests (the pod watch's and the Deployment watch's).
 #[derive(Clone, Debug, Default, Deserialize)]
-struct RoomContainer {
+pub(super) struct RoomContainer {
     #[serde(default)]
     resources: Option<RoomResources>,
+}
+
+impl RoomContainer {
+    /// CPU cores and memory bytes it requests.
+    pub(super) fn requests(&self) -> (f64, f64) {
+        let r = self.resources.as_ref().and_then(|r| r.requests.as_ref());
+        let get = |k: &str| {
+            r.and_then(|r| r.get(k))
+                .and_then(|q| quantity::to_f64(q).ok())
+                .unwrap_or(0.0)
+        };
+        (get("cpu"), get("memory"))
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -149,23 +163,14 @@ pub fn reduce_pod(pod: &mut RoomPod) {
 
 /// CPU cores and memory bytes the scheduler reserves for a pod.
 fn effective_requests(spec: &RoomPodSpec) -> (f64, f64) {
-    let of = |c: &RoomContainer| {
-        let r = c.resources.as_ref().and_then(|r| r.requests.as_ref());
-        let get = |k: &str| {
-            r.and_then(|r| r.get(k))
-                .and_then(|q| quantity::to_f64(q).ok())
-                .unwrap_or(0.0)
-        };
-        (get("cpu"), get("memory"))
-    };
     let (mut cpu, mut memory) = spec
         .containers
         .iter()
         .flatten()
-        .map(of)
+        .map(RoomContainer::requests)
         .fold((0.0, 0.0), |(a, b), (c, m)| (a + c, b + m));
     for init in spec.init_containers.iter().flatten() {
-        let (c, m) = of(init);
+        let (c, m) = init.requests();
         cpu = f64::max(cpu, c);
         memory = f64::max(memory, m);
     }

@@ -5,15 +5,12 @@
 //! the operator's memory (heaptrack, at rest). The watch deserializes only these fields,
 //! and [`reduce`] then folds the containers into the requests of one replica.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
+use super::node_room::RoomContainer;
 use super::{dependencies, labels};
-use crate::api::quantity;
 
 /// The annotations kept: whose a Deployment is (from before ownership labels) and which
 /// copies it runs with.
@@ -53,19 +50,7 @@ struct Template {
 #[derive(Clone, Debug, Default, Deserialize)]
 struct PodSpec {
     #[serde(default)]
-    containers: Vec<Container>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-struct Container {
-    #[serde(default)]
-    resources: Option<Resources>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-struct Resources {
-    #[serde(default)]
-    requests: Option<BTreeMap<String, Quantity>>,
+    containers: Vec<RoomContainer>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -138,15 +123,8 @@ pub fn reduce(d: &mut WatchedDeployment) {
         .map_or(&[][..], |p| &p.containers[..]);
     d.requests = containers
         .iter()
-        .filter_map(|c| c.resources.as_ref()?.requests.as_ref())
-        .fold((0.0, 0.0), |(cpu, memory), r| {
-            let get = |k: &str| {
-                r.get(k)
-                    .and_then(|q| quantity::to_f64(q).ok())
-                    .unwrap_or(0.0)
-            };
-            (cpu + get("cpu"), memory + get("memory"))
-        });
+        .map(RoomContainer::requests)
+        .fold((0.0, 0.0), |(a, b), (c, m)| (a + c, b + m));
     if let Some(s) = d.spec.as_mut() {
         s.template = None;
     }
