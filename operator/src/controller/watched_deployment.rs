@@ -76,6 +76,13 @@ pub struct Condition {
     pub message: Option<String>,
 }
 
+impl Condition {
+    /// Whether it is `ReplicaFailure=True`: the member refuses the pods.
+    fn refuses(&self) -> bool {
+        self.type_ == REPLICA_FAILURE && self.status == "True"
+    }
+}
+
 impl WatchedDeployment {
     /// The replicas it asks for.
     pub fn replicas(&self) -> i32 {
@@ -97,7 +104,7 @@ impl WatchedDeployment {
             .as_ref()?
             .conditions
             .iter()
-            .find(|c| c.type_ == REPLICA_FAILURE && c.status == "True")
+            .find(|c| c.refuses())
     }
 
     /// CPU cores and memory bytes one replica requests (its containers' requests summed).
@@ -129,8 +136,7 @@ pub fn reduce(d: &mut WatchedDeployment) {
         s.template = None;
     }
     if let Some(s) = d.status.as_mut() {
-        s.conditions
-            .retain(|c| c.type_ == REPLICA_FAILURE && c.status == "True");
+        s.conditions.retain(Condition::refuses);
     }
 }
 

@@ -183,7 +183,7 @@ pub async fn world(
             labels: pool.labels().clone(),
             spec: pool.spec.clone(),
             status: pool.status.clone(),
-            used_by_others: used_by_others(&pool, handle.existing.as_ref()),
+            used_by_others: used_by_others(&pool, handle.existing.as_deref()),
             age: pool.creation_timestamp().map_or(Duration::ZERO, |Time(t)| {
                 now.duration_since(t).unsigned_abs()
             }),
@@ -343,7 +343,7 @@ fn seen(d: &WatchedDeployment) -> MemberDeployment {
 
 /// CPU cores and memory bytes other workloads request in the pool: the pool's `used` minus
 /// this workload's own Deployment there.
-fn used_by_others(pool: &CloudPool, own: Option<&Arc<WatchedDeployment>>) -> (f64, f64) {
+fn used_by_others(pool: &CloudPool, own: Option<&WatchedDeployment>) -> (f64, f64) {
     let used = pool.status.as_ref().and_then(|s| s.used.as_ref());
     let (cpu, mem) = used.map_or((0.0, 0.0), |u| {
         (
