@@ -96,8 +96,10 @@ pub(crate) fn exponential_smoothing() -> SesDrift {
 
 /// Simple exponential smoothing with a fixed drift b (half the least-squares slope of the
 /// fit window, or none for plain ETS(A,N,N)): ℓₜ = ℓₜ₋₁ + b + α(yₜ − ℓₜ₋₁ − b), forecast
-/// ℓₜ + k·b. α minimises the one-step squared error over the window (golden-section search:
-/// the loss is smooth in α).
+/// ℓₜ + k·b. α and the initial level ℓ₀ minimise the one-step squared error over the window,
+/// which is ETS(A,N,N)'s maximum likelihood: α by golden-section search (the loss is smooth in
+/// α), ℓ₀ in closed form for each α, since every one-step forecast is linear in ℓ₀ with weight
+/// (1 − α)ᵗ. Fixing ℓ₀ at the first sample instead lets one unusual first sample bend α.
 #[derive(Debug, Default)]
 pub(crate) struct SesDrift {
     /// Plain simple exponential smoothing: the drift stays 0.
@@ -109,15 +111,25 @@ pub(crate) struct SesDrift {
 }
 
 impl SesDrift {
-    fn sse(y: &[f64], alpha: f64, drift: f64, init: f64) -> f64 {
-        let mut level = init;
-        let mut sse = 0.0;
+    /// For smoothing `alpha`: the initial level with the least one-step squared error over
+    /// `y`, and that error. The forecast of yₜ is cₜ + (1 − α)ᵗ·ℓ₀, where cₜ is the forecast
+    /// from ℓ₀ = 0, so the best ℓ₀ is Σ wₜ(yₜ − cₜ) / Σ wₜ² with wₜ = (1 − α)ᵗ.
+    fn best_init(y: &[f64], alpha: f64, drift: f64) -> (f64, f64) {
+        let (mut level, mut weight) = (0.0, 1.0);
+        let (mut rr, mut wr, mut ww) = (0.0, 0.0, 0.0);
         for &v in y {
-            let e = v - (level + drift);
-            sse += e * e;
-            level += drift + alpha * e;
+            let r = v - (level + drift);
+            rr += r * r;
+            wr += weight * r;
+            ww += weight * weight;
+            level += drift + alpha * r;
+            weight *= 1.0 - alpha;
         }
-        sse
+        if ww > 0.0 {
+            (wr / ww, rr - wr * wr / ww)
+        } else {
+            (0.0, rr)
+        }
     }
 }
 
@@ -143,10 +155,9 @@ impl SeriesModel for SesDrift {
         } else {
             0.0
         };
-        self.init = y[0] - self.drift;
         let (mut lo, mut hi) = (1e-3, 1.0);
         let g = (5f64.sqrt() - 1.0) / 2.0;
-        let f = |a: f64| Self::sse(y, a, self.drift, self.init);
+        let f = |a: f64| Self::best_init(y, a, self.drift).1;
         let (mut a, mut b) = (hi - g * (hi - lo), lo + g * (hi - lo));
         let (mut fa, mut fb) = (f(a), f(b));
         for _ in 0..30 {
@@ -165,10 +176,12 @@ impl SeriesModel for SesDrift {
             }
         }
         let alpha = 0.5 * (lo + hi);
-        if !alpha.is_finite() {
+        let init = Self::best_init(y, alpha, self.drift).0;
+        if !alpha.is_finite() || !init.is_finite() {
             return Err("Theta: the smoothing fit failed on this window".into());
         }
         self.alpha = alpha;
+        self.init = init;
         self.level = None;
         Ok(())
     }
@@ -236,6 +249,25 @@ mod tests {
         assert!(m.predict(&mut out));
         assert!(out.windows(2).all(|w| w[0] == w[1]), "{out:?}");
         assert!((out[0] - 30.0).abs() < 1.0, "{out:?}");
+    }
+
+    #[test]
+    fn an_unusual_first_sample_does_not_bend_the_smoothing() {
+        // A flat level of 10 with alternating noise, whose first sample is an outlier of 100.
+        // The least-squares fit smooths hard (a small α) and starts near the level; starting
+        // at the outlier instead makes the fit raise α to forget it fast, and the forecasts
+        // then chase the noise.
+        let y: Vec<f64> = (0..2000)
+            .map(|t| match t {
+                0 => 100.0,
+                _ if t % 2 == 0 => 10.5,
+                _ => 9.5,
+            })
+            .collect();
+        let mut m = exponential_smoothing();
+        m.fit(&y).unwrap();
+        assert!(m.alpha < 0.01, "α {}", m.alpha);
+        assert!((m.init - 10.0).abs() < 1.0, "ℓ₀ {}", m.init);
     }
 
     #[test]
