@@ -56,6 +56,20 @@ impl Fleet {
             .map(|c| c.1)
             .sum()
     }
+
+    /// When, within `(from, until)`, more replicas become ready: the earliest ready time of a
+    /// starting cohort in that span. Replicas start and stop only at decisions, so a step
+    /// between two decisions gains ready replicas at most at the cohorts' ready times; the
+    /// meter splits the step there so a replica serves from its startup on, not from the next
+    /// step on.
+    pub fn next_ready(&self, from: u64, until: u64) -> Option<u64> {
+        self.pools
+            .iter()
+            .flatten()
+            .map(|c| c.0)
+            .filter(|&at| at > from && at < until)
+            .min()
+    }
 }
 
 /// Replicas moved between pools from `before` to `after`: min(Σ decreases, Σ increases).
@@ -85,6 +99,26 @@ mod tests {
         assert_eq!(f.ready(0, 180), 3);
         f.set(0, 5, 300, 180);
         assert_eq!((f.total(0), f.ready(0, 300), f.ready(0, 480)), (5, 3, 5));
+    }
+
+    #[test]
+    fn the_next_ready_time_is_the_earliest_cohort_within_the_span() {
+        let mut f = Fleet::new(2);
+        f.set(0, 2, 0, 0);
+        f.set(0, 4, 300, 180);
+        f.set(1, 1, 300, 120);
+        assert_eq!(f.next_ready(300, 600), Some(420));
+        assert_eq!(f.next_ready(420, 600), Some(480));
+        assert_eq!(
+            f.next_ready(480, 600),
+            None,
+            "ready at the span's start is not later"
+        );
+        assert_eq!(
+            f.next_ready(0, 300),
+            None,
+            "ready at once is not within the span"
+        );
     }
 
     #[test]

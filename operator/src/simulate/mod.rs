@@ -146,7 +146,6 @@ pub fn replay_steps(
     let costs: Vec<f64> = base.pools.iter().map(|p| p.cost_per_replica).collect();
     let eligible: Vec<bool> = base.pools.iter().map(|p| p.eligible).collect();
     let step_s = s.step.as_secs().max(1);
-    let hours = step_s as f64 / 3600.0;
     let grace = s.failover_grace.as_secs();
     let startup = match strategy {
         Strategy::Oracle => 0,
@@ -288,7 +287,6 @@ pub fn replay_steps(
         targets = next;
         let mut per_pool = Vec::with_capacity(targets.len());
         let mut cost_per_hour = 0.0;
-        let mut ready = 0;
         for (p, (&target, d)) in targets.iter().zip(&down).enumerate() {
             if d.is_none() {
                 // The run starts with the service already up at the first decision.
@@ -297,16 +295,15 @@ pub fn replay_steps(
             let n = fleet.total(p);
             per_pool.push(n);
             cost_per_hour += f64::from(n) * costs[p];
-            ready += fleet.ready(p, t);
         }
-        let capacity = f64::from(ready) * shape.cpu;
+        let ready = ready_within(&fleet, s.pools.len(), shape.cpu, t, step_s);
         let replicas = per_pool.iter().sum();
-        let unmet = meter.step(hours, replicas, cost_per_hour, capacity, demand, moves);
+        let unmet = meter.step(step_s, replicas, cost_per_hour, &ready, demand, moves);
         steps.push(Step {
             offset: t,
             demand,
             sized_for,
-            capacity,
+            ready,
             replicas: per_pool,
             desired: targets.clone(),
             cost_per_hour,
@@ -315,6 +312,26 @@ pub fn replay_steps(
         });
     }
     Ok((meter.summary(), steps))
+}
+
+/// The ready capacity of the step from `t`: what is ready at `t`, then more at each ready
+/// time of a starting cohort within the step. A replica serves from the end of its startup,
+/// as a Pod does once Ready, not from the next step: with 5-minute steps and a 3-minute
+/// startup, counting it from the next step would charge every rise two minutes it does not
+/// cost.
+fn ready_within(fleet: &Fleet, pools: usize, cpu: f64, t: u64, step_s: u64) -> Vec<report::Ready> {
+    let capacity_at =
+        |at: u64| f64::from((0..pools).map(|p| fleet.ready(p, at)).sum::<u32>()) * cpu;
+    let mut ready = Vec::with_capacity(2);
+    let mut at = Some(t);
+    while let Some(from) = at {
+        ready.push(report::Ready {
+            from: from - t,
+            capacity: capacity_at(from),
+        });
+        at = fleet.next_ready(from, t + step_s);
+    }
+    ready
 }
 
 /// The simulation's clock: offsets from a fixed start, so a replay is reproducible.
@@ -450,20 +467,39 @@ mod tests {
         (pools, workload)
     }
 
-    #[test]
-    fn a_rise_is_short_until_new_replicas_start_and_the_oracle_never_is() {
-        let (pools, workload) = examples();
-        // Ten minutes at 1 core, then 5 cores: the 3-minute startup leaves a gap.
-        let demand: Vec<f64> = (0..30).map(|i| if i < 10 { 1.0 } else { 5.0 }).collect();
-        let s = Scenario {
-            workload: &workload,
-            pools: &pools,
-            demand: &demand,
-            step: Duration::from_secs(60),
+    /// Ten steps at 1 core, then 5 cores.
+    const RISE: [f64; 30] = {
+        let mut d = [5.0; 30];
+        let mut i = 0;
+        while i < 10 {
+            d[i] = 1.0;
+            i += 1;
+        }
+        d
+    };
+
+    /// [`RISE`] with `step`-second steps and a 3-minute startup, on the example pools.
+    fn rise<'a>(
+        pools: &'a [PoolInput],
+        workload: &'a MultiCloudWorkloadSpec,
+        step: u64,
+    ) -> Scenario<'a> {
+        Scenario {
+            workload,
+            pools,
+            demand: &RISE,
+            step: Duration::from_secs(step),
             startup: Duration::from_secs(180),
             failures: &[],
             failover_grace: Duration::from_secs(30),
-        };
+        }
+    }
+
+    #[test]
+    fn a_rise_is_short_until_new_replicas_start_and_the_oracle_never_is() {
+        let (pools, workload) = examples();
+        // One-minute steps: the 3-minute startup leaves a gap.
+        let s = rise(&pools, &workload, 60);
         let sky = replay(&s, Strategy::Skyfleet).unwrap();
         let oracle = replay(&s, Strategy::Oracle).unwrap();
         let peak = replay(&s, Strategy::StaticPeak).unwrap();
@@ -474,6 +510,34 @@ mod tests {
         // (The oracle provisions for the rise a startup ahead, so on a single step it may
         // cost more than skyfleet; on real traces it is the lower bound, see simulate_cli.)
         assert!(sky.cost < peak.cost, "{sky:?} {peak:?}");
+    }
+
+    #[test]
+    fn a_replica_serves_from_the_end_of_its_startup_not_from_the_next_step() {
+        let (pools, workload) = examples();
+        // Five-minute steps, as the traces have: replicas asked for at the rise serve its
+        // last two minutes.
+        let s = rise(&pools, &workload, 300);
+        for strategy in [Strategy::Skyfleet, Strategy::Reactive] {
+            let (summary, steps) = replay_steps(&s, strategy).unwrap();
+            let rise = &steps[10];
+            let short = rise.demand - rise.capacity();
+            assert!(
+                short > 0.0,
+                "{strategy:?}: the rise is short at first: {rise:?}"
+            );
+            assert!(
+                steps[11..].iter().all(|st| st.unmet == 0.0),
+                "{strategy:?}: served from the next step on: {steps:?}"
+            );
+            // Three of the step's five minutes short, at 5 minutes = 1/12 h a step.
+            let expected = short * 0.6 / 12.0;
+            assert!(
+                (summary.unmet_core_hours - expected).abs() < 1e-9,
+                "{strategy:?}: unmet {} core-hours, the startup's share of the step is {expected}",
+                summary.unmet_core_hours
+            );
+        }
     }
 
     #[test]

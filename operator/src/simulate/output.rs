@@ -54,10 +54,14 @@ pub fn write_all(dir: &Path, report: &Report, cpu: f64) -> Result<Vec<PathBuf>, 
 }
 
 /// One strategy's steps as CSV: a header, then one row per step. `ready_replicas × cpu` is
-/// `capacity_cores`, and the `replicas_<pool>` columns add up to `replicas`.
+/// `capacity_cores`, what is ready at the step's start; where replicas finish their startup
+/// within the step, `later_capacity_cores` is ready from `later_from_s` seconds into it (both
+/// empty otherwise), and `unmet_cores` averages the shortfall over both. The
+/// `replicas_<pool>` columns add up to `replicas`.
 pub fn csv(pools: &[String], steps: &[Step], cpu: f64) -> String {
     let mut out = String::from(
-        "offset_s,demand_cores,sized_for_cores,capacity_cores,ready_replicas,replicas",
+        "offset_s,demand_cores,sized_for_cores,capacity_cores,ready_replicas,later_from_s,\
+         later_capacity_cores,replicas",
     );
     for p in pools {
         out += ",replicas_";
@@ -70,20 +74,26 @@ pub fn csv(pools: &[String], steps: &[Step], cpu: f64) -> String {
     out += ",cost_per_hour,unmet_cores,moves\n";
     for s in steps {
         let ready = if cpu > 0.0 {
-            (s.capacity / cpu).round() as u64
+            (s.capacity() / cpu).round() as u64
         } else {
             0
         };
         let sized = s.sized_for.map(|c| format!("{c:.4}")).unwrap_or_default();
+        let (later_from, later_capacity) = s
+            .later()
+            .map(|l| (l.from.to_string(), format!("{:.4}", l.capacity)))
+            .unwrap_or_default();
         // Writing to a String cannot fail.
         let _ = write!(
             out,
-            "{},{:.4},{},{:.4},{},{}",
+            "{},{:.4},{},{:.4},{},{},{},{}",
             s.offset,
             s.demand,
             sized,
-            s.capacity,
+            s.capacity(),
             ready,
+            later_from,
+            later_capacity,
             s.total_replicas()
         );
         for n in s.replicas.iter().chain(&s.desired) {
@@ -158,7 +168,7 @@ pub fn svg(report: &Report) -> Result<String, String> {
         .max(1.0 / 60.0);
     let all = || series.iter().flat_map(|(_, steps)| steps.iter());
     let top_max = all()
-        .map(|s| s.demand.max(s.capacity))
+        .map(|s| s.demand.max(s.capacity()))
         .fold(0.0, f64::max)
         .max(1e-3)
         * 1.05;
@@ -188,7 +198,7 @@ pub fn svg(report: &Report) -> Result<String, String> {
             let c = colour(*s);
             chart
                 .draw_series(LineSeries::new(
-                    steps.iter().map(|st| (hours(st), st.capacity)),
+                    steps.iter().map(|st| (hours(st), st.capacity())),
                     c,
                 ))
                 .map_err(|e| err(&e))?
@@ -241,6 +251,7 @@ pub fn svg(report: &Report) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::report::Ready;
     use super::*;
 
     fn step(offset: u64, demand: f64, replicas: Vec<u32>, ready: u32) -> Step {
@@ -248,7 +259,10 @@ mod tests {
             offset,
             demand,
             sized_for: Some(demand),
-            capacity: f64::from(ready) * 0.5,
+            ready: vec![Ready {
+                from: 0,
+                capacity: f64::from(ready) * 0.5,
+            }],
             cost_per_hour: f64::from(replicas.iter().sum::<u32>()) * 0.1,
             unmet: (demand - f64::from(ready) * 0.5).max(0.0),
             desired: replicas.clone(),
@@ -260,18 +274,29 @@ mod tests {
     #[test]
     fn the_csv_has_a_column_per_pool_and_a_row_per_step() {
         let pools = vec!["a".to_string(), "b".to_string()];
-        let steps = vec![step(0, 1.0, vec![2, 1], 3), step(300, 2.0, vec![3, 2], 3)];
+        let mut rising = step(300, 2.0, vec![3, 2], 3);
+        rising.ready.push(Ready {
+            from: 180,
+            capacity: 2.5,
+        });
+        rising.unmet = 0.2;
+        let steps = vec![step(0, 1.0, vec![2, 1], 3), rising];
         let text = csv(&pools, &steps, 0.5);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "offset_s,demand_cores,sized_for_cores,capacity_cores,ready_replicas,replicas,\
-             replicas_a,replicas_b,desired_a,desired_b,cost_per_hour,unmet_cores,moves"
+            "offset_s,demand_cores,sized_for_cores,capacity_cores,ready_replicas,later_from_s,\
+             later_capacity_cores,replicas,replicas_a,replicas_b,desired_a,desired_b,\
+             cost_per_hour,unmet_cores,moves"
         );
         assert_eq!(lines.len(), 3);
         assert_eq!(
+            lines[1],
+            "0,1.0000,1.0000,1.5000,3,,,3,2,1,2,1,0.300000,0.0000,0"
+        );
+        assert_eq!(
             lines[2],
-            "300,2.0000,2.0000,1.5000,3,5,3,2,3,2,0.500000,0.5000,0"
+            "300,2.0000,2.0000,1.5000,3,180,2.5000,5,3,2,3,2,0.500000,0.2000,0"
         );
     }
 

@@ -42,8 +42,10 @@ pub struct Step {
     /// highest demand until new replicas are ready; static-peak: the peak), when it sizes for
     /// a demand at all (the reactive baseline scales on utilisation instead).
     pub sized_for: Option<f64>,
-    /// CPU requests of the ready replicas: what can be served.
-    pub capacity: f64,
+    /// What can be served, in time order: the CPU requests of the replicas ready at the
+    /// step's start (`from` 0), then more at each moment within the step that starting
+    /// replicas finish their startup.
+    pub ready: Vec<Ready>,
     /// Replicas per pool, starting ones included, in the order of the pools given.
     pub replicas: Vec<u32>,
     /// Replicas per pool the strategy asked for at this step (a Deployment's
@@ -51,16 +53,34 @@ pub struct Step {
     pub desired: Vec<u32>,
     /// Cost per hour of every replica that exists.
     pub cost_per_hour: f64,
-    /// Demand above capacity, in cores.
+    /// Demand above capacity, in cores, averaged over the step.
     pub unmet: f64,
     /// Replicas moved between pools at this step.
     pub moves: u32,
+}
+
+/// Ready capacity within a step: from `from` seconds after the step's start until the next
+/// [`Ready`] of the step (or its end), `capacity` cores of ready replicas' requests serve.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Ready {
+    pub from: u64,
+    pub capacity: f64,
 }
 
 impl Step {
     /// Replicas in all pools.
     pub fn total_replicas(&self) -> u32 {
         self.replicas.iter().sum()
+    }
+
+    /// Cores ready at the step's start.
+    pub fn capacity(&self) -> f64 {
+        self.ready.first().map_or(0.0, |r| r.capacity)
+    }
+
+    /// The last capacity that comes within the step, if any does.
+    pub fn later(&self) -> Option<Ready> {
+        self.ready.get(1..).and_then(<[Ready]>::last).copied()
     }
 }
 
@@ -80,19 +100,36 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// One step of `hours`: `replicas` existing at `cost_per_hour`, `capacity` cores of ready
-    /// replicas' requests, `demand` cores, and `moves` replicas moved. Returns the unmet cores.
+    /// One step of `seconds`: `replicas` existing at `cost_per_hour`, the step's `ready`
+    /// capacity in time order (see [`Step::ready`]), `demand` cores, and `moves` replicas
+    /// moved. Returns the unmet cores averaged over the step.
     pub fn step(
         &mut self,
-        hours: f64,
+        seconds: u64,
         replicas: u32,
         cost_per_hour: f64,
-        capacity: f64,
+        ready: &[Ready],
         demand: f64,
         moves: u32,
     ) -> f64 {
-        let served = demand.min(capacity);
-        let unmet = (demand - capacity).max(0.0);
+        let hours = seconds as f64 / 3600.0;
+        let ends = ready.iter().skip(1).map(|r| r.from).chain([seconds]);
+        let shares: Vec<(f64, f64)> = ready
+            .iter()
+            .zip(ends)
+            .map(|(r, end)| {
+                let share = end.saturating_sub(r.from) as f64 / seconds.max(1) as f64;
+                (share, r.capacity)
+            })
+            .collect();
+        let mean = |f: &dyn Fn(f64) -> f64| shares.iter().map(|&(w, c)| w * f(c)).sum();
+        let served: f64 = mean(&|c| demand.min(c));
+        let capacity: f64 = mean(&|c| c);
+        let unmet: f64 = mean(&|c| (demand - c).max(0.0));
+        let worst = ready
+            .iter()
+            .map(|r| (demand - r.capacity).max(0.0))
+            .fold(0.0, f64::max);
         self.cost += cost_per_hour * hours;
         self.replica_hours += f64::from(replicas) * hours;
         self.used_core_hours += served * hours;
@@ -105,8 +142,8 @@ impl Meter {
             self.met_steps += 1;
         }
         self.moves += u64::from(moves);
-        if unmet > self.worst.0 {
-            self.worst = (unmet, if demand > 0.0 { unmet / demand } else { 0.0 });
+        if worst > self.worst.0 {
+            self.worst = (worst, if demand > 0.0 { worst / demand } else { 0.0 });
         }
         unmet
     }
@@ -214,9 +251,13 @@ mod tests {
     fn the_meter_counts_unmet_demand_utilisation_and_availability() {
         let mut m = Meter::default();
         // Half an hour: 4 replicas at $2/h, 2 cores of capacity, 1 core of demand.
-        m.step(0.5, 4, 2.0, 2.0, 1.0, 0);
+        let two = [Ready {
+            from: 0,
+            capacity: 2.0,
+        }];
+        m.step(1800, 4, 2.0, &two, 1.0, 0);
         // Half an hour: 3 cores of demand, 2 served, 1 unmet; 1 replica moved.
-        m.step(0.5, 4, 2.0, 2.0, 3.0, 1);
+        m.step(1800, 4, 2.0, &two, 3.0, 1);
         let s = m.summary();
         assert!((s.worst_shortfall_cores - 1.0).abs() < 1e-12, "{s:?}");
         assert!((s.worst_shortfall_share - 1.0 / 3.0).abs() < 1e-12, "{s:?}");
@@ -230,5 +271,34 @@ mod tests {
         assert!((s.unmet_share - 0.25).abs() < 1e-12);
         assert!((s.availability - 0.5).abs() < 1e-12);
         assert_eq!(s.moves, 1);
+    }
+
+    #[test]
+    fn capacity_that_comes_within_a_step_serves_its_share_of_the_step() {
+        let mut m = Meter::default();
+        // An hour at 3 cores of demand: 1 core ready for the first 0.6 of it, then 4.
+        let ready = [
+            Ready {
+                from: 0,
+                capacity: 1.0,
+            },
+            Ready {
+                from: 2160,
+                capacity: 4.0,
+            },
+        ];
+        let unmet = m.step(3600, 4, 1.0, &ready, 3.0, 0);
+        let s = m.summary();
+        assert!(
+            (unmet - 1.2).abs() < 1e-12,
+            "2 cores short for 0.6 of the step"
+        );
+        assert!((s.unmet_core_hours - 1.2).abs() < 1e-12);
+        assert!((s.utilization - 1.8 / 2.2).abs() < 1e-12, "{s:?}");
+        assert!(
+            (s.worst_shortfall_cores - 2.0).abs() < 1e-12,
+            "the worst moment"
+        );
+        assert_eq!(s.availability, 0.0);
     }
 }
