@@ -4,10 +4,19 @@
 #   - hack/simulate/five-pools-spot.yaml (`big`) at 120 cores, with every Spot pool lost at
 #     3 days for 2 hours.
 # Each cell: cost / static-peak, cost / oracle, unmet %, the worst step's shortfall.
-# Usage: hack/simulate-table.sh [TRACE...]   (default: traces/*.csv, the 19 NAB traces)
+# With --frontier, then per fleet how far the two goals (unmet ≤ 0.1 %, cost ≤ 1.15 × the
+# oracle) are reachable together at all: hack/simulate-frontier.py replays 324 simple causal
+# policies per trace, each tuned in hindsight for it (needs numpy and PyYAML).
+# Usage: hack/simulate-table.sh [--frontier] [TRACE...]   (default: traces/*.csv, the 19 NAB
+# traces)
 # SKYFLEET_BIN picks the binary (default: a release build of this tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+frontier=false
+if [[ "${1:-}" == --frontier ]]; then
+  frontier=true
+  shift
+fi
 bin=${SKYFLEET_BIN:-}
 if [[ -z "$bin" ]]; then
   cargo build -q --release -p skyfleet
@@ -22,9 +31,10 @@ trap 'rm -rf "$out"' EXIT
 for t in "${traces[@]}"; do
   name=$(basename "$t" .csv)
   "$bin" simulate --trace "$t" --peak-cores 6 -f crds/examples/cloudpools.yaml \
-    -f crds/examples/workloads.yaml --workload checkout -o json >"$out/example.$name.json"
+    -f crds/examples/workloads.yaml --workload checkout -o json --out "$out/example.$name" \
+    >"$out/example.$name.json"
   "$bin" simulate --trace "$t" --peak-cores 120 -f hack/simulate/five-pools-spot.yaml \
-    --workload big --fail Spot@3d+2h -o json >"$out/spot.$name.json"
+    --workload big --fail Spot@3d+2h -o json --out "$out/spot.$name" >"$out/spot.$name.json"
 done
 python3 - "$out" <<'PY'
 import glob, json, os, sys
@@ -55,3 +65,12 @@ for key, label in fleets:
     print(f"- {label}: unmet ≤ 0.1 % on {g[0]} of {len(names)}; cost ≤ 1.15 × oracle on {g[1]}; "
           f"cost ≤ 0.65 × static-peak on {g[2]} of the {g[3]} where the oracle reaches it")
 PY
+if $frontier; then
+  echo
+  echo "### example fleet, 6 cores: the goals reachable together?"
+  python3 hack/simulate-frontier.py "$bin" example checkout 6 "$out" \
+    crds/examples/cloudpools.yaml crds/examples/workloads.yaml
+  echo
+  echo "### five pools + Spot, 120 cores: the goals reachable together? (no failures for the family)"
+  python3 hack/simulate-frontier.py "$bin" spot big 120 "$out" hack/simulate/five-pools-spot.yaml
+fi
